@@ -1,0 +1,235 @@
+"""Corpora: reading and checking text files, the train/validation split, the encoding cache, and batches."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import CorpusError
+
+BINARY_SNIFF_BYTES = 8192
+ENCODE_CHUNK_CHARS = 1 << 20
+
+
+@dataclass
+class CorpusText:
+    train: str
+    val: str
+    files: list[Path]
+    digest: str  # sha256 of the files' bytes and the split, the cache key of the encoded arrays
+
+
+def resolve_corpus_files(paths: list[str], field_name: str = "data.train") -> list[Path]:
+    """Expand files and folders (every *.txt inside, sorted) into a list of files, or explain why not."""
+    if not paths:
+        raise CorpusError(f"{field_name} is empty; choose a .txt file or a folder of .txt files.")
+    files: list[Path] = []
+    for entry in paths:
+        path = Path(entry).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*.txt") if p.is_file())
+            if not found:
+                raise CorpusError(f"Folder {path} ({field_name}) holds no .txt files; add some or pick another folder.")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CorpusError(f"Corpus path {path} ({field_name}) does not exist; check the path.")
+    return files
+
+
+def read_text_file(path: Path, encoding_errors: str = "strict") -> str:
+    """Read one corpus file as UTF-8, refusing empty, binary and (unless asked) badly encoded files."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise CorpusError(f"Corpus file {path} is empty; pick a file with text in it.")
+    if b"\x00" in data[:BINARY_SNIFF_BYTES]:
+        raise CorpusError(f"Corpus file {path} looks binary (it has NUL bytes), not text; pick a .txt file.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if encoding_errors == "replace":
+            return data.decode("utf-8", errors="replace")
+        raise CorpusError(
+            f"Corpus file {path} is not valid UTF-8: byte {exc.start} is {data[exc.start:exc.start + 1]!r}. "
+            "Convert the file to UTF-8, or set data.encoding_errors = \"replace\" to substitute bad bytes."
+        ) from None
+
+
+def read_corpus(paths: list[str], field_name: str = "data.train", encoding_errors: str = "strict"
+                ) -> tuple[str, list[Path]]:
+    """The text of every file under `paths`, joined by newlines, and the files it came from."""
+    files = resolve_corpus_files(list(paths), field_name)
+    return "\n".join(read_text_file(p, encoding_errors) for p in files), files
+
+
+def load_corpus(train: list[str], val: list[str] = (), val_fraction: float = 0.1,
+                encoding_errors: str = "strict") -> CorpusText:
+    """Read the training (and validation) text; without validation files, hold out the last fraction."""
+    train_text, train_files = read_corpus(train, "data.train", encoding_errors)
+    hasher = hashlib.sha256()
+    for p in train_files:
+        hasher.update(p.read_bytes())
+    if val:
+        val_text, val_files = read_corpus(val, "data.val", encoding_errors)
+        for p in val_files:
+            hasher.update(b"\0val\0" + p.read_bytes())
+    else:
+        split = int(len(train_text) * (1.0 - val_fraction))
+        train_text, val_text = train_text[:split], train_text[split:]
+        hasher.update(f"\0split={val_fraction}".encode())
+        val_files = []
+    if not val_text.strip():
+        raise CorpusError(
+            f"The validation split is empty (data.val_fraction = {val_fraction} of {len(train_text)} characters); "
+            "raise data.val_fraction or give a validation file in data.val."
+        )
+    hasher.update(f"\0errors={encoding_errors}".encode())
+    return CorpusText(train_text, val_text, train_files + list(val_files), hasher.hexdigest())
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("LMCORE_CACHE_DIR", Path.home() / ".cache" / "lm-workbench"))
+
+
+def encode_cached(tokenizer, text: str, key: str, cache_dir: Path | None = None,
+                  progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """Token ids of `text` as a read-only memmap, encoded once and kept on disk under `key`.
+
+    The key combines the corpus digest and the tokenizer fingerprint, so any change to either re-encodes.
+    """
+    cache_dir = Path(cache_dir or default_cache_dir()) / "encoded"
+    path = cache_dir / f"{key}-{tokenizer.fingerprint()}.npy"
+    if path.is_file():
+        try:
+            return np.load(path, mmap_mode="r")
+        except (ValueError, OSError):
+            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
+    ids = encode_with_progress(tokenizer, text, progress)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, ids)
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
+def encode_with_progress(tokenizer, text: str, progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """Encode in line-aligned chunks so a long corpus reports progress as it goes."""
+    dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
+    pieces, start = [], 0
+    while start < len(text):
+        end = min(len(text), start + ENCODE_CHUNK_CHARS)
+        if end < len(text):
+            newline = text.rfind("\n", start, end)
+            end = newline + 1 if newline > start else end
+        pieces.append(np.asarray(tokenizer.encode(text[start:end], unknown="replace"), dtype=dtype))
+        start = end
+        if progress:
+            progress(start / len(text))
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=dtype)
+
+
+class RandomWindows:
+    """nanoGPT-style batches: `batch_size` windows at random offsets. For Transformers.
+
+    Each rank of a distributed run draws from its own generator, so ranks see different windows.
+    """
+
+    def __init__(self, data: np.ndarray, batch_size: int, context: int, seed: int, rank: int = 0):
+        if len(data) < context + 2:
+            raise CorpusError(
+                f"The training split has {len(data)} tokens, fewer than one window of train.context = {context} "
+                "plus one; use a longer corpus or a smaller context."
+            )
+        self.data, self.batch_size, self.context = data, batch_size, context
+        self.generator = torch.Generator().manual_seed(seed + 1000 * rank)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = torch.randint(len(self.data) - self.context - 1, (self.batch_size,), generator=self.generator)
+        rows = np.stack([self.data[s:s + self.context + 1] for s in starts.tolist()]).astype(np.int64)
+        block = torch.from_numpy(rows)
+        return block[:, :-1], block[:, 1:]
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+    @property
+    def new_sequence(self) -> bool:
+        return True  # every window starts fresh; there is no state to carry
+
+
+class ContiguousStreams:
+    """Batches for truncated BPTT, as in the PyTorch word-language-model example.
+
+    The token stream is cut into `batch_size` parallel streams; consecutive batches continue each stream,
+    so the RNN's hidden state can be carried across them. `new_sequence` is True at each epoch start,
+    when the trainer must reset that state. With several ranks, each takes its own slice of the streams.
+    """
+
+    def __init__(self, data: np.ndarray, batch_size: int, bptt: int, rank: int = 0, world_size: int = 1,
+                 split: str = "training"):
+        total_streams = batch_size * world_size
+        length = len(data) // total_streams
+        if length < bptt + 1:
+            raise CorpusError(
+                f"The {split} split has {len(data)} tokens: too few for train.batch_size = {batch_size} streams "
+                f"of train.context = {bptt} tokens each; use a longer corpus or smaller batch or context."
+            )
+        streams = np.asarray(data[: length * total_streams], dtype=np.int64).reshape(total_streams, length)
+        self.streams = torch.from_numpy(streams[rank * batch_size:(rank + 1) * batch_size].copy())
+        self.bptt, self.position, self.epoch = bptt, 0, 0
+
+    @property
+    def new_sequence(self) -> bool:
+        return self.position == 0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return -(-(self.streams.shape[1] - 1) // self.bptt)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = min(self.bptt, self.streams.shape[1] - 1 - self.position)
+        x = self.streams[:, self.position:self.position + n]
+        y = self.streams[:, self.position + 1:self.position + 1 + n]
+        self.position += n
+        if self.position >= self.streams.shape[1] - 1:
+            self.position, self.epoch = 0, self.epoch + 1
+        return x, y
+
+    def state_dict(self) -> dict:
+        return {"position": self.position, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.position, self.epoch = int(state["position"]), int(state["epoch"])
+
+
+def evaluation_batches(data: np.ndarray, family: str, context: int, batch_size: int, max_batches: int = 0):
+    """Batches (x, y) covering the validation split once: non-overlapping windows for Transformers,
+    contiguous streams (state carried by the caller) for RNNs. `max_batches` > 0 stops early.
+
+    Raises CorpusError at once (not on first iteration) when the split is too short for one batch."""
+    data = np.asarray(data, dtype=np.int64)
+    if family == "rnn":
+        streams = ContiguousStreams(data, batch_size, context, split="validation")
+        count = streams.batches_per_epoch if max_batches == 0 else min(streams.batches_per_epoch, max_batches)
+        return (streams.next_batch() for _ in range(count))
+    n_windows = (len(data) - 1) // context
+    if n_windows == 0:
+        raise CorpusError(
+            f"The validation split has {len(data)} tokens, fewer than one window of train.context = {context} "
+            "plus one; raise data.val_fraction, give a longer validation file, or use a smaller context."
+        )
+    inputs = torch.from_numpy(data[: n_windows * context].reshape(n_windows, context))
+    targets = torch.from_numpy(data[1: n_windows * context + 1].reshape(n_windows, context))
+    starts = range(0, n_windows, batch_size)
+    if max_batches:
+        starts = starts[:max_batches]
+    return ((inputs[s:s + batch_size], targets[s:s + batch_size]) for s in starts)

@@ -1,0 +1,94 @@
+"""What both model families share: the output type, the logits/loss head, config checks, optimizer groups."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import get_type_hints
+
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ConfigError
+
+
+@dataclass
+class ModelOutput:
+    logits: Tensor | None     # [B, T, V]  (or [B, 1, V] when last_only)
+    loss: Tensor | None       # mean cross-entropy over targets != -1
+    state: object | None      # RNN hidden state, or the Transformer's KVCache
+    attention: Tensor | None  # [n_layer, B, n_head, T, S] when capture_attention (Transformer only)
+
+
+class SoftmaxOutput(nn.Module):
+    """Hidden states -> logits (and loss). Its own module so that an adaptive softmax can replace it later."""
+
+    def __init__(self, n_in: int, vocab_size: int, bias: bool):
+        super().__init__()
+        self.proj = nn.Linear(n_in, vocab_size, bias=bias)
+
+    def forward(self, h: Tensor, targets: Tensor | None = None, last_only: bool = False):
+        if targets is None:
+            # Generation only needs the next token: skip the [T-1, V] matmul.
+            return self.proj(h[:, -1:] if last_only else h), None
+        logits = self.proj(h)  # the loss needs every position, last_only or not
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+        return (logits[:, -1:] if last_only else logits), loss
+
+
+class LanguageModel(nn.Module):
+    """The bookkeeping both families share. Subclasses say which tables are lookups, not matmuls."""
+
+    family: str
+    supports_kv_cache: bool
+
+    def lookup_tables(self) -> list[nn.Parameter]:
+        """Embedding tables that are only indexed, never multiplied (so they cost no FLOPs)."""
+        raise NotImplementedError
+
+    def num_parameters(self, non_embedding: bool = False) -> int:
+        """Parameter count, tied tensors once. non_embedding drops the lookup-only tables (position embeddings,
+        and the token embedding when it is not tied to the output layer): what remains is N in 6N FLOPs/token."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= sum(p.numel() for p in self.lookup_tables())
+        return n
+
+    def optim_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups: decay matrices and embeddings (dim >= 2), not biases or norm gains.
+        parameters() yields a tied tensor once, so every parameter lands in exactly one group."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _has_type(value, want: type) -> bool:
+    if isinstance(value, bool):  # bool is an int subclass in Python; in a config it is not a number
+        return want is bool
+    if want is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, want)
+
+
+def check_fields(cfg, positive: tuple[str, ...]) -> None:
+    """ConfigError for a wrong type, a non-positive size, or a dropout outside [0, 1)."""
+    hints = get_type_hints(type(cfg))
+    for f in fields(cfg):
+        value, want = getattr(cfg, f.name), hints[f.name]
+        if not _has_type(value, want):
+            raise ConfigError(f"model.{f.name} = {value!r} must be {_TYPE_NAMES[want]} (got {type(value).__name__}).")
+    for name in positive:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"model.{name} = {getattr(cfg, name)} must be a positive integer.")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ConfigError(f"model.dropout = {cfg.dropout} must be at least 0 and below 1 (0.0 turns dropout off).")
+
+
+def check_choice(cfg, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(cfg, name)
+    if value not in choices:
+        raise ConfigError(f"model.{name} = {value!r} is not supported; use one of: {', '.join(choices)}.")

@@ -1,0 +1,82 @@
+"""A recurrent language model, as in PyTorch's word_language_model example."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from ..errors import ConfigError
+from .common import LanguageModel, ModelOutput, SoftmaxOutput, check_choice, check_fields
+
+CELL_CHOICES = ("rnn_tanh", "rnn_relu", "gru", "lstm")
+
+RNNState = Tensor | tuple[Tensor, Tensor]  # h, or (h, c) for an LSTM; each [n_layer, B, n_hidden]
+
+
+@dataclass
+class RNNConfig:
+    family: ClassVar[str] = "rnn"
+    vocab_size: int = 10000
+    cell: str = "lstm"        # "rnn_tanh" | "rnn_relu" | "gru" | "lstm"
+    n_layer: int = 2
+    n_embd: int = 200
+    n_hidden: int = 200
+    dropout: float = 0.2      # on the embeddings, between layers, and before the decoder
+    tie_embeddings: bool = True
+
+    def validate(self) -> None:
+        """Not run on construction, so the GUI can hold an invalid config and show these messages."""
+        check_fields(self, positive=("vocab_size", "n_layer", "n_embd", "n_hidden"))
+        check_choice(self, "cell", CELL_CHOICES)
+        if self.tie_embeddings and self.n_embd != self.n_hidden:
+            raise ConfigError(
+                f"model.tie_embeddings = true needs model.n_embd ({self.n_embd}) == model.n_hidden "
+                f"({self.n_hidden}); make them equal or set model.tie_embeddings = false.")
+
+
+class RNNLM(LanguageModel):
+    family = "rnn"
+    supports_kv_cache = False  # the hidden state already summarises the past
+
+    def __init__(self, config: RNNConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.drop = nn.Dropout(config.dropout)
+        self.encoder = nn.Embedding(config.vocab_size, config.n_embd)
+        rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN}[config.cell]
+        extra = {"nonlinearity": config.cell.removeprefix("rnn_")} if rnn_class is nn.RNN else {}
+        # Inter-layer dropout does nothing (and warns) with one layer.
+        self.rnn = rnn_class(config.n_embd, config.n_hidden, config.n_layer, batch_first=True,
+                             dropout=config.dropout if config.n_layer > 1 else 0.0, **extra)
+        self.output = SoftmaxOutput(config.n_hidden, config.vocab_size, bias=True)
+        if config.tie_embeddings:  # "Using the Output Embedding to Improve Language Models" (Press & Wolf, 2016)
+            self.output.proj.weight = self.encoder.weight
+        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+        nn.init.uniform_(self.output.proj.weight, -0.1, 0.1)
+        nn.init.zeros_(self.output.proj.bias)
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None, state: RNNState | None = None,
+                capture_attention: bool = False, last_only: bool = False) -> ModelOutput:
+        """state None starts from zeros. The new state is returned attached to the graph: the trainer
+        detaches it between batches (truncated backpropagation through time). No attention to capture."""
+        h, state = self.rnn(self.drop(self.encoder(idx)), state)
+        logits, loss = self.output(self.drop(h), targets, last_only)
+        return ModelOutput(logits, loss, state, None)
+
+    def init_state(self, batch_size: int, device) -> RNNState:
+        weight = self.output.proj.weight
+        h = torch.zeros(self.config.n_layer, batch_size, self.config.n_hidden, device=device, dtype=weight.dtype)
+        return (h, torch.zeros_like(h)) if self.config.cell == "lstm" else h
+
+    def lookup_tables(self) -> list[nn.Parameter]:
+        return [] if self.config.tie_embeddings else [self.encoder.weight]
+
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token (forward + backward): 6 per parameter touched per token, i.e. every recurrent
+        weight and the decoder once (2 forward, 4 backward). N = num_parameters(non_embedding=True) leaves out an
+        untied input embedding (a lookup, not a matmul) and keeps the biases, a rounding error, as nanoGPT does."""
+        return 6 * self.num_parameters(non_embedding=True)

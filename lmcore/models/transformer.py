@@ -1,0 +1,233 @@
+"""A GPT-style decoder-only Transformer, after nanoGPT's model.py, plus a KV cache and attention capture."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ConfigError
+from .common import LanguageModel, ModelOutput, SoftmaxOutput, check_choice, check_fields
+
+POSITIONAL_CHOICES = ("learned", "sinusoidal", "rotary")
+
+
+@dataclass
+class TransformerConfig:
+    family: ClassVar[str] = "transformer"
+    vocab_size: int = 65
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    context_length: int = 64
+    dropout: float = 0.0
+    bias: bool = False               # biases in Linear layers and LayerNorms
+    positional: str = "learned"      # "learned" | "sinusoidal" | "rotary"
+    tie_embeddings: bool = True      # the output layer reuses the token embedding matrix
+
+    def validate(self) -> None:
+        """Not run on construction, so the GUI can hold an invalid config and show these messages."""
+        check_fields(self, positive=("vocab_size", "n_layer", "n_head", "n_embd", "context_length"))
+        check_choice(self, "positional", POSITIONAL_CHOICES)
+        if self.n_embd % self.n_head:
+            raise ConfigError(
+                f"model.n_embd = {self.n_embd} is not divisible by model.n_head = {self.n_head}; "
+                "choose an embedding size that is a multiple of the number of heads.")
+        if self.positional == "rotary" and (self.n_embd // self.n_head) % 2:
+            raise ConfigError(
+                f"model.positional = 'rotary' needs an even head size, but model.n_embd / model.n_head = "
+                f"{self.n_embd} / {self.n_head} = {self.n_embd // self.n_head}; change model.n_embd or model.n_head.")
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, per layer, for incremental decoding.
+
+    Each layer's buffer [B, n_head, context_length, head_size] is allocated on its first write, with the batch
+    size, dtype and device of the keys written (so it follows autocast). It never grows past context_length:
+    positions are absolute, so cached keys cannot be shifted; generation past the window must slide it and
+    rebuild the cache by running the last tokens again.
+    """
+
+    def __init__(self, n_layer: int, max_length: int):
+        self.max_length = max_length
+        self.length = 0  # tokens cached; the model advances it after its last layer
+        self.k: list[Tensor | None] = [None] * n_layer
+        self.v: list[Tensor | None] = [None] * n_layer
+
+    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store k, v [B, H, T, D] at positions length..length+T-1; return keys and values of all positions."""
+        if self.k[layer] is None:
+            B, H, _, D = k.shape
+            self.k[layer] = k.new_zeros(B, H, self.max_length, D)
+            self.v[layer] = v.new_zeros(B, H, self.max_length, D)
+        end = self.length + k.size(2)
+        self.k[layer][:, :, self.length:end] = k
+        self.v[layer][:, :, self.length:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+
+def causal_mask(T: int, S: int, device) -> Tensor:
+    """[T, S] bool, True where query i (absolute position S-T+i) may see key j: the queries are the last T keys."""
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
+
+
+def position_angles(n_pos: int, dim: int) -> Tensor:
+    """[n_pos, ceil(dim/2)] angles pos / 10000^(2i/dim), shared by sinusoidal and rotary positions."""
+    inv_freq = 1.0 / 10000 ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+    return torch.outer(torch.arange(n_pos, dtype=torch.float32), inv_freq)
+
+
+def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate pairs (x[i], x[i + D/2]) of x [B, H, T, D] by the angles of each position (cos, sin [T, D/2])."""
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: TransformerConfig, layer: int):
+        super().__init__()
+        self.layer = layer  # which slot of the KV cache is ours
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None, cache: KVCache | None, capture: bool):
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+                   for t in self.c_attn(x).split(C, dim=2))
+        if rope is not None:
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)
+        dropout_p = self.dropout if self.training else 0.0
+        # Without a cache queries and keys line up, so is_causal's mask is right; with one the T queries are
+        # the last T of S keys, and is_causal (aligned top-left) would be wrong: pass the offset mask instead.
+        mask = None if cache is None and not capture else causal_mask(T, k.size(2), x.device)
+        if capture:  # the same attention spelled out, to hand back the probabilities
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
+            att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)  # exp(-inf) = 0: future stays exactly 0
+            y = F.dropout(att, dropout_p) @ v
+        else:
+            att = None
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=mask is None)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y)), att
+
+
+class MLP(nn.Module):
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: TransformerConfig, layer: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config, layer)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, rope, cache, capture):
+        a, att = self.attn(self.ln_1(x), rope, cache, capture)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), att
+
+
+class TransformerLM(LanguageModel):
+    family = "transformer"
+    supports_kv_cache = True
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        head_size = config.n_embd // config.n_head
+        if config.positional == "learned":
+            self.wpe = nn.Embedding(config.context_length, config.n_embd)
+        elif config.positional == "sinusoidal":
+            # Fixed tables are recomputed on construction, so they stay out of checkpoints (persistent=False).
+            angles = position_angles(config.context_length, config.n_embd)
+            table = torch.cat((angles.sin(), angles.cos()), dim=-1)[:, :config.n_embd]
+            self.register_buffer("sinusoid", table, persistent=False)
+        else:
+            angles = position_angles(config.context_length, head_size)
+            self.register_buffer("rope_cos", angles.cos(), persistent=False)
+            self.register_buffer("rope_sin", angles.sin(), persistent=False)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.output = SoftmaxOutput(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.output.proj.weight = self.wte.weight
+
+        self.apply(self._init_weights)
+        # GPT-2: scale the residual projections so the residual stream's variance does not grow with depth.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None, state: KVCache | None = None,
+                capture_attention: bool = False, last_only: bool = False) -> ModelOutput:
+        """idx [B, T] holds positions state.length .. state.length+T-1 (0.. without a cache)."""
+        T = idx.size(1)
+        past = 0 if state is None else state.length
+        if past + T > self.config.context_length:
+            raise ValueError(
+                f"{past} cached + {T} new tokens exceed context_length {self.config.context_length}; "
+                "crop the input (or slide the window and rebuild the KV cache from the last tokens).")
+        pos = torch.arange(past, past + T, device=idx.device)
+        x = self.wte(idx)
+        rope = None
+        if self.config.positional == "learned":
+            x = x + self.wpe(pos)
+        elif self.config.positional == "sinusoidal":
+            x = x + self.sinusoid[pos]
+        else:
+            rope = (self.rope_cos[pos], self.rope_sin[pos])
+        x = self.drop(x)
+        maps = []
+        for block in self.blocks:
+            x, att = block(x, rope, state, capture_attention)
+            maps.append(att)
+        if state is not None:
+            state.length += T
+        logits, loss = self.output(self.ln_f(x), targets, last_only)
+        return ModelOutput(logits, loss, state, torch.stack(maps) if capture_attention else None)
+
+    def init_state(self, batch_size: int, device) -> KVCache:
+        """An empty KV cache. Buffers are allocated on first use (see KVCache), so batch_size and device
+        are taken from the tokens fed; the arguments keep the interface of RNNLM.init_state."""
+        return KVCache(self.config.n_layer, self.config.context_length)
+
+    def lookup_tables(self) -> list[nn.Parameter]:
+        tables = [self.wpe.weight] if self.config.positional == "learned" else []
+        return tables if self.config.tie_embeddings else tables + [self.wte.weight]
+
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token (forward + backward), nanoGPT / PaLM appendix B: 6N for the matmuls with
+        N = num_parameters(non_embedding=True), plus 12·L·H·Q·T for attention scores and values (H·Q = n_embd, T = context_length)."""
+        c = self.config
+        return 6 * self.num_parameters(non_embedding=True) + 12 * c.n_layer * c.n_embd * c.context_length

@@ -1,0 +1,171 @@
+"""The run folder: where a run's config, tokenizer, metrics and checkpoints live, and how to read them back."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .config import RunConfig, config_from_dict, save_config
+from .errors import CheckpointError
+from .fileio import write_atomic
+from .models import build_model, model_config_from_dict
+from .tokenizers import Tokenizer, load_tokenizer
+
+CONFIG_FILE = "config.toml"
+METRICS_FILE = "metrics.jsonl"
+STATUS_FILE = "status.json"
+TOKENIZER_DIR = "tokenizer"
+CHECKPOINT_DIR = "checkpoints"
+STATUSES = ("running", "paused", "finished", "stopped", "failed")
+
+
+class RunFolder:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, runs_dir: Path, name: str) -> "RunFolder":
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path(runs_dir) / f"{name}-{stamp}"
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = Path(runs_dir) / f"{name}-{stamp}-{suffix}"
+        (path / CHECKPOINT_DIR).mkdir(parents=True)
+        return cls(path)
+
+    config_path = property(lambda self: self.path / CONFIG_FILE)
+    metrics_path = property(lambda self: self.path / METRICS_FILE)
+    status_path = property(lambda self: self.path / STATUS_FILE)
+    tokenizer_dir = property(lambda self: self.path / TOKENIZER_DIR)
+
+    def checkpoint_path(self, which: str = "last") -> Path:
+        return self.path / CHECKPOINT_DIR / f"{which}.safetensors"
+
+    def save_config(self, config: RunConfig) -> None:
+        save_config(config, self.config_path)
+
+    def load_config(self) -> RunConfig:
+        import tomllib
+
+        if not self.config_path.is_file():
+            raise CheckpointError(f"{self.path} is not a run folder: it has no {CONFIG_FILE}.")
+        try:
+            raw = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{self.config_path} is corrupt ({exc}).") from None
+        return config_from_dict(raw, source=str(self.config_path))
+
+    def write_status(self, status: str, message: str = "", **fields: Any) -> None:
+        current = self.read_status()
+        current.update(fields, status=status, message=message, updated=time.time())
+        write_atomic(self.status_path, json.dumps(current, indent=2).encode("utf-8"))
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Every metrics record; a line cut short by a crash is skipped."""
+        if not self.metrics_path.is_file():
+            return []
+        records = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop records past `step`: a resumed run redoes those steps and must not show them twice."""
+        kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+        write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
+
+
+@dataclass
+class RunInfo:
+    path: Path
+    name: str
+    family: str
+    parameters: int
+    status: str
+    step: int
+    best_val_loss: float | None
+    updated: float
+
+
+def run_info(path: Path) -> RunInfo:
+    folder = RunFolder(path)
+    status = folder.read_status()
+    try:
+        family = folder.load_config().family
+    except CheckpointError:
+        family = "?"
+    return RunInfo(folder.path, folder.path.name, family, int(status.get("parameters", 0)),
+                   status.get("status", "unknown"), int(status.get("step", 0)),
+                   status.get("best_val_loss"), float(status.get("updated", folder.path.stat().st_mtime)))
+
+
+def list_runs(runs_dir: Path) -> list[RunInfo]:
+    """Every run folder under `runs_dir`, newest first."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    runs = [run_info(p) for p in runs_dir.iterdir() if (p / CONFIG_FILE).is_file()]
+    return sorted(runs, key=lambda r: r.updated, reverse=True)
+
+
+def delete_run(path: Path) -> None:
+    if not (Path(path) / CONFIG_FILE).is_file():
+        raise CheckpointError(f"Refusing to delete {path}: it is not a run folder.")
+    shutil.rmtree(path)
+
+
+def rename_run(path: Path, new_name: str) -> Path:
+    target = Path(path).with_name(new_name.strip())
+    if not new_name.strip() or "/" in new_name or target.exists():
+        raise CheckpointError(f"Cannot rename the run to {new_name!r}: pick a new, non-empty name without '/'.")
+    return Path(path).rename(target)
+
+
+def resolve_checkpoint(target: Path, which: str = "best") -> Path:
+    """A run folder (taking its best, else last, checkpoint) or a checkpoint file."""
+    target = Path(target)
+    if target.is_file():
+        return target
+    folder = RunFolder(target)
+    for name in (which, "last", "best"):
+        path = folder.checkpoint_path(name)
+        if path.is_file():
+            return path
+    raise CheckpointError(f"{target} has no checkpoints yet; train it for at least one evaluation interval.")
+
+
+def load_trained_model(target: Path, which: str = "best", device: str | torch.device = "cpu"
+                       ) -> tuple[torch.nn.Module, Tokenizer, dict[str, Any]]:
+    """The model, its tokenizer and the checkpoint's metadata, ready for generation or evaluation."""
+    path = resolve_checkpoint(target, which)
+    checkpoint = load_checkpoint(path)
+    run_dir = path.parent.parent
+    tokenizer = load_tokenizer(run_dir / TOKENIZER_DIR)
+    expected = checkpoint.meta.get("tokenizer_fingerprint")
+    if expected and expected != tokenizer.fingerprint():
+        raise CheckpointError(
+            f"The tokenizer in {run_dir / TOKENIZER_DIR} does not match checkpoint {path} "
+            "(it was replaced after training); restore the run's original tokenizer folder."
+        )
+    model = build_model(model_config_from_dict(checkpoint.meta["model"]))
+    try:
+        model.load_state_dict(checkpoint.model)
+    except RuntimeError as exc:
+        raise CheckpointError(f"Checkpoint {path} does not fit its own model config: {exc}") from None
+    return model.to(device).eval(), tokenizer, checkpoint.meta

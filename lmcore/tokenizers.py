@@ -1,0 +1,535 @@
+"""Tokenizers: character, word (WikiText style) and SentencePiece (BPE or unigram with byte fallback).
+
+Every tokenizer saves to a folder as ``tokenizer.json`` (plus ``tokenizer.model`` for SentencePiece) and is
+read back with :func:`load_tokenizer`. No pickle anywhere: a run folder shared by someone else is safe to open.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import sentencepiece as spm
+
+from .errors import ConfigError, TokenizerError
+
+TOKENIZER_KINDS = ("char", "word", "sentencepiece")
+SPM_MODEL_TYPES = ("bpe", "unigram")
+TOKENIZER_JSON = "tokenizer.json"
+SPM_MODEL_FILE = "tokenizer.model"
+FORMAT = "lmcore-tokenizer"
+FORMAT_VERSION = 1
+UNKNOWN_MODES = ("error", "replace")
+
+UNK = "<unk>"
+EOS = "<eos>"
+# SentencePiece reserves <unk> plus one piece per byte value (byte_fallback), before any learned piece.
+SPM_RESERVED_PIECES = 1 + 256
+# Training lines longer than this are cut into chunks: spm silently skips sentences over max_sentence_length.
+_SPM_CHUNK_CHARS = 16_384
+_SPM_MAX_SENTENCE_BYTES = 4 * _SPM_CHUNK_CHARS  # UTF-8 needs at most 4 bytes per character
+_SPM_SPACE = "\u2581"  # "▁": how SentencePiece writes a space inside a piece
+
+
+@dataclass
+class TokenizerConfig:
+    kind: str = "char"  # "char" | "word" | "sentencepiece"
+    lowercase: bool = False  # word
+    max_vocab: int = 0  # word: keep the most frequent words, 0 = no cap (counts <unk>, <eos>)
+    min_count: int = 1  # word: words seen fewer times become <unk>
+    vocab_size: int = 2000  # sentencepiece
+    model_type: str = "bpe"  # sentencepiece: "bpe" | "unigram"
+    character_coverage: float = 0.9995  # sentencepiece; rarer characters fall back to bytes
+
+    def validate(self) -> None:
+        """Check types always, and ranges for the fields the chosen kind uses."""
+        if self.kind not in TOKENIZER_KINDS:
+            raise ConfigError(
+                f"tokenizer.kind = {self.kind!r} is not one of {', '.join(TOKENIZER_KINDS)}; pick one of them."
+            )
+        _expect_type("lowercase", self.lowercase, bool, "true or false")
+        for name in ("max_vocab", "min_count", "vocab_size"):
+            _expect_type(name, getattr(self, name), int, "a whole number")
+        _expect_type("model_type", self.model_type, str, "a string")
+        _expect_type("character_coverage", self.character_coverage, (int, float), "a number")
+
+        if self.kind == "word":
+            if self.max_vocab != 0 and self.max_vocab < 5:
+                raise ConfigError(
+                    f"tokenizer.max_vocab = {self.max_vocab} is too small; use 0 (no cap) or at least 5 "
+                    "(<unk>, <eos> and three words)."
+                )
+            if self.min_count < 1:
+                raise ConfigError(f"tokenizer.min_count = {self.min_count} must be at least 1.")
+        elif self.kind == "sentencepiece":
+            if self.vocab_size <= SPM_RESERVED_PIECES:
+                raise ConfigError(
+                    f"tokenizer.vocab_size = {self.vocab_size} is too small: SentencePiece needs "
+                    f"{SPM_RESERVED_PIECES} pieces for <unk> and the 256 byte values, plus one per character "
+                    "of the corpus; raise it (typical values: 1000 to 32000)."
+                )
+            if self.model_type not in SPM_MODEL_TYPES:
+                raise ConfigError(
+                    f"tokenizer.model_type = {self.model_type!r} is not one of {', '.join(SPM_MODEL_TYPES)}."
+                )
+            if not 0.98 <= self.character_coverage <= 1.0:
+                raise ConfigError(
+                    f"tokenizer.character_coverage = {self.character_coverage} is outside 0.98 to 1.0 "
+                    "(SentencePiece's range); use 0.9995 for most text, 1.0 for small alphabets."
+                )
+
+
+def _expect_type(name: str, value: Any, types: type | tuple[type, ...], what: str) -> None:
+    # bool is an int subclass, so `true` would otherwise pass as a number.
+    if (isinstance(value, bool) and types is not bool) or not isinstance(value, types):
+        raise ConfigError(f"tokenizer.{name} = {value!r} must be {what}.")
+
+
+class Tokenizer(ABC):
+    """Turns text into token ids and back. Subclasses fill in the vocabulary."""
+
+    kind: str
+    unk_id: int | None = None
+    eos_id: int | None = None
+    bos_id: int | None = None
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @abstractmethod
+    def encode(self, text: str, unknown: str = "error") -> list[int]:
+        """unknown="error" raises TokenizerError on text the vocabulary cannot express; "replace" maps it to <unk>."""
+
+    @abstractmethod
+    def decode(self, ids: Iterable[int]) -> str: ...
+
+    @abstractmethod
+    def token_text(self, token_id: int) -> str:
+        """The text one token stands for, for the GUI's token views."""
+
+    @abstractmethod
+    def _state(self) -> dict[str, Any]:
+        """The JSON-able fields that, with `kind`, fully describe this tokenizer in tokenizer.json."""
+
+    @classmethod
+    @abstractmethod
+    def _from_state(cls, doc: dict[str, Any], folder: Path) -> Tokenizer:
+        """Rebuild from tokenizer.json's fields; raise KeyError/TypeError/ValueError on damaged fields."""
+
+    def _save_files(self, folder: Path) -> None:
+        """Write any files besides tokenizer.json (SentencePiece's model)."""
+
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._save_files(folder)
+            doc = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, **self._state()}
+            _atomic_write(folder / TOKENIZER_JSON, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+        except OSError as e:
+            raise TokenizerError(
+                f"cannot save the tokenizer to {folder}: {e.strerror or e}; check that the folder is writable "
+                "and the disk has space."
+            ) from e
+
+    def fingerprint(self) -> str:
+        """A short hash of everything that decides the encoding; the corpus cache keys on it."""
+        canonical = json.dumps({"kind": self.kind, **self._state()}, sort_keys=True, ensure_ascii=True)
+        return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:16]
+
+    def _check_ids(self, ids: Iterable[int]) -> list[int]:
+        # Checked explicitly: a negative id would otherwise index from the end of a Python list.
+        ids = [int(i) for i in ids]
+        bad = next((i for i in ids if not 0 <= i < self.vocab_size), None)
+        if bad is not None:
+            raise TokenizerError(
+                f"token id {bad} is outside this {self.kind} tokenizer's vocabulary (0 to {self.vocab_size - 1}); "
+                "the ids probably come from a model trained with a different tokenizer."
+            )
+        return ids
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} vocab_size={self.vocab_size} fingerprint={self.fingerprint()}>"
+
+
+def _check_unknown_mode(unknown: str) -> None:
+    if unknown not in UNKNOWN_MODES:
+        raise ValueError(f"unknown={unknown!r}; use one of {', '.join(UNKNOWN_MODES)}")
+
+
+class CharTokenizer(Tokenizer):
+    """One token per character: <unk> is id 0, then the corpus's distinct characters in sorted order."""
+
+    kind = "char"
+    unk_id = 0
+
+    def __init__(self, chars: Iterable[str]):
+        self._vocab = [UNK, *chars]
+        self._ids = {c: i for i, c in enumerate(self._vocab) if i}
+        if any(len(c) != 1 for c in self._vocab[1:]) or len(self._ids) != len(self._vocab) - 1:
+            raise ValueError("the character list must hold distinct single characters")
+
+    @classmethod
+    def train(cls, text: str) -> CharTokenizer:
+        return cls(sorted(set(text)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._vocab)
+
+    def encode(self, text: str, unknown: str = "error") -> list[int]:
+        _check_unknown_mode(unknown)
+        get = self._ids.get
+        ids = [get(c, 0) for c in text]
+        if unknown == "error" and 0 in ids:
+            unseen = list(dict.fromkeys(c for c in text if c not in self._ids))
+            shown = ", ".join(repr(c) for c in unseen[:10]) + (f" and {len(unseen) - 10} more" if len(unseen) > 10 else "")
+            raise TokenizerError(
+                f"the text has {len(unseen)} character(s) this character tokenizer has never seen: {shown}. "
+                "The model was trained on a corpus without them; remove them, or encode with unknown=\"replace\" "
+                "to map them to <unk>."
+            )
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        vocab = self._vocab
+        return "".join(vocab[i] if i else "\ufffd" for i in self._check_ids(ids))
+
+    def token_text(self, token_id: int) -> str:
+        return self._vocab[self._check_ids([token_id])[0]]
+
+    def _state(self) -> dict[str, Any]:
+        return {"chars": self._vocab[1:]}
+
+    @classmethod
+    def _from_state(cls, doc: dict[str, Any], folder: Path) -> CharTokenizer:
+        return cls(_list_of_str(doc["chars"], "chars"))
+
+
+class WordTokenizer(Tokenizer):
+    """Whitespace-split words as in PyTorch's word_language_model: every line break is an <eos> token.
+
+    Words outside the vocabulary always become <unk> (the WikiText convention), whatever `unknown` says.
+    A literal "<unk>" or "<eos>" in the text is read as that special token.
+    """
+
+    kind = "word"
+    unk_id = 0
+    eos_id = 1
+
+    def __init__(self, words: Iterable[str], lowercase: bool = False):
+        self._vocab = [UNK, EOS, *words]
+        self._ids = {w: i for i, w in enumerate(self._vocab)}
+        self.lowercase = bool(lowercase)
+        if len(self._ids) != len(self._vocab) or any(not w or w.split() != [w] for w in self._vocab):
+            raise ValueError("the word list must hold distinct words without whitespace")
+
+    @classmethod
+    def train(cls, text: str, cfg: TokenizerConfig) -> WordTokenizer:
+        counts = Counter(w for w in _words(text, cfg.lowercase) if w not in (UNK, EOS))
+        # sorted() is stable and Counter keeps first-appearance order, so ties go to the earlier word.
+        kept = [w for w, n in sorted(counts.items(), key=lambda wn: -wn[1]) if n >= cfg.min_count]
+        if cfg.max_vocab:
+            kept = kept[: cfg.max_vocab - 2]
+        if len(counts) < 3:
+            raise TokenizerError(
+                f"the corpus has only {len(counts)} distinct word(s); a word tokenizer needs at least 3. "
+                "Use a larger corpus, or tokenizer.kind = 'char'."
+            )
+        if len(kept) < 3:
+            raise TokenizerError(
+                f"only {len(kept)} word(s) occur at least tokenizer.min_count = {cfg.min_count} times; "
+                "lower tokenizer.min_count or use a larger corpus."
+            )
+        return cls(kept, lowercase=cfg.lowercase)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._vocab)
+
+    def encode(self, text: str, unknown: str = "error") -> list[int]:
+        _check_unknown_mode(unknown)
+        get = self._ids.get
+        return [get(w, 0) for w in _words(text, self.lowercase)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        parts: list[str] = []
+        after_word = False
+        for i in self._check_ids(ids):
+            if i == self.eos_id:
+                parts.append("\n")
+                after_word = False
+            else:
+                parts.append(" " + self._vocab[i] if after_word else self._vocab[i])
+                after_word = True
+        return "".join(parts)
+
+    def token_text(self, token_id: int) -> str:
+        token_id = self._check_ids([token_id])[0]
+        return "\n" if token_id == self.eos_id else self._vocab[token_id]
+
+    def _state(self) -> dict[str, Any]:
+        return {"lowercase": self.lowercase, "words": self._vocab[2:]}
+
+    @classmethod
+    def _from_state(cls, doc: dict[str, Any], folder: Path) -> WordTokenizer:
+        if not isinstance(doc["lowercase"], bool):
+            raise ValueError("'lowercase' must be true or false")
+        return cls(_list_of_str(doc["words"], "words"), lowercase=doc["lowercase"])
+
+
+def _words(text: str, lowercase: bool) -> Iterator[str]:
+    """The word stream of `text`: each line's whitespace-separated words, and <eos> for every "\\n"."""
+    if lowercase:
+        text = text.lower()
+    for n, line in enumerate(text.split("\n")):
+        if n:
+            yield EOS
+        yield from line.split()
+
+
+class SentencePieceTokenizer(Tokenizer):
+    """SentencePiece with byte fallback and no normalisation, so any UTF-8 text round-trips exactly."""
+
+    kind = "sentencepiece"
+    unk_id = 0
+
+    def __init__(self, model: bytes):
+        self._model = bytes(model)
+        self._sp = spm.SentencePieceProcessor(model_proto=self._model)
+        byte_ids = [self._sp.piece_to_id(f"<0x{b:02X}>") for b in range(256)]
+        if not all(self._sp.is_byte(i) for i in byte_ids):
+            raise ValueError("the model was trained without byte_fallback")
+        # Characters spm itself gets wrong, so encode() sends them as explicit byte pieces: a literal "▁" (spm's
+        # own space marker, which it would decode as " "), and " " when the corpus had none, because spm then
+        # falls back to the bytes of "▁" and the space comes back as "▁".
+        self._by_hand = {_SPM_SPACE: [byte_ids[b] for b in _SPM_SPACE.encode("utf-8")]}
+        if self._sp.is_unknown(self._sp.piece_to_id(_SPM_SPACE)):
+            self._by_hand[" "] = [byte_ids[ord(" ")]]
+        self._by_hand_split = re.compile("([" + "".join(self._by_hand) + "])").split
+
+    @classmethod
+    def train(cls, text: str, cfg: TokenizerConfig) -> SentencePieceTokenizer:
+        if not text.strip("\n"):
+            raise TokenizerError("the corpus holds nothing but line breaks; a SentencePiece tokenizer needs text.")
+        model = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=_spm_sentences(text),
+                model_writer=model,
+                vocab_size=cfg.vocab_size,
+                model_type=cfg.model_type,
+                character_coverage=cfg.character_coverage,
+                byte_fallback=True,
+                # Keep the text as it is: no NFKC, no dummy leading space, no whitespace squashing.
+                normalization_rule_name="identity",
+                add_dummy_prefix=False,
+                remove_extra_whitespaces=False,
+                allow_whitespace_only_pieces=True,
+                split_digits=True,
+                max_sentence_length=_SPM_MAX_SENTENCE_BYTES,
+                input_sentence_size=1_000_000,
+                shuffle_input_sentence=True,
+                unk_id=0,
+                bos_id=-1,
+                eos_id=-1,
+                pad_id=-1,
+                unk_surface="\ufffd",  # decode <unk> like the char tokenizer does, not spm's " ⁇ "
+                num_threads=min(os.cpu_count() or 1, 8),
+                minloglevel=2,  # only errors; spm otherwise logs hundreds of lines to stderr
+            )
+        except RuntimeError as e:
+            raise _spm_training_error(str(e), cfg) from e
+        return cls(model.getvalue())
+
+    @property
+    def vocab_size(self) -> int:
+        return self._sp.get_piece_size()
+
+    def encode(self, text: str, unknown: str = "error") -> list[int]:
+        # Byte fallback means every text is encodable, so `unknown` has nothing to do here.
+        _check_unknown_mode(unknown)
+        if not any(c in text for c in self._by_hand):
+            return self._sp.encode(text)
+        parts = self._by_hand_split(text)  # text, char, text, char, ..., text
+        encoded = self._sp.encode(parts[0::2])
+        ids = encoded[0]
+        for char, more in zip(parts[1::2], encoded[1:]):
+            ids.extend(self._by_hand[char])
+            ids.extend(more)
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self._sp.decode(self._check_ids(ids))
+
+    def token_text(self, token_id: int) -> str:
+        token_id = self._check_ids([token_id])[0]
+        piece = self._sp.id_to_piece(token_id)
+        if self._sp.is_byte(token_id):
+            value = int(piece[3:5], 16)  # "<0x0A>"
+            return chr(value) if value < 0x80 else piece  # a lone byte above 0x7F is only part of a character
+        if self._sp.is_unknown(token_id):
+            return piece
+        return piece.replace(_SPM_SPACE, " ")
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "model_file": SPM_MODEL_FILE,
+            "model_sha256": hashlib.sha256(self._model).hexdigest(),
+            "vocab_size": self.vocab_size,
+        }
+
+    def _save_files(self, folder: Path) -> None:
+        _atomic_write(folder / SPM_MODEL_FILE, self._model)
+
+    @classmethod
+    def _from_state(cls, doc: dict[str, Any], folder: Path) -> SentencePieceTokenizer:
+        path = folder / SPM_MODEL_FILE
+        try:
+            model = path.read_bytes()
+        except OSError as e:
+            raise TokenizerError(
+                f"{path} cannot be read ({e.strerror or e}); it belongs with {folder / TOKENIZER_JSON}. "
+                "Copy the whole tokenizer folder again, or retrain the tokenizer."
+            ) from e
+        if hashlib.sha256(model).hexdigest() != doc["model_sha256"]:
+            raise TokenizerError(
+                f"{path} does not match {folder / TOKENIZER_JSON} (its checksum differs): the file is damaged "
+                "or comes from another tokenizer. Copy the whole tokenizer folder again, or retrain the tokenizer."
+            )
+        try:
+            return cls(model)
+        except (RuntimeError, ValueError) as e:
+            raise TokenizerError(f"{path} is not a usable SentencePiece model ({e}); retrain the tokenizer.") from e
+
+
+def _spm_sentences(text: str) -> Iterator[str]:
+    """Non-empty lines of `text`, long ones cut into chunks, without copying the whole corpus into a list."""
+    start = 0
+    while start <= len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        for chunk_start in range(start, end, _SPM_CHUNK_CHARS):
+            yield text[chunk_start : min(end, chunk_start + _SPM_CHUNK_CHARS)]
+        start = end + 1
+
+
+def _spm_training_error(message: str, cfg: TokenizerConfig) -> TokenizerError:
+    """Turn SentencePiece's internal check failures into something a user can act on."""
+    too_high = re.search(r"Vocabulary size too high \(\d+\)\. Please set it to a value <= (\d+)", message)
+    if too_high:
+        return TokenizerError(
+            f"tokenizer.vocab_size = {cfg.vocab_size} is more than this corpus supports "
+            f"(at most {too_high.group(1)} pieces); lower tokenizer.vocab_size or use a larger corpus."
+        )
+    too_low = re.search(r"Vocabulary size is smaller than required_chars\. \d+ vs (\d+)", message)
+    if too_low:
+        needed = int(too_low.group(1))
+        return TokenizerError(
+            f"tokenizer.vocab_size = {cfg.vocab_size} is too small for this corpus: it needs at least {needed} "
+            f"pieces ({SPM_RESERVED_PIECES} for <unk> and the byte values, {needed - SPM_RESERVED_PIECES} for its "
+            "characters); raise tokenizer.vocab_size or lower tokenizer.character_coverage."
+        )
+    return TokenizerError(f"SentencePiece could not train a tokenizer on this corpus: {message}")
+
+
+def _list_of_str(value: Any, name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name!r} must be a list of strings")
+    return value
+
+
+_CLASSES: dict[str, type[Tokenizer]] = {
+    "char": CharTokenizer,
+    "word": WordTokenizer,
+    "sentencepiece": SentencePieceTokenizer,
+}
+
+
+def train_tokenizer(
+    cfg: TokenizerConfig, text: str, progress: Callable[[str], None] | None = None
+) -> Tokenizer:
+    """Build a tokenizer of `cfg.kind` from the training text."""
+    cfg.validate()
+    if not text:
+        raise TokenizerError("the training text is empty; choose a corpus with some text in it.")
+    report = progress or (lambda message: None)
+    report(f"Training a {cfg.kind} tokenizer on {len(text):,} characters")
+    if cfg.kind == "char":
+        tokenizer: Tokenizer = CharTokenizer.train(text)
+    elif cfg.kind == "word":
+        tokenizer = WordTokenizer.train(text, cfg)
+    else:
+        tokenizer = SentencePieceTokenizer.train(text, cfg)
+    report(f"Tokenizer ready: {tokenizer.vocab_size:,} tokens")
+    return tokenizer
+
+
+def load_tokenizer(folder: Path) -> Tokenizer:
+    """Read a tokenizer saved by Tokenizer.save(); every problem becomes a TokenizerError saying what to do."""
+    folder = Path(folder)
+    path = folder / TOKENIZER_JSON
+    if not folder.is_dir():
+        raise TokenizerError(
+            f"the tokenizer folder {folder} does not exist; point to a run's tokenizer/ folder or train a tokenizer."
+        )
+    if not path.is_file():
+        raise TokenizerError(
+            f"{path} is missing, so {folder} holds no tokenizer; point to a run's tokenizer/ folder "
+            "or train a tokenizer."
+        )
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TokenizerError(
+            f"{path} cannot be read as JSON ({e}); the file is damaged: restore it from a copy or retrain the tokenizer."
+        ) from e
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise TokenizerError(
+            f"{path} is not an LM Workbench tokenizer file (it lacks \"format\": \"{FORMAT}\"); "
+            "point to the tokenizer/ folder of an LM Workbench run."
+        )
+    version = doc.get("version")
+    if version != FORMAT_VERSION:
+        raise TokenizerError(
+            f"{path} has format version {version!r}, but this LM Workbench reads version {FORMAT_VERSION}; "
+            "update LM Workbench or retrain the tokenizer."
+        )
+    cls = _CLASSES.get(str(doc.get("kind")))
+    if cls is None:
+        raise TokenizerError(
+            f"{path} has kind {doc.get('kind')!r}, not one of {', '.join(TOKENIZER_KINDS)}; the file is damaged "
+            "or from a newer LM Workbench: retrain the tokenizer."
+        )
+    try:
+        return cls._from_state(doc, folder)
+    except (KeyError, TypeError, ValueError) as e:
+        raise TokenizerError(
+            f"{path} is damaged ({type(e).__name__}: {e}); restore it from a copy or retrain the tokenizer."
+        ) from e
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder, so a crash never leaves a half-written file behind."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
