@@ -14,8 +14,8 @@ from .errors import LMCoreError
 class ProgressBar:
     """A one-line live progress bar on stderr: step, loss, tokens/s, ETA. Evaluations get their own line."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream, self.max_steps, self.start_step, self.last_draw = stream, 1, 0, 0.0
+    def __init__(self, stream=None):
+        self.stream, self.max_steps, self.start_step, self.last_draw = stream or sys.stderr, 1, 0, 0.0
 
     def __call__(self, event) -> None:
         if isinstance(event, ev.Preparing):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,3 +234,46 @@ def evaluation_batches(data: np.ndarray, family: str, context: int, batch_size: 
     if max_batches:
         starts = starts[:max_batches]
     return ((inputs[s:s + batch_size], targets[s:s + batch_size]) for s in starts)
+
+
+
+@dataclass
+class CorpusSummary:
+    """What a corpus holds, for a form to show before training: sizes, a preview, and any problem."""
+    files: list[Path]
+    size_bytes: int
+    chars: int
+    lines: int
+    distinct_chars: int
+    distinct_words: int
+    preview: str
+    problem: str | None  # why it cannot be trained on, worded for the user; None when it can
+
+
+def inspect_corpus(paths: list[str], encoding_errors: str = "strict", preview_chars: int = 2000) -> CorpusSummary:
+    """Read the corpus the way training will and describe it; a bad corpus is described, never raised."""
+    try:
+        files = resolve_corpus_files(list(paths))
+    except CorpusError as exc:
+        return CorpusSummary([], 0, 0, 0, 0, 0, "", str(exc))
+    size = sum(p.stat().st_size for p in files)
+    try:
+        text, _ = read_corpus(list(paths), encoding_errors=encoding_errors)
+    except CorpusError as exc:
+        return CorpusSummary(files, size, 0, 0, 0, 0, "", str(exc))
+    lines = text.count("\n") + (not text.endswith("\n"))
+    return CorpusSummary(files, size, len(text), lines, len(set(text)), len(set(text.split())),
+                         text[:preview_chars], None)
+
+
+def corpus_length_problem(chars: int, val_fraction: float, context: int) -> str | None:
+    """Why a corpus of `chars` characters is too short to split and fill one window each, or None.
+
+    Judged per character; subword tokenizers need more text, which the trainer reports when it encodes."""
+    val_chars = chars - int(chars * (1.0 - val_fraction))
+    if min(val_chars - 1, chars - val_chars - 2) >= context:
+        return None
+    needed = math.ceil((context + 2) / min(val_fraction, 1.0 - val_fraction))
+    return (f"The corpus is too short: {chars:,} characters, but the training and validation splits must each "
+            f"fill a window of train.context = {context} characters plus one (about {needed:,} characters in "
+            "all). Use a longer text or a smaller context.")

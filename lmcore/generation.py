@@ -1,14 +1,25 @@
 """Text generation and scoring: the one engine path behind `lmcore sample` and the GUI's Generate tab.
 
 Each new token costs one model step: the RNN carries its hidden state and the Transformer its KV cache.
-A Transformer whose window is full slides it: the cache is rebuilt from the most recent half window, so a
-rebuild costs one forward pass of context/2 tokens and every prediction still sees at least that much text.
+
+Window sliding (Transformer). A model with context length W sees at most W tokens, and its cached keys carry
+absolute positions, so a full cache cannot just drop its oldest entry. Instead the window jumps: when the next
+token would not fit, the cache is rebuilt from the most recent K = max(1, W // 2) tokens (one forward pass of K
+tokens) and then fills up again one token at a time, so every prediction past the first W tokens sees between
+K and W tokens of text. Which tokens the window holds depends only on how many tokens have been fed
+(`window_start`), not on how they were fed in. The guarantees, both tested:
+
+* after every step, slides included, the next-token logits equal those of a full forward pass over
+  `history[window_start(len(history), W):]` (what `Decoder(..., cache=False)` computes from scratch);
+* continuing from the ids of an earlier generation (the GUI's "Continue") sees the same window as having
+  generated in one go, so greedy decoding gives the same tokens either way.
 """
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +27,7 @@ import torch.nn.functional as F
 from .errors import ConfigError, TokenizerError
 
 TOP_CANDIDATES = 10
+SCORE_CHUNK = 256  # tokens scored per forward pass: bounds the [chunk, vocab] logits held at once
 
 
 @dataclass
@@ -27,7 +39,7 @@ class SamplingSettings:
     repetition_penalty: float = 1.0  # > 1 discourages tokens already in the text (CTRL-style)
     greedy: bool = False  # always take the most likely token
     seed: int | None = None  # None draws a fresh seed
-    stop: list[str] = field(default_factory=list)  # stop once the output contains one of these
+    stop: list[str] = field(default_factory=list)  # stop once the output contains one of these (kept in it)
 
     def validate(self) -> None:
         checks = [
@@ -36,6 +48,7 @@ class SamplingSettings:
             (self.top_k >= 0, f"top_k = {self.top_k} must be >= 0 (0 turns it off)"),
             (0 < self.top_p <= 1, f"top_p = {self.top_p} must be in (0, 1]"),
             (self.repetition_penalty >= 1, f"repetition_penalty = {self.repetition_penalty} must be >= 1"),
+            (all(self.stop), "a stop string is empty; remove it (an empty string would stop at once)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -47,6 +60,11 @@ PRESETS = {  # named settings for the Generate tab
     "balanced": SamplingSettings(temperature=0.8, top_k=0, top_p=0.95, repetition_penalty=1.0),
     "creative": SamplingSettings(temperature=1.1, top_k=0, top_p=1.0, repetition_penalty=1.0),
 }
+
+
+def fresh_seed() -> int:
+    """A random seed, drawn without touching torch's global generator (the caller may show it to the user)."""
+    return secrets.randbits(31)
 
 
 @dataclass
@@ -69,42 +87,107 @@ def prompt_ids(tokenizer, prompt: str) -> list[int]:
     return [start]
 
 
+def check_vocabulary(model, tokenizer) -> None:
+    """A model only makes sense with the tokenizer it was trained with; sizes that differ prove a mismatch."""
+    if model.config.vocab_size != tokenizer.vocab_size:
+        raise TokenizerError(
+            f"The model predicts {model.config.vocab_size} tokens but the {tokenizer.kind} tokenizer has "
+            f"{tokenizer.vocab_size}: they do not belong together. Use the tokenizer/ folder of the model's own run.")
+
+
+def window_start(n: int, window: int | None) -> int:
+    """Index of the first of `n` fed tokens that a model with context `window` still sees (module docstring).
+
+    The window restarts every `window - keep + 1` tokens, keep = window // 2, which leaves it holding `keep`
+    tokens right after each slide and `window` right before the next."""
+    if window is None or n <= window:
+        return 0
+    keep = max(1, window // 2)
+    stride = window - keep + 1
+    return ((n - window - 1) // stride + 1) * stride
+
+
 class Decoder:
-    """Feeds tokens to a model one step at a time, holding its cache or hidden state."""
+    """Feeds tokens to a model, holding its KV cache or hidden state, and returns next-token logits.
 
-    def __init__(self, model, device: torch.device):
-        self.model, self.device = model, device
-        self.window = getattr(model.config, "context_length", None)
-        self.state = None
+    cache=False instead runs a full forward pass over the current window at every call: the slow reference that
+    the cached path is tested and benchmarked against.
+    """
+
+    def __init__(self, model, device: torch.device | str, cache: bool = True):
+        self.model, self.device, self.cache = model, torch.device(device), cache
+        self.window = getattr(model.config, "context_length", None)  # None: an RNN, whose state sees everything
         self.history: list[int] = []
+        self.start = 0  # history[start:] is what the state holds
+        self.state = None
 
-    @torch.no_grad()
-    def feed(self, ids: list[int]) -> torch.Tensor:
-        """Append `ids`; return the logits [V] for the next token."""
+    @torch.inference_mode()
+    def feed(self, ids: Iterable[int], all_logits: bool = False) -> torch.Tensor:
+        """Append `ids`; return the logits [V] for the token after them, or with `all_logits` the logits
+        [len(ids), V] after each of them, each computed from the window that was current at its position."""
+        ids = list(ids)
+        if not all_logits:
+            return self._advance(ids, 1)[-1]
+        pieces = []
+        while ids:  # one piece per window position: a slide in the middle would change earlier positions' context
+            n = len(self.history)
+            room = window_start(n + 1, self.window) + self.window - n if self.window else len(ids)
+            pieces.append(self._advance(ids[:room], min(room, len(ids))))
+            ids = ids[room:]
+        return torch.cat(pieces)
+
+    def _advance(self, ids: list[int], wanted: int) -> torch.Tensor:
+        """Feed `ids` (all within one window position) and return the logits [wanted, V] of the last positions."""
         self.history.extend(ids)
-        if self.window is None:  # RNN: the hidden state carries everything
-            return self._run(ids)
-        if self.state is None or self.state.length + len(ids) > self.window:
-            keep = self.history[-self.window:] if self.state is None else self.history[-max(1, self.window // 2):]
-            self.state = None
-            return self._run(keep)
-        return self._run(ids)
-
-    def _run(self, ids: list[int]) -> torch.Tensor:
-        if self.state is None:
-            self.state = self.model.init_state(1, self.device)
-        x = torch.tensor([ids], dtype=torch.long, device=self.device)
-        out = self.model(x, state=self.state, last_only=True)
-        self.state = out.state
-        return out.logits[0, -1].float()
+        start = window_start(len(self.history), self.window)
+        if self.cache and self.state is not None and start == self.start:
+            inputs = ids
+        else:  # first call, a slide, or recompute mode: run the whole window from a fresh state
+            self.start, inputs = start, self.history[start:]
+            self.state = self.model.init_state(1, self.device) if self.cache else None
+        out = self.model(torch.tensor([inputs], dtype=torch.long, device=self.device),
+                         state=self.state, last_only=wanted == 1)
+        if self.cache:
+            self.state = out.state
+        return out.logits[0, -wanted:].float()
 
 
-def choose_next(logits: torch.Tensor, settings: SamplingSettings, history: list[int],
+class TextStream:
+    """Turns a stream of token ids into the text each one adds, in constant time per token.
+
+    A token's text can depend on its neighbours (a word tokenizer puts spaces between words, SentencePiece
+    spreads one character over several byte tokens), so each piece is decoded after a few preceding tokens.
+    """
+
+    CONTEXT = 8  # preceding tokens decoded with each piece
+    MAX_PENDING = 4  # a UTF-8 character has at most 4 bytes: after that the bytes will never form one
+
+    def __init__(self, tokenizer, context: list[int]):
+        self.tokenizer = tokenizer
+        self.tail = list(context[-self.CONTEXT:])
+        self.before = tokenizer.decode(self.tail)  # also rejects ids outside the vocabulary up front
+        self.pending: list[int] = []
+
+    def push(self, token: int) -> str:
+        self.pending.append(token)
+        text = self.tokenizer.decode(self.tail + self.pending)
+        if (text.endswith("\ufffd") and token != self.tokenizer.unk_id
+                and len(self.pending) < self.MAX_PENDING):
+            return ""  # an incomplete multi-byte character: wait for the rest of its bytes
+        piece = text[len(self.before):]
+        self.tail = (self.tail + self.pending)[-self.CONTEXT:]
+        self.before = self.tokenizer.decode(self.tail)
+        self.pending = []
+        return piece
+
+
+def choose_next(logits: torch.Tensor, settings: SamplingSettings, seen: Iterable[int],
                 generator: torch.Generator) -> int:
-    """Pick the next token id from raw logits [V] under the sampling settings."""
+    """Pick the next token id from raw logits [V] under the sampling settings; `seen` are the ids already in
+    the text, for the repetition penalty."""
     logits = logits.detach().to("cpu", torch.float32).clone()
-    if settings.repetition_penalty != 1.0 and history:
-        seen = torch.tensor(sorted(set(history)), dtype=torch.long)
+    if settings.repetition_penalty != 1.0:
+        seen = torch.tensor(list(seen), dtype=torch.long)
         values = logits[seen]
         logits[seen] = torch.where(values > 0, values / settings.repetition_penalty,
                                    values * settings.repetition_penalty)
@@ -116,16 +199,17 @@ def choose_next(logits: torch.Tensor, settings: SamplingSettings, history: list[
         logits[logits < kth] = -math.inf
     if settings.top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=True)
-        cumulative = torch.cumsum(F.softmax(sorted_logits, dim=-1), dim=-1)
-        drop = cumulative - F.softmax(sorted_logits, dim=-1) >= settings.top_p  # keep the token that crosses p
+        probs = F.softmax(sorted_logits, dim=-1)
+        drop = torch.cumsum(probs, dim=-1) - probs >= settings.top_p  # keep the token that crosses top_p
         logits[order[drop]] = -math.inf
-    probs = F.softmax(logits, dim=-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    return int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator))
 
 
 def describe_distribution(logits: torch.Tensor, chosen: int) -> tuple[float, float, list[tuple[int, float]]]:
-    probs = F.softmax(logits.float().cpu(), dim=-1)
-    entropy = float(-(probs * torch.log(probs.clamp_min(1e-30))).sum())
+    """The chosen token's probability, the entropy (nats) and the top candidates of raw logits [V]."""
+    log_probs = F.log_softmax(logits.float().cpu(), dim=-1)
+    probs = log_probs.exp()
+    entropy = float(-(probs * log_probs).sum())
     top = torch.topk(probs, min(TOP_CANDIDATES, probs.numel()))
     return float(probs[chosen]), entropy, list(zip(top.indices.tolist(), top.values.tolist()))
 
@@ -136,46 +220,45 @@ def generate(model, tokenizer, prompt: str | list[int], settings: SamplingSettin
     """Yield tokens one by one as they are produced. `prompt` is text, or token ids to continue from.
 
     The same model, prompt and settings (with a fixed seed) give the same tokens wherever this is called.
+    `should_stop` is polled before each token; generation also ends at max_new_tokens or a stop string.
     """
     settings.validate()
-    device = torch.device(device)
-    ids = list(prompt) if isinstance(prompt, list) else prompt_ids(tokenizer, prompt)
+    check_vocabulary(model, tokenizer)
+    ids = prompt_ids(tokenizer, prompt) if isinstance(prompt, str) else list(prompt)
     if not ids:
         raise TokenizerError("There is nothing to continue from; type a prompt first.")
-    seed = settings.seed if settings.seed is not None else int(torch.seed() % (2**31))
-    generator = torch.Generator().manual_seed(seed)
+    text = TextStream(tokenizer, ids)
+    generator = torch.Generator().manual_seed(fresh_seed() if settings.seed is None else settings.seed)
     model.eval()
     decoder = Decoder(model, device)
     logits = decoder.feed(ids)
-    generated: list[int] = []
-    emitted = ""
-    for _ in range(settings.max_new_tokens):
-        if should_stop and should_stop():
+    seen = set(ids)
+    longest_stop = max(map(len, settings.stop), default=0)
+    recent = ""  # the end of the output, long enough to catch a stop string that ends in the next piece
+    for step in range(settings.max_new_tokens):
+        if should_stop is not None and should_stop():
             return
-        token = choose_next(logits, settings, decoder.history, generator)
+        token = choose_next(logits, settings, seen, generator)
         probability, entropy, candidates = describe_distribution(logits, token)
-        generated.append(token)
-        text = tokenizer.decode(generated)
-        if text.endswith("\ufffd") and token != tokenizer.unk_id:
-            piece = ""  # an incomplete multi-byte character: wait for the rest of its bytes
-        else:
-            piece, emitted = text[len(emitted):], text
+        piece = text.push(token)
         yield GeneratedToken(token, piece, probability, entropy, candidates)
-        if any(stop in emitted for stop in settings.stop):
+        recent += piece
+        if any(stop in recent for stop in settings.stop) or step + 1 == settings.max_new_tokens:
             return
+        recent = recent[-(longest_stop - 1):] if longest_stop > 1 else ""
+        seen.add(token)
         logits = decoder.feed([token])
-
-
-def sample_text(model, tokenizer, prompt: str, settings: SamplingSettings, device="cpu") -> str:
-    """The whole continuation as a string (the CLI's `lmcore sample`)."""
-    return "".join(token.text for token in generate(model, tokenizer, prompt, settings, device))
 
 
 @dataclass
 class ScoredToken:
     id: int
     text: str
-    loss: float | None  # nats; None for the first token, which has nothing before it to predict from
+    # None for the first token, which has nothing before it to predict from
+    loss: float | None  # nats: -log probability
+    probability: float | None
+    entropy: float | None  # of the model's distribution at this position, nats
+    candidates: list[tuple[int, float]]  # what the model expected here: top (id, probability), most likely first
 
 
 @dataclass
@@ -183,7 +266,7 @@ class ScoreResult:
     tokens: list[ScoredToken]
     total_loss: float  # nats over the predicted tokens
     predicted: int
-    characters: int
+    characters: int  # characters of the predicted tokens (the first token's are not predicted)
 
     @property
     def mean_loss(self) -> float:
@@ -198,20 +281,26 @@ class ScoreResult:
         return self.total_loss / math.log(2) / max(self.characters, 1)
 
 
-@torch.no_grad()
 def score_text(model, tokenizer, text: str, device: torch.device | str = "cpu") -> ScoreResult:
-    """Per-token loss of `text` under the model: each token predicted from everything before it
-    (a Transformer slides its window by half when the text is longer than its context)."""
-    device = torch.device(device)
-    ids = tokenizer.encode(text, unknown="replace")
+    """Per-token loss of `text` under the model: each token predicted from everything before it that the model
+    can see (a Transformer's window slides as in generation)."""
+    check_vocabulary(model, tokenizer)
+    ids = tokenizer.encode(text, unknown="error")
     if len(ids) < 2:
         raise TokenizerError("Scoring needs at least two tokens of text; paste a longer passage.")
     model.eval()
     decoder = Decoder(model, device)
-    losses: list[float | None] = [None]
-    for position in range(1, len(ids)):
-        logits = decoder.feed([ids[position - 1]])
-        losses.append(float(F.cross_entropy(logits[None], torch.tensor([ids[position]], device=logits.device))))
-    tokens = [ScoredToken(i, tokenizer.token_text(i), loss) for i, loss in zip(ids, losses)]
-    total = sum(loss for loss in losses if loss is not None)
-    return ScoreResult(tokens, total, len(ids) - 1, len(text))
+    tokens = [ScoredToken(ids[0], tokenizer.token_text(ids[0]), None, None, None, [])]
+    for begin in range(0, len(ids) - 1, SCORE_CHUNK):
+        targets = ids[begin + 1:begin + 1 + SCORE_CHUNK]
+        log_probs = F.log_softmax(decoder.feed(ids[begin:begin + len(targets)], all_logits=True).cpu(), dim=-1)
+        probs = log_probs.exp()
+        entropies = -(probs * log_probs).sum(dim=-1)
+        chosen = log_probs.gather(1, torch.tensor(targets)[:, None])[:, 0]
+        top = torch.topk(probs, min(TOP_CANDIDATES, probs.size(-1)))
+        for i, target in enumerate(targets):
+            tokens.append(ScoredToken(target, tokenizer.token_text(target), -float(chosen[i]),
+                                      float(chosen[i].exp()), float(entropies[i]),
+                                      list(zip(top.indices[i].tolist(), top.values[i].tolist()))))
+    total = sum(token.loss for token in tokens[1:])
+    return ScoreResult(tokens, total, len(ids) - 1, max(1, len(text) - len(tokenizer.decode(ids[:1]))))

@@ -1,0 +1,86 @@
+import subprocess
+import sys
+
+import pytest
+import tomli_w
+
+from engine_helpers import write_corpus
+from lmcore.cli import build_parser, main
+from lmcore.runs import list_runs
+
+TINY = {
+    "name": "cli-tiny",
+    "data": {"train": ["corpus.txt"]},
+    "tokenizer": {"kind": "char"},
+    "model": {"family": "transformer", "n_layer": 1, "n_head": 2, "n_embd": 32},
+    "train": {"batch_size": 8, "context": 16, "max_steps": 20, "eval_interval": 10, "device": "cpu"},
+}
+
+
+@pytest.fixture
+def trained_run(tmp_path, capsys):
+    write_corpus(tmp_path, 20_000)
+    (tmp_path / "tiny.toml").write_text(tomli_w.dumps(TINY))
+    assert main(["train", str(tmp_path / "tiny.toml"), "--runs-dir", str(tmp_path / "runs"),
+                 "--set", "train.max_steps=30"]) == 0
+    err = capsys.readouterr().err
+    assert "30/30" in err and "val loss" in err and "finished at step 30" in err
+    return list_runs(tmp_path / "runs")[0].path
+
+
+def test_train_runs_lists_evaluates_and_samples(trained_run, tmp_path, capsys):
+    assert main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 0
+    listing = capsys.readouterr().out
+    assert trained_run.name in listing and "finished" in listing and "transformer" in listing
+
+    assert main(["eval", str(trained_run), "--data", str(tmp_path / "corpus.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "perplexity" in out and "bits/char" in out
+
+    args = ["sample", str(trained_run), "--prompt", "ROMEO:", "--max-new-tokens", "40", "--seed", "5",
+            "--temperature", "0.9", "--top-k", "20", "--top-p", "0.95"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert main(args) == 0
+    assert first.startswith("ROMEO:") and len(first) > len("ROMEO:") + 10
+    assert capsys.readouterr().out == first  # a fixed seed reproduces the text
+
+
+def test_resume_continues_a_stopped_run(trained_run, capsys):
+    assert main(["train", "--resume", str(trained_run), "--quiet"]) == 0  # already finished: nothing to redo
+    assert "error" not in capsys.readouterr().err
+
+
+def test_tokenizer_train_writes_a_loadable_tokenizer(tmp_path, capsys):
+    corpus = write_corpus(tmp_path, 20_000)
+    out = tmp_path / "tok"
+    assert main(["tokenizer", "train", str(corpus), "--out", str(out), "--vocab-size", "400"]) == 0
+    assert "400 tokens" in capsys.readouterr().out
+    assert (out / "tokenizer.json").is_file() and (out / "tokenizer.model").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "missing.toml"], "does not exist"),
+    (["sample", "no-such-run"], "no-such-run"),
+    (["eval", "no-such-run", "--data", "x.txt"], "no-such-run"),
+    (["tokenizer", "train", "missing.txt", "--out", "x"], "does not exist"),
+])
+def test_bad_input_exits_2_with_a_message_not_a_traceback(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_every_command_has_help(capsys):
+    parser = build_parser()
+    for argv in (["--help"], ["train", "--help"], ["eval", "--help"], ["sample", "--help"],
+                 ["tokenizer", "train", "--help"], ["runs", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(argv)
+        assert exit_info.value.code == 0 and "usage: lmcore" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([sys.executable, "-m", "lmcore.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "train" in result.stdout and "sample" in result.stdout
