@@ -5,13 +5,11 @@ read back with :func:`load_tokenizer`. No pickle anywhere: a run folder shared b
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
 import re
-import tempfile
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator
 import sentencepiece as spm
 
 from .errors import ConfigError, TokenizerError
+from .fileio import write_atomic
 
 TOKENIZER_KINDS = ("char", "word", "sentencepiece")
 SPM_MODEL_TYPES = ("bpe", "unigram")
@@ -135,7 +134,7 @@ class Tokenizer(ABC):
             folder.mkdir(parents=True, exist_ok=True)
             self._save_files(folder)
             doc = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, **self._state()}
-            _atomic_write(folder / TOKENIZER_JSON, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+            write_atomic(folder / TOKENIZER_JSON, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
         except OSError as e:
             raise TokenizerError(
                 f"cannot save the tokenizer to {folder}: {e.strerror or e}; check that the folder is writable "
@@ -390,7 +389,7 @@ class SentencePieceTokenizer(Tokenizer):
         }
 
     def _save_files(self, folder: Path) -> None:
-        _atomic_write(folder / SPM_MODEL_FILE, self._model)
+        write_atomic(folder / SPM_MODEL_FILE, self._model)
 
     @classmethod
     def _from_state(cls, doc: dict[str, Any], folder: Path) -> SentencePieceTokenizer:
@@ -518,18 +517,3 @@ def load_tokenizer(folder: Path) -> Tokenizer:
         raise TokenizerError(
             f"{path} is damaged ({type(e).__name__}: {e}); restore it from a copy or retrain the tokenizer."
         ) from e
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder, so a crash never leaves a half-written file behind."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
