@@ -1,0 +1,17 @@
+"""lmcore: the LM Workbench engine. Headless (no Qt): tokenizers, corpora, models, trainer, checkpoints,
+generation and attention capture, driven the same way by the GUI, the `lmcore` CLI, the tests and torchrun.
+
+    from lmcore import Trainer, load_config
+    trainer = Trainer.new(load_config("resources/presets/baby-gpt-char.toml"))
+    trainer.subscribe(print)
+    trainer.run()
+"""
+from .config import RunConfig, load_config
+from .errors import LMCoreError
+from .generation import SamplingSettings, generate, score_text
+from .runs import list_runs, load_trained_model
+from .trainer import Trainer
+
+__version__ = "0.1.0"
+__all__ = ["RunConfig", "load_config", "LMCoreError", "SamplingSettings", "generate", "score_text",
+           "list_runs", "load_trained_model", "Trainer", "__version__"]
