@@ -1,11 +1,12 @@
 """Training throughput of the lmcore Trainer against a plain eager PyTorch loop of the same model.
 
-    python bench/train_throughput.py [--steps 60] [--presets baby-gpt-char lstm-word]
+    python bench/train_throughput.py [--steps 60] [--presets baby-gpt-char lstm-word] [--device auto]
 
 For each preset both loops train the same model on the same corpus for the same number of steps; the table
-shows tokens/s and MFU (model FLOPs utilisation against this machine's fp32 matmul peak, measured in the same
-run). The reference loop is what one writes by hand: random windows (Transformer) or carried BPTT streams
-(RNN), forward, backward, clip, optimizer step, with loss.item() every step.
+shows tokens/s and MFU (model FLOPs utilisation). On a GPU in lmcore.device's table MFU is against its bf16
+peak from the data sheet; elsewhere against the fp32 matmul rate measured in the same run. The reference loop
+is what one writes by hand: fp32, random windows (Transformer) or carried BPTT streams (RNN) copied to the
+device as they are, forward, backward, clip, AdamW (or SGD) step, and loss.item() every step.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +25,44 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lmcore import events as ev  # noqa: E402
-from lmcore.config import load_config  # noqa: E402
-from lmcore.device import pick_device  # noqa: E402
+from lmcore.config import RunConfig, load_config  # noqa: E402
+from lmcore.device import describe_device, peak_flops, pick_device  # noqa: E402
 from lmcore.models import build_model, model_config_from_dict  # noqa: E402
 from lmcore.trainer import Trainer  # noqa: E402
 
-WARMUP_STEPS = 5
+WARMUP_STEPS = 5  # left out of the timing: allocator warm-up, and torch.compile's first steps
+CPU_PRESETS = ["baby-gpt-char", "gpt-bpe", "lstm-word"]
+GPU_PRESETS = CPU_PRESETS + ["gpt-shakespeare-gpu"]
+
+
+@dataclass
+class Throughput:
+    preset: str
+    tokens_per_s: float  # the lmcore Trainer
+    reference_tokens_per_s: float  # the hand-written eager loop
+    flops_per_token: float
+
+
+@dataclass
+class Peak:
+    flops: float
+    source: str  # where the figure comes from, for the table's heading
+
+    def mfu(self, tokens_per_s: float, flops_per_token: float) -> float:
+        return tokens_per_s * flops_per_token / self.flops
+
+
+def device_peak(device: torch.device) -> Peak:
+    """MFU's denominator: the GPU's bf16 peak from its data sheet; on a CPU (or an unknown GPU) the fp32 matmul
+    rate measured now, which flatters MFU but is the best ceiling such a machine has."""
+    known = peak_flops(device)
+    if known:
+        return Peak(known, "bf16 data-sheet peak")
+    return Peak(matmul_peak_flops(device), "fp32 2048x2048 matmul, measured now")
 
 
 def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
-    """Achievable fp32 matmul FLOP/s on this device: the denominator of MFU."""
+    """Achievable fp32 matmul FLOP/s on this device."""
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
     for _ in range(3):
@@ -47,24 +77,34 @@ def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10)
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
-def trainer_throughput(config, steps: int, runs_dir: Path) -> tuple[float, float]:
-    """Tokens/s of the lmcore Trainer after warm-up (evaluation excluded), and the model's FLOPs per token."""
+def preset_config(name: str, device: str) -> RunConfig:
+    config = load_config(ROOT / "resources" / "presets" / f"{name}.toml")
+    config.train.device = device
+    return config
+
+
+def trainer_throughput(config: RunConfig, steps: int, runs_dir: Path) -> tuple[Trainer, float]:
+    """The Trainer after `steps` steps, and its tokens/s after warm-up (evaluation excluded). Metrics arrive at
+    each read-back (every train.log_interval steps on a GPU), so the timing runs between the first read-back
+    after warm-up and the last."""
     config.train.max_steps = steps
     config.train.epochs = 0
     config.train.eval_interval = steps  # one evaluation at the end, outside the timed steps
     trainer = Trainer.new(config, runs_dir=runs_dir)
-    marks: dict[int, float] = {}
-    trainer.subscribe(lambda e: marks.__setitem__(e.step, e.elapsed) if isinstance(e, ev.StepMetrics) else None)
+    marks: list[ev.StepMetrics] = []
+    trainer.subscribe(lambda e: marks.append(e) if isinstance(e, ev.StepMetrics) and e.step >= WARMUP_STEPS
+                      else None)
     if trainer.run() != "finished":
         raise SystemExit(f"the trainer failed: {trainer.folder.read_status().get('message')}")
-    timed = marks[steps] - marks[WARMUP_STEPS]
-    return (steps - WARMUP_STEPS) * trainer.tokens_per_step / timed, trainer.model.flops_per_token()
+    first, last = marks[0], marks[-1]
+    return trainer, (last.tokens - first.tokens) / (last.elapsed - first.elapsed)
 
 
-def reference_throughput(config, train_ids: np.ndarray, vocab_size: int, steps: int, device) -> float:
+def reference_throughput(config: RunConfig, train_ids: np.ndarray, vocab_size: int, steps: int,
+                         device: torch.device) -> float:
     """The same model trained by a straightforward hand-written eager loop."""
     torch.manual_seed(config.train.seed)
     model = build_model(model_config_from_dict(config.model_fields(vocab_size))).to(device)
@@ -107,46 +147,45 @@ def reference_throughput(config, train_ids: np.ndarray, vocab_size: int, steps: 
     return (steps - WARMUP_STEPS) * t.batch_size * t.context / (time.perf_counter() - start)
 
 
+def measure(name: str, steps: int, device: str, runs_dir: Path) -> Throughput:
+    """One preset trained by the lmcore Trainer and by the reference loop, `steps` steps each."""
+    trainer, ours = trainer_throughput(preset_config(name, device), steps, runs_dir)
+    config = preset_config(name, device)
+    reference = reference_throughput(config, trainer.train_ids, trainer.tokenizer.vocab_size, steps, trainer.device)
+    return Throughput(name, ours, reference, trainer.model.flops_per_token())
+
+
+def default_presets(device: torch.device) -> list[str]:
+    return GPU_PRESETS if device.type == "cuda" else CPU_PRESETS
+
+
+def use_bench_cache() -> None:
+    """Tokenizers and encoded corpora cached outside the user's own cache."""
+    os.environ.setdefault("LMCORE_CACHE_DIR", str(Path(tempfile.gettempdir()) / "lmcore-bench-cache"))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--presets", nargs="+", default=["baby-gpt-char", "lstm-word"])
+    parser.add_argument("--presets", nargs="+", help="preset names (default: the CPU presets; on CUDA also "
+                                                      "gpt-shakespeare-gpu)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    use_bench_cache()
     device = pick_device(args.device)
-    os.environ.setdefault("LMCORE_CACHE_DIR", str(Path(tempfile.gettempdir()) / "lmcore-bench-cache"))
-    peak = matmul_peak_flops(device)
-    print(f"device {device}, {torch.get_num_threads()} threads; fp32 matmul peak {peak / 1e9:.1f} GFLOP/s "
-          f"(2048x2048, measured now)")
-    print(f"{'preset':16} {'loop':10} {'tokens/s':>10} {'MFU':>7} {'vs reference':>13}")
+    peak = device_peak(device)
+    print(f"{describe_device(device)}, torch {torch.__version__}; MFU against {peak.flops / 1e12:.3g} TFLOP/s "
+          f"({peak.source})")
+    print(f"{'preset':20} {'loop':10} {'tokens/s':>10} {'MFU':>7} {'vs reference':>13}")
     with tempfile.TemporaryDirectory() as runs_dir:
-        for name in args.presets:
-            config = load_config(ROOT / "resources" / "presets" / f"{name}.toml")
-            config.train.device = args.device
-            ours, flops = trainer_throughput(config, args.steps, Path(runs_dir))
-            run = sorted(Path(runs_dir).glob(f"{config.name}-*"))[-1]
-            train_ids = _training_ids(run)
-            vocab = _vocab_size(run)
-            reference = reference_throughput(config, train_ids, vocab, args.steps, device)
-            for label, rate in (("reference", reference), ("lmcore", ours)):
-                ratio = f"{rate / reference:12.2f}x" if label == "lmcore" else ""
-                print(f"{name:16} {label:10} {rate:10,.0f} {rate * flops / peak:7.1%} {ratio:>13}")
-
-
-def _training_ids(run: Path) -> np.ndarray:
-    from lmcore.corpus import encode_cached, load_corpus
-    from lmcore.runs import RunFolder
-    from lmcore.tokenizers import load_tokenizer
-
-    config = RunFolder(run).load_config()
-    corpus = load_corpus(config.data.train, config.data.val, config.data.val_fraction)
-    return encode_cached(load_tokenizer(run / "tokenizer"), corpus.train, corpus.digest[:24] + "-train")
-
-
-def _vocab_size(run: Path) -> int:
-    from lmcore.tokenizers import load_tokenizer
-
-    return load_tokenizer(run / "tokenizer").vocab_size
+        for name in args.presets or default_presets(device):
+            result = measure(name, args.steps, args.device, Path(runs_dir))
+            for label, rate in (("reference", result.reference_tokens_per_s), ("lmcore", result.tokens_per_s)):
+                ratio = f"{rate / result.reference_tokens_per_s:12.2f}x" if label == "lmcore" else ""
+                print(f"{name:20} {label:10} {rate:10,.0f} {peak.mfu(rate, result.flops_per_token):7.1%} {ratio:>13}")
 
 
 if __name__ == "__main__":

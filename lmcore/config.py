@@ -47,7 +47,7 @@ class ScheduleConfig:
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 12
+    batch_size: int = 12  # sequences per step; per process under torchrun (tokens/step counts every process)
     context: int = 64  # tokens per sequence: the window (Transformer) or BPTT length (RNN)
     max_steps: int = 2000  # optimizer steps; ignored when epochs > 0
     epochs: float = 0.0  # passes over the training tokens; > 0 overrides max_steps

@@ -138,21 +138,27 @@ def encode_with_progress(tokenizer, text: str, progress: Callable[[float], None]
 class RandomWindows:
     """nanoGPT-style batches: `batch_size` windows at random offsets. For Transformers.
 
-    Each rank of a distributed run draws from its own generator, so ranks see different windows.
+    In a distributed run every rank draws the offsets of the whole global batch (world_size * batch_size) from
+    the same seed and keeps its own block of them, so the ranks see different windows that together are exactly
+    the batch one process with world_size * batch_size would see. The generator state is the same on every rank.
     """
 
-    def __init__(self, data: np.ndarray, batch_size: int, context: int, seed: int, rank: int = 0):
+    def __init__(self, data: np.ndarray, batch_size: int, context: int, seed: int, rank: int = 0,
+                 world_size: int = 1):
         if len(data) < context + 2:
             raise CorpusError(
                 f"The training split has {len(data)} tokens, fewer than one window of train.context = {context} "
                 "plus one; use a longer corpus or a smaller context."
             )
         self.data, self.batch_size, self.context = data, batch_size, context
-        self.generator = torch.Generator().manual_seed(seed + 1000 * rank)
+        self.rank, self.world_size = rank, world_size
+        self.generator = torch.Generator().manual_seed(seed)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = torch.randint(len(self.data) - self.context - 1, (self.batch_size,), generator=self.generator)
-        rows = np.stack([self.data[s:s + self.context + 1] for s in starts.tolist()]).astype(np.int64)
+        starts = torch.randint(len(self.data) - self.context - 1, (self.batch_size * self.world_size,),
+                               generator=self.generator)
+        mine = starts[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+        rows = np.stack([self.data[s:s + self.context + 1] for s in mine.tolist()]).astype(np.int64)
         block = torch.from_numpy(rows)
         return block[:, :-1], block[:, 1:]
 
@@ -235,6 +241,21 @@ def evaluation_batches(data: np.ndarray, family: str, context: int, batch_size: 
         starts = starts[:max_batches]
     return ((inputs[s:s + batch_size], targets[s:s + batch_size]) for s in starts)
 
+
+def rank_windows(data: np.ndarray, context: int, rank: int, world_size: int, max_windows: int = 0) -> np.ndarray:
+    """The part of `data` holding rank `rank`'s share of the evaluation windows (of the first `max_windows`,
+    if > 0): consecutive windows split as evenly as possible, so the ranks together cover each window once."""
+    n_windows = (len(data) - 1) // context
+    if max_windows:
+        n_windows = min(n_windows, max_windows)
+    if world_size > 1 and n_windows < world_size:  # one process without a window: evaluation_batches says why
+        raise CorpusError(
+            f"The validation split has {len(data)} tokens, {n_windows} window(s) of train.context = {context} "
+            f"plus one, fewer than the {world_size} processes evaluating it. Raise data.val_fraction, give a "
+            "longer validation file, or use a smaller context."
+        )
+    first, last = rank * n_windows // world_size, (rank + 1) * n_windows // world_size
+    return data[first * context:last * context + 1]
 
 
 @dataclass

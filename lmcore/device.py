@@ -1,6 +1,8 @@
 """Which device to train on, and what it can do."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .errors import ConfigError
@@ -32,7 +34,8 @@ def describe_device(device: torch.device) -> str:
         return f"{props.name} ({props.total_memory / 2**30:.1f} GiB)"
     if device.type == "mps":
         return "Apple GPU (MPS)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
@@ -40,3 +43,39 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return None
+
+
+@dataclass(frozen=True)
+class DeviceFeatures:
+    """How the training loop treats a device. On CUDA that is the GPU path; elsewhere plain fp32.
+    One value rather than scattered `device.type == "cuda"` checks, so tests can run the GPU path's logic on a CPU."""
+    autocast: torch.dtype | None  # what train.dtype = "auto" means: bf16 autocast where the GPU supports it
+    pin_memory: bool  # page-locked host batches, copied to the GPU without blocking the host
+    cheap_readback: bool  # CPU: reading a metric back costs nothing; a GPU must first drain its queue of work
+
+
+def device_features(device: torch.device) -> DeviceFeatures:
+    cuda = device.type == "cuda"
+    return DeviceFeatures(autocast_dtype(device), pin_memory=cuda, cheap_readback=device.type == "cpu")
+
+
+# Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, in TFLOP/s: the denominator of MFU.
+# Matched as substrings of torch.cuda.get_device_name(); the first match wins, so variants come before families.
+BF16_PEAK_TFLOPS = (
+    ("GH200", 989.0), ("H200", 989.0), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0),
+    ("B200", 2250.0), ("A100", 312.0), ("L40S", 362.0), ("L40", 181.0), ("L4", 121.0),
+    ("RTX 4090", 165.0), ("RTX 3090", 71.0),
+)
+
+
+def bf16_peak_flops(device_name: str) -> float | None:
+    """The bf16 peak FLOP/s of a GPU by its name, or None for a GPU not in the table."""
+    for key, tflops in BF16_PEAK_TFLOPS:
+        if key in device_name:
+            return tflops * 1e12
+    return None
+
+
+def peak_flops(device: torch.device) -> float | None:
+    """The bf16 peak of a CUDA device (None elsewhere, or for an unknown GPU)."""
+    return bf16_peak_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None

@@ -76,10 +76,21 @@ class GeneratedToken:
     candidates: list[tuple[int, float]]  # the top TOP_CANDIDATES (id, probability), most likely first
 
 
+def encode_text(tokenizer, text: str, what: str) -> list[int]:
+    """Encode the user's `what` ("prompt", "text"); characters a character tokenizer cannot express are named."""
+    ids = tokenizer.encode(text, unknown="replace")
+    if tokenizer.kind == "char" and tokenizer.unk_id in ids:  # word and SentencePiece tokenizers never refuse
+        unseen = list(dict.fromkeys(c for c, i in zip(text, ids) if i == tokenizer.unk_id))
+        shown = ", ".join(repr(c) for c in unseen[:10]) + (f" and {len(unseen) - 10} more" if len(unseen) > 10 else "")
+        raise TokenizerError(f"The {what} has {len(unseen)} character(s) that never occur in this model's training "
+                             f"text: {shown}. A character-level model cannot read them; remove or replace them.")
+    return ids
+
+
 def prompt_ids(tokenizer, prompt: str) -> list[int]:
     """Encode a prompt; an empty one starts from the tokenizer's start (or end-of-line) token if it has one."""
     if prompt:
-        return tokenizer.encode(prompt, unknown="error")
+        return encode_text(tokenizer, prompt, "prompt")
     start = tokenizer.bos_id if tokenizer.bos_id is not None else tokenizer.eos_id
     if start is None:
         raise TokenizerError(f"The prompt is empty and this {tokenizer.kind} tokenizer has no start token; "
@@ -285,7 +296,7 @@ def score_text(model, tokenizer, text: str, device: torch.device | str = "cpu") 
     """Per-token loss of `text` under the model: each token predicted from everything before it that the model
     can see (a Transformer's window slides as in generation)."""
     check_vocabulary(model, tokenizer)
-    ids = tokenizer.encode(text, unknown="error")
+    ids = encode_text(tokenizer, text, "text")
     if len(ids) < 2:
         raise TokenizerError("Scoring needs at least two tokens of text; paste a longer passage.")
     model.eval()

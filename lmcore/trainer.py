@@ -3,6 +3,10 @@
     trainer = Trainer.new(config)          # or Trainer.resume(run_dir)
     trainer.subscribe(print)               # plain dataclass events from lmcore.events
     trainer.run()                          # blocks; call request_stop() from any thread
+
+Under torchrun (WORLD_SIZE > 1) every process builds its Trainer the same way. The model is wrapped in
+DistributedDataParallel, each rank trains on its own share of every batch (train.batch_size is per rank), and
+rank 0 alone writes the run folder and emits events. See lmcore/distributed.py and docs/multi-node.md.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import errno
 import hashlib
 import json
 import math
+import sys
 import threading
 import time
 import traceback
@@ -19,12 +24,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from . import distributed
 from . import events as ev
 from .checkpoint import Checkpoint, load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from .config import RunConfig
-from .corpus import ContiguousStreams, RandomWindows, encode_cached, evaluation_batches, load_corpus
-from .device import autocast_dtype, describe_device, pick_device
+from .corpus import ContiguousStreams, RandomWindows, encode_cached, evaluation_batches, load_corpus, rank_windows
+from .device import describe_device, device_features, pick_device
 from .evaluation import EvalResult, eval_batch_size, evaluate_ids
 from .errors import CheckpointError, LMCoreError, TrainingError
 from .models import build_model, model_config_from_dict, model_config_to_dict
@@ -33,11 +40,11 @@ from .schedule import LRSchedule
 from .tokenizers import load_tokenizer, train_tokenizer
 
 
-
 class Trainer:
     def __init__(self, config: RunConfig, folder: RunFolder, resume: bool = False):
         config.validate()
         self.config, self.folder, self.resuming = config, folder, resume
+        self.dist = distributed.setup(config.train.device)
         self._subscribers: list[Callable[[object], None]] = []
         self._stop = threading.Event()
         self._running = threading.Event()  # cleared while paused
@@ -52,13 +59,18 @@ class Trainer:
     @classmethod
     def new(cls, config: RunConfig, runs_dir: str | Path | None = None) -> "Trainer":
         config.validate()
-        folder = RunFolder.create(Path(runs_dir or config.runs_dir), config.name)
-        folder.save_config(config)
-        folder.write_status("running", "preparing")
-        return cls(config, folder)
+
+        def create() -> Path:
+            folder = RunFolder.create(Path(runs_dir or config.runs_dir), config.name)
+            folder.save_config(config)
+            folder.write_status("running", "preparing")
+            return folder.path
+
+        return cls(config, RunFolder(distributed.setup(config.train.device).on_main(create)))
 
     @classmethod
     def resume(cls, run_dir: str | Path) -> "Trainer":
+        """Every rank reads the run folder, so a run on several machines resumes from a folder all of them see."""
         folder = RunFolder(Path(run_dir))
         config = folder.load_config()
         if not folder.checkpoint_path("last").is_file():
@@ -90,8 +102,13 @@ class Trainer:
         self._periodic = {k: v for k, v in self._periodic.items() if k != handle}
 
     def _emit(self, event: object) -> None:
-        for callback in self._subscribers:
-            callback(event)
+        if self.dist.is_main:  # one progress report per run, however many processes train it
+            for callback in self._subscribers:
+                callback(event)
+
+    def _status(self, status: str, message: str = "", **fields) -> None:
+        if self.dist.is_main:
+            self.folder.write_status(status, message, **fields)
 
     # ---- the run ------------------------------------------------------------------------------
     def run(self) -> str:
@@ -115,44 +132,62 @@ class Trainer:
         return status
 
     def _fail(self, message: str, with_traceback: bool = False) -> str:
-        if with_traceback:
+        if with_traceback and self.dist.is_main:
             log = self.folder.path / "error.log"
             log.write_text(traceback.format_exc(), encoding="utf-8")
             message += f" Details are in {log}."
-        self.folder.write_status("failed", message, step=self.step, best_val_loss=self.best_val_loss)
+        elif with_traceback:  # only rank 0 writes the run folder; torchrun shows the other ranks' stderr
+            sys.stderr.write(f"rank {self.dist.rank}: {traceback.format_exc()}")
+        self._status("failed", message, step=self.step, best_val_loss=self.best_val_loss)
         self._emit(ev.Failed(self.step, message, self.folder.path))
         return "failed"
 
     def _prepare(self) -> None:
-        cfg = self.config
-        torch.manual_seed(cfg.train.seed)
-        self.device = pick_device(cfg.train.device)
-        self.autocast = autocast_dtype(self.device) if cfg.train.dtype == "auto" else (
+        cfg, dist = self.config, self.dist
+        # Each rank its own dropout masks; DistributedDataParallel gives every rank rank 0's initial weights.
+        torch.manual_seed(cfg.train.seed + dist.rank)
+        self.device = dist.place(pick_device(cfg.train.device))
+        self.features = device_features(self.device)
+        self.autocast = self.features.autocast if cfg.train.dtype == "auto" else (
             torch.bfloat16 if cfg.train.dtype == "bf16" else None)
-        source = self._fine_tune_source()
-        self.tokenizer = self._tokenizer(source)
-        self.train_ids, self.val_ids, self.val_chars = self._encode()
+        self._emit(ev.Preparing("Reading corpus"))
+        data = cfg.data
+        self.corpus = load_corpus(data.train, data.val, data.val_fraction, data.encoding_errors)
+        source = dist.on_main(self._fine_tune_source)
+        self.tokenizer = dist.on_main(lambda: self._tokenizer(source))
+        with dist.main_first():  # rank 0 fills the encoding cache; the other ranks of its machine read it
+            self.train_ids, self.val_ids, self.val_chars = self._encode()
         model_fields = (source.meta["model"] if source else cfg.model_fields(self.tokenizer.vocab_size))
         self.model = build_model(model_config_from_dict(model_fields)).to(self.device)
         if source:
             self.model.load_state_dict(source.model)
         self.optimizer = self._optimizer()
-        self.tokens_per_step = cfg.train.batch_size * cfg.train.context * cfg.train.grad_accum
-        self.max_steps = cfg.train.max_steps
-        if cfg.train.epochs > 0:
-            self.max_steps = max(1, math.ceil(cfg.train.epochs * len(self.train_ids) / self.tokens_per_step))
+        t = cfg.train
+        self.tokens_per_step = t.batch_size * t.context * t.grad_accum * dist.world_size
+        self.max_steps = t.max_steps
+        if t.epochs > 0:
+            self.max_steps = max(1, math.ceil(t.epochs * len(self.train_ids) / self.tokens_per_step))
         self.schedule = LRSchedule(cfg.schedule, cfg.optim.lr, self.max_steps)
         if self.model.family == "rnn":
-            self.batches = ContiguousStreams(self.train_ids, cfg.train.batch_size, cfg.train.context)
+            self.batches = ContiguousStreams(self.train_ids, t.batch_size, t.context, dist.rank, dist.world_size)
         else:
-            self.batches = RandomWindows(self.train_ids, cfg.train.batch_size, cfg.train.context, cfg.train.seed)
+            self.batches = RandomWindows(self.train_ids, t.batch_size, t.context, t.seed, dist.rank, dist.world_size)
         self.hidden = None
-        # fail now, not at the first evaluation, when the validation split cannot fill one batch
-        evaluation_batches(self.val_ids, self.model.family, cfg.train.context, eval_batch_size(self.model.family))
-        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
+        # fail now, not at the first evaluation, when the validation split cannot fill a batch (on every rank)
+        evaluation_batches(self.val_ids, self.model.family, t.context, eval_batch_size(self.model.family))
+        self._validation_ids(t.eval_batches)
+        self.forward = self._wrap(torch.compile(self.model) if t.compile else self.model)
         if self.resuming:
             self._load_state(load_checkpoint(self.folder.checkpoint_path("last")))
-            self.folder.truncate_metrics(self.step)
+            if dist.is_main:
+                self.folder.truncate_metrics(self.step)
+
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module the training steps call: DistributedDataParallel around the model when several ranks train."""
+        if self.dist.world_size == 1:
+            return model
+        return DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                       find_unused_parameters=not self.model.output.uses_every_parameter)
 
     def _fine_tune_source(self) -> Checkpoint | None:
         if not self.config.init_from:
@@ -164,9 +199,6 @@ class Trainer:
         """The run's own tokenizer on resume; the source run's when fine-tuning; else train one (cached)."""
         if self.resuming:
             return load_tokenizer(self.folder.tokenizer_dir)
-        self._emit(ev.Preparing("Reading corpus"))
-        data = self.config.data
-        self.corpus = load_corpus(data.train, data.val, data.val_fraction, data.encoding_errors)
         if source:
             tokenizer = load_tokenizer(resolve_checkpoint(Path(self.config.init_from)).parent.parent / "tokenizer")
         else:
@@ -190,9 +222,6 @@ class Trainer:
         return tokenizer
 
     def _encode(self):
-        if self.resuming:
-            data = self.config.data
-            self.corpus = load_corpus(data.train, data.val, data.val_fraction, data.encoding_errors)
         key = self.corpus.digest[:24]
         progress = lambda name: (lambda f: self._emit(ev.Preparing(f"Encoding {name} split", f)))  # noqa: E731
         train = encode_cached(self.tokenizer, self.corpus.train, key + "-train", progress=progress("training"))
@@ -212,32 +241,55 @@ class Trainer:
             return kind(groups, lr=o.lr, betas=betas, foreach=True)
 
     # ---- checkpoints --------------------------------------------------------------------------
-    def _save(self, which: str) -> Path:
+    def _save(self, which: str) -> Path | None:
+        """Rank 0 writes the checkpoint; every rank must call this, as it gathers their RNG and RNN states."""
+        extra = self._checkpoint_extras()
+        if not self.dist.is_main:
+            return None
         optim_tensors, optim_hyper = optimizer_to_tensors(self.optimizer)
-        extra = {"rng.torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            extra["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         batch_state = self.batches.state_dict()
-        if "generator" in batch_state:
+        if "generator" in batch_state:  # the same on every rank (see RandomWindows)
             extra["rng.batches"] = batch_state.pop("generator")
-        if self.hidden is not None:
-            hidden = self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)
-            extra.update({f"hidden.{i}": h for i, h in enumerate(hidden)})
         meta = {
             "model": model_config_to_dict(self.model.config), "step": self.step, "tokens_seen": self.tokens_seen,
             "elapsed": self.elapsed, "best_val_loss": self.best_val_loss, "schedule": self.schedule.state_dict(),
             "batches": batch_state, "optimizer": optim_hyper, "tokenizer_fingerprint": self.tokenizer.fingerprint(),
+            "world_size": self.dist.world_size,
         }
         summary = {"step": self.step, "tokens_seen": self.tokens_seen, "best_val_loss": self.best_val_loss,
                    "model": meta["model"], "parameters": self.model.num_parameters()}
         path = self.folder.checkpoint_path(which)
-        model_state = self.model.state_dict()
-        save_checkpoint(path, Checkpoint(meta, model_state, optim_tensors, extra), summary)
+        # self.model, not the compiled or DDP wrapper: plain parameter names, no "module." prefix
+        save_checkpoint(path, Checkpoint(meta, self.model.state_dict(), optim_tensors, extra), summary)
         self._emit(ev.CheckpointSaved(self.step, path, which))
         return path
 
+    def _rank_state(self) -> dict[str, torch.Tensor]:
+        """What differs between ranks: RNG states (dropout masks) and the RNN state of this rank's streams."""
+        state = {"rng.torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.hidden is not None:
+            hidden = self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)
+            state.update({f"hidden.{i}": h.cpu() for i, h in enumerate(hidden)})
+        return state
+
+    def _checkpoint_extras(self) -> dict[str, torch.Tensor]:
+        """Rank 0's RNG states under their own names, rank r's under "rank<r>.", and the RNN state of every
+        stream (the ranks' slices joined in rank order): the state one process of the global batch would hold."""
+        states = self.dist.all_gather_object(self._rank_state())
+        extra = {}
+        for rank, state in enumerate(states):
+            extra.update({(f"rank{rank}." if rank else "") + k: v for k, v in state.items() if k.startswith("rng.")})
+        extra.update({k: torch.cat([s[k] for s in states], dim=1) for k in states[0] if k.startswith("hidden.")})
+        return extra
+
     def _load_state(self, checkpoint: Checkpoint) -> None:
-        meta = checkpoint.meta
+        meta, extra, rank, world_size = checkpoint.meta, checkpoint.extra, self.dist.rank, self.dist.world_size
+        if self.model.family == "rnn" and meta.get("world_size", 1) != world_size:
+            raise CheckpointError(
+                f"This RNN run was trained by {meta.get('world_size', 1)} process(es) and is resumed by {world_size}; "
+                "its text streams are split between the processes, so resume it with the same number.")
         self.model.load_state_dict(checkpoint.model)
         optimizer_from_tensors(self.optimizer, checkpoint.optimizer, meta["optimizer"])
         self.step, self.tokens_seen, self.elapsed = meta["step"], meta["tokens_seen"], meta["elapsed"]
@@ -247,32 +299,39 @@ class Trainer:
         if "rng.batches" in checkpoint.extra:
             batch_state["generator"] = checkpoint.extra["rng.batches"]
         self.batches.load_state_dict(batch_state)
-        torch.set_rng_state(checkpoint.extra["rng.torch"])
-        if "rng.cuda" in checkpoint.extra and self.device.type == "cuda":
-            torch.cuda.set_rng_state(checkpoint.extra["rng.cuda"], self.device)
-        hidden = [checkpoint.extra[k].to(self.device) for k in sorted(checkpoint.extra) if k.startswith("hidden.")]
+        mine = f"rank{rank}." if rank else ""  # a rank the checkpoint did not know takes rank 0's states
+        torch.set_rng_state(extra.get(mine + "rng.torch", extra["rng.torch"]))
+        if "rng.cuda" in extra and self.device.type == "cuda":
+            torch.cuda.set_rng_state(extra.get(mine + "rng.cuda", extra["rng.cuda"]), self.device)
+        hidden = [extra[k].chunk(world_size, dim=1)[rank].to(self.device)
+                  for k in sorted(extra) if k.startswith("hidden.")]
         self.hidden = None if not hidden else (tuple(hidden) if len(hidden) > 1 else hidden[0])
 
     # ---- the loop -----------------------------------------------------------------------------
     def _train(self) -> str:
         cfg = self.config.train
-        self.folder.write_status("running", "", parameters=self.model.num_parameters(), step=self.step,
-                                 max_steps=self.max_steps, device=describe_device(self.device))
-        self._emit(ev.Started(self.folder.path, describe_device(self.device), self.model.num_parameters(),
-                              self.max_steps, self.step, self.tokens_per_step, self.model.flops_per_token()))
+        device = describe_device(self.device) + (f" x {self.dist.world_size} processes"
+                                                 if self.dist.world_size > 1 else "")
+        self._status("running", "", parameters=self.model.num_parameters(), step=self.step,
+                     max_steps=self.max_steps, device=device)
+        self._emit(ev.Started(self.folder.path, device, self.model.num_parameters(), self.max_steps, self.step,
+                              self.tokens_per_step, self.model.flops_per_token()))
+        # Reading a metric back makes the host wait for the GPU's queue: batch them, except on the CPU.
+        read_every = 1 if self.features.cheap_readback else cfg.log_interval
         pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []
         last_read = time.perf_counter()
-        with self.folder.metrics_path.open("a", encoding="utf-8") as metrics:
+        with (self.folder.metrics_path.open("a", encoding="utf-8") if self.dist.is_main
+              else contextlib.nullcontext()) as metrics:
             while self.step < self.max_steps:
                 if not self._running.is_set():
                     self._emit(ev.Paused(self.step))
-                    self.folder.write_status("paused", "", step=self.step)
+                    self._status("paused", "", step=self.step)
                     paused_at = time.perf_counter()
                     self._running.wait()
                     last_read += time.perf_counter() - paused_at
-                    self.folder.write_status("running", "", step=self.step)
+                    self._status("running", "", step=self.step)
                     self._emit(ev.Resumed(self.step))
-                if self._stop.is_set():
+                if self._stop_agreed(just_read=not pending):
                     break
                 lr = self.schedule.lr_at(self.step)
                 for group in self.optimizer.param_groups:
@@ -281,7 +340,7 @@ class Trainer:
                 self.step += 1
                 self.tokens_seen += self.tokens_per_step
                 pending.append((self.step, lr, loss, grad_norm))
-                if len(pending) >= cfg.log_interval or self.device.type == "cpu" or self.step == self.max_steps:
+                if len(pending) >= read_every or self.step == self.max_steps:
                     last_read = self._publish(pending, metrics, last_read)
                     pending = []
                 for every, task in self._periodic.values():
@@ -295,36 +354,50 @@ class Trainer:
             self._publish(pending, metrics, last_read)
         status = "stopped" if self.step < self.max_steps else "finished"
         self._save("last")
-        self.folder.write_status(status, "", step=self.step, best_val_loss=self.best_val_loss)
+        self._status(status, "", step=self.step, best_val_loss=self.best_val_loss)
         self._emit(ev.Finished(self.step, status, self.best_val_loss, self.folder.path))
+        self.dist.barrier()  # no rank returns before rank 0 has written the final checkpoint
         return status
+
+    def _stop_agreed(self, just_read: bool) -> bool:
+        """Whether to stop before the next step. Every rank must stop at the same step, so several ranks agree
+        on it (one tiny all-reduce) right after a metrics read-back, when the host has waited for the GPU anyway."""
+        if self.dist.world_size == 1:
+            return self._stop.is_set()
+        return just_read and self.dist.any(self._stop.is_set())
 
     def _step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step over grad_accum micro-batches; returns (loss, grad norm) still on the device."""
         cfg = self.config
+        accum = cfg.train.grad_accum
         self.model.train()
         total = torch.zeros((), device=self.device)
-        for _ in range(cfg.train.grad_accum):
+        for micro in range(accum):
             if self.model.family == "rnn" and (self.hidden is None or self.batches.new_sequence):
                 self.hidden = self.model.init_state(cfg.train.batch_size, self.device)
             x, y = self.batches.next_batch()
             x, y = self._to_device(x), self._to_device(y)
-            with self._autocast():
-                out = self.forward(x, targets=y, state=self.hidden)
+            with self._gradient_sync(micro == accum - 1):
+                with self._autocast():
+                    out = self.forward(x, targets=y, state=self.hidden)
+                (out.loss / accum).backward()
             if self.model.family == "rnn":
                 self.hidden = _detach(out.state)
-            (out.loss / cfg.train.grad_accum).backward()
             total += out.loss.detach()
-        if cfg.optim.grad_clip > 0:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
-        else:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), math.inf)
+        max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return total / cfg.train.grad_accum, grad_norm
+        return total / accum, grad_norm
+
+    def _gradient_sync(self, last_micro_step: bool):
+        """DDP all-reduces gradients during backward; with accumulation only the last micro-step needs it."""
+        if last_micro_step or not isinstance(self.forward, DistributedDataParallel):
+            return contextlib.nullcontext()
+        return self.forward.no_sync()
 
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
-        if self.device.type == "cuda":
+        if self.features.pin_memory:  # page-locked, so the copy overlaps the GPU's work instead of waiting for it
             return t.pin_memory().to(self.device, non_blocking=True)
         return t.to(self.device)
 
@@ -334,26 +407,35 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.autocast)
 
     def _publish(self, pending, metrics, since: float) -> float:
-        """Read a batch of step metrics back from the device (one sync), check them, log and emit them."""
+        """Read a batch of step metrics back from the device (one sync; the loss averaged over ranks), check them,
+        log and emit them."""
         if not pending:
             return since
-        values = torch.stack([torch.stack([loss.float(), norm.float()]) for _, _, loss, norm in pending]).tolist()
+        stacked = torch.stack([torch.stack([loss.float(), norm.float()]) for _, _, loss, norm in pending])
+        values = self.dist.mean(stacked).tolist()  # the grad norm is already the same on every rank
         now = time.perf_counter()
         self.elapsed += now - since
         rate = len(pending) * self.tokens_per_step / max(now - since, 1e-9)
         first_tokens = self.tokens_seen - (len(pending) - 1) * self.tokens_per_step
-        for i, ((step, lr, _, _), (loss, norm)) in enumerate(zip(pending, values)):
-            if not math.isfinite(loss):
-                raise TrainingError(
-                    f"The training loss became {loss} at step {step}. The run stopped and keeps its last good "
-                    f"checkpoint (step {self._last_checkpoint_step()}). Lower optim.lr or set optim.grad_clip, "
-                    "then resume or start again."
-                )
-            event = ev.StepMetrics(step, first_tokens + i * self.tokens_per_step, loss, lr, norm, rate, self.elapsed)
-            metrics.write(json.dumps({"kind": "step", **asdict(event)}) + "\n")
-            self._emit(event)
-        metrics.flush()
+        bad = next((i for i, (loss, _) in enumerate(values) if not math.isfinite(loss)), None)
+        events = [ev.StepMetrics(step, first_tokens + i * self.tokens_per_step, loss, lr, norm, rate, self.elapsed)
+                  for i, ((step, lr, _, _), (loss, norm)) in enumerate(zip(pending[:bad], values[:bad]))]
+        self._record(metrics, "step", events)
+        if bad is not None:
+            raise TrainingError(
+                f"The training loss became {values[bad][0]} at step {pending[bad][0]}. The run stopped and keeps its "
+                f"last good checkpoint (step {self._last_checkpoint_step()}). Lower optim.lr or set optim.grad_clip, "
+                "then resume or start again."
+            )
         return now
+
+    def _record(self, metrics, kind: str, events: list) -> None:
+        """Append events to metrics.jsonl and hand them to the subscribers (rank 0's job)."""
+        if metrics is not None:
+            metrics.writelines(json.dumps({"kind": kind, **asdict(e)}) + "\n" for e in events)
+            metrics.flush()
+        for event in events:
+            self._emit(event)
 
     def _last_checkpoint_step(self) -> int:
         path = self.folder.checkpoint_path("last").with_suffix(".json")
@@ -363,9 +445,26 @@ class Trainer:
             return 0
 
     def evaluate(self, max_batches: int | None = None) -> EvalResult:
-        """Validation loss over the whole split, or over `max_batches` (default train.eval_batches)."""
+        """Validation loss over the whole split, or over `max_batches` (default train.eval_batches).
+        With several ranks each evaluates its share and the sums are added up: every rank must call this."""
         limit = self.config.train.eval_batches if max_batches is None else max_batches
-        return evaluate_ids(self.model, self.val_ids, self.config.train.context, self.device, self.autocast, limit)
+        ids = self._validation_ids(limit)
+        rnn = self.model.family == "rnn"
+        result = evaluate_ids(self.model, ids, self.config.train.context, self.device, self.autocast,
+                              limit if rnn else 0)
+        if self.dist.world_size == 1 or rnn:
+            return result
+        loss_sum, tokens = self.dist.sum([result.loss * result.tokens, result.tokens])
+        return EvalResult(loss_sum / tokens, int(tokens))
+
+    def _validation_ids(self, max_batches: int):
+        """This rank's part of the validation split: its share of a Transformer's windows (of the first
+        `max_batches` batches, if > 0). An RNN's carried state ties its result to one layout of streams, so every
+        rank evaluates the whole split."""
+        if self.model.family == "rnn":
+            return self.val_ids
+        return rank_windows(self.val_ids, self.config.train.context, self.dist.rank, self.dist.world_size,
+                            max_batches * eval_batch_size("transformer"))
 
     def _evaluate(self, metrics) -> None:
         result = self.evaluate()
@@ -380,13 +479,11 @@ class Trainer:
         if improved:
             self.best_val_loss = val_loss
         event = ev.EvalMetrics(self.step, self.tokens_seen, self.elapsed, val_loss, result.perplexity, bpc, improved)
-        metrics.write(json.dumps({"kind": "eval", **asdict(event)}) + "\n")
-        metrics.flush()
-        self._emit(event)
+        self._record(metrics, "eval", [event])
         if improved:
             self._save("best")
         self._save("last")
-        self.folder.write_status("running", "", step=self.step, best_val_loss=self.best_val_loss)
+        self._status("running", "", step=self.step, best_val_loss=self.best_val_loss)
 
 
 def _detach(state):

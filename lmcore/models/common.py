@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import get_type_hints
+from typing import get_args, get_origin, get_type_hints
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
@@ -13,14 +14,16 @@ from ..errors import ConfigError
 
 @dataclass
 class ModelOutput:
-    logits: Tensor | None     # [B, T, V]  (or [B, 1, V] when last_only)
+    logits: Tensor | None     # [B, T, V] (or [B, 1, V] when last_only); None from an adaptive softmax's loss
     loss: Tensor | None       # mean cross-entropy over targets != -1
     state: object | None      # RNN hidden state, or the Transformer's KVCache
     attention: Tensor | None  # [n_layer, B, n_head, T, S] when capture_attention (Transformer only)
 
 
 class SoftmaxOutput(nn.Module):
-    """Hidden states -> logits (and loss). Its own module so that an adaptive softmax can replace it later."""
+    """Hidden states -> logits (and loss). Its own module so that an adaptive softmax can replace it."""
+
+    uses_every_parameter = True  # every step gives every weight a gradient (DistributedDataParallel asks)
 
     def __init__(self, n_in: int, vocab_size: int, bias: bool):
         super().__init__()
@@ -33,6 +36,37 @@ class SoftmaxOutput(nn.Module):
         logits = self.proj(h)  # the loss needs every position, last_only or not
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
         return (logits[:, -1:] if last_only else logits), loss
+
+
+class AdaptiveSoftmaxOutput(nn.Module):
+    """Hidden states -> log-probabilities (and loss) through an adaptive softmax (Grave et al., 2017).
+
+    The `cutoffs[0]` most frequent tokens and one entry per tail cluster form the head; rarer tokens sit in tail
+    clusters of shrinking width (each 4x narrower than the last), computed only for the targets that fall in
+    them. Token ids must be ordered by frequency, as the word tokenizer numbers them. The "logits" it returns are
+    log-probabilities: normalised already, so softmax and log_softmax over them give the same distribution.
+    """
+
+    uses_every_parameter = False  # a batch without rare targets leaves the tail clusters without gradients
+
+    def __init__(self, n_in: int, vocab_size: int, cutoffs: list[int]):
+        super().__init__()
+        self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(n_in, vocab_size, cutoffs, div_value=4.0, head_bias=True)
+
+    def forward(self, h: Tensor, targets: Tensor | None = None, last_only: bool = False):
+        # fp32 even under autocast: AdaptiveLogSoftmaxWithLoss mixes the dtypes autocast gives it and fails.
+        with torch.autocast(h.device.type, enabled=False):
+            return self._forward(h.float(), targets, last_only)
+
+    def _forward(self, h: Tensor, targets: Tensor | None, last_only: bool):
+        if targets is None:
+            h = h[:, -1:] if last_only else h
+            return self.adaptive.log_prob(h.flatten(0, 1)).view(*h.shape[:2], -1), None
+        # Targets of -1 are ignored, as in SoftmaxOutput: give them a valid id, then leave them out of the mean.
+        keep = targets.flatten() >= 0
+        picked = self.adaptive(h.flatten(0, 1), targets.flatten().clamp(min=0)).output  # log p(target)
+        loss = -(picked * keep).sum() / keep.sum()
+        return (self.adaptive.log_prob(h[:, -1]).unsqueeze(1) if last_only else None), loss
 
 
 class LanguageModel(nn.Module):
@@ -63,10 +97,13 @@ class LanguageModel(nn.Module):
         ]
 
 
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+               list[int]: "a list of integers"}
 
 
 def _has_type(value, want: type) -> bool:
+    if get_origin(want) is list:
+        return isinstance(value, list) and all(_has_type(v, get_args(want)[0]) for v in value)
     if isinstance(value, bool):  # bool is an int subclass in Python; in a config it is not a number
         return want is bool
     if want is float:

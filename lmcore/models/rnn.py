@@ -1,7 +1,7 @@
 """A recurrent language model, as in PyTorch's word_language_model example."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -9,7 +9,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..errors import ConfigError
-from .common import LanguageModel, ModelOutput, SoftmaxOutput, check_choice, check_fields
+from .common import AdaptiveSoftmaxOutput, LanguageModel, ModelOutput, SoftmaxOutput, check_choice, check_fields
 
 CELL_CHOICES = ("rnn_tanh", "rnn_relu", "gru", "lstm")
 
@@ -26,6 +26,9 @@ class RNNConfig:
     n_hidden: int = 200
     dropout: float = 0.2      # on the embeddings, between layers, and before the decoder
     tie_embeddings: bool = True
+    # Non-empty: an adaptive softmax output, e.g. [2000, 10000] for a 25k-word vocabulary (the most frequent
+    # 2000 words in the head, then two tail clusters). For large word vocabularies: several times faster.
+    adaptive_softmax_cutoffs: list[int] = field(default_factory=list)
 
     def validate(self) -> None:
         """Not run on construction, so the GUI can hold an invalid config and show these messages."""
@@ -35,6 +38,14 @@ class RNNConfig:
             raise ConfigError(
                 f"model.tie_embeddings = true needs model.n_embd ({self.n_embd}) == model.n_hidden "
                 f"({self.n_hidden}); make them equal or set model.tie_embeddings = false.")
+        cutoffs = self.adaptive_softmax_cutoffs
+        if cutoffs and not all(0 < a < b for a, b in zip(cutoffs, [*cutoffs[1:], self.vocab_size])):
+            raise ConfigError(
+                f"model.adaptive_softmax_cutoffs = {cutoffs} must increase and lie between 1 and the vocabulary "
+                f"size ({self.vocab_size}); e.g. [2000, 10000] for a 25k-word vocabulary, or [] for a full softmax.")
+        if cutoffs and self.tie_embeddings:
+            raise ConfigError("model.adaptive_softmax_cutoffs needs model.tie_embeddings = false: the adaptive "
+                              "softmax has no single output matrix to share with the embedding.")
 
 
 class RNNLM(LanguageModel):
@@ -52,12 +63,15 @@ class RNNLM(LanguageModel):
         # Inter-layer dropout does nothing (and warns) with one layer.
         self.rnn = rnn_class(config.n_embd, config.n_hidden, config.n_layer, batch_first=True,
                              dropout=config.dropout if config.n_layer > 1 else 0.0, **extra)
-        self.output = SoftmaxOutput(config.n_hidden, config.vocab_size, bias=True)
-        if config.tie_embeddings:  # "Using the Output Embedding to Improve Language Models" (Press & Wolf, 2016)
-            self.output.proj.weight = self.encoder.weight
         nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
-        nn.init.uniform_(self.output.proj.weight, -0.1, 0.1)
-        nn.init.zeros_(self.output.proj.bias)
+        if config.adaptive_softmax_cutoffs:
+            self.output = AdaptiveSoftmaxOutput(config.n_hidden, config.vocab_size, config.adaptive_softmax_cutoffs)
+        else:
+            self.output = SoftmaxOutput(config.n_hidden, config.vocab_size, bias=True)
+            nn.init.uniform_(self.output.proj.weight, -0.1, 0.1)
+            nn.init.zeros_(self.output.proj.bias)
+            if config.tie_embeddings:  # "Using the Output Embedding to Improve Language Models" (Press & Wolf, 2016)
+                self.output.proj.weight = self.encoder.weight
 
     def forward(self, idx: Tensor, targets: Tensor | None = None, state: RNNState | None = None,
                 capture_attention: bool = False, last_only: bool = False) -> ModelOutput:
@@ -68,7 +82,7 @@ class RNNLM(LanguageModel):
         return ModelOutput(logits, loss, state, None)
 
     def init_state(self, batch_size: int, device) -> RNNState:
-        weight = self.output.proj.weight
+        weight = self.encoder.weight
         h = torch.zeros(self.config.n_layer, batch_size, self.config.n_hidden, device=device, dtype=weight.dtype)
         return (h, torch.zeros_like(h)) if self.config.cell == "lstm" else h
 
@@ -78,5 +92,6 @@ class RNNLM(LanguageModel):
     def flops_per_token(self) -> float:
         """Training FLOPs per token (forward + backward): 6 per parameter touched per token, i.e. every recurrent
         weight and the decoder once (2 forward, 4 backward). N = num_parameters(non_embedding=True) leaves out an
-        untied input embedding (a lookup, not a matmul) and keeps the biases, a rounding error, as nanoGPT does."""
+        untied input embedding (a lookup, not a matmul) and keeps the biases, a rounding error, as nanoGPT does.
+        With an adaptive softmax it counts every tail cluster for every token: an upper bound."""
         return 6 * self.num_parameters(non_embedding=True)

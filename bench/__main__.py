@@ -1,0 +1,149 @@
+"""The benchmark suite: one table, each figure beside a reference measured in the same run.
+
+    python -m bench [--quick] [--device auto] [--threads N] [--only training generation gui adaptive]
+
+- training: tokens/s and MFU of the lmcore Trainer per preset, against a plain eager PyTorch loop of the same
+  model (bench/train_throughput.py);
+- generation: decoding tokens/s with the KV cache, against recomputing the whole window for every token
+  (bench/generation.py);
+- gui: training tokens/s inside the app's window (offscreen), against headless (bench/gui_overhead.py);
+- adaptive: adaptive softmax against a full softmax on a large word vocabulary (bench/adaptive_softmax.py).
+
+A sub-benchmark whose module (or a function used from it) is missing shows as "not available".
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench import adaptive_softmax, train_throughput
+from lmcore.config import load_config
+from lmcore.device import describe_device, pick_device
+from lmcore.models import build_model
+
+
+@dataclass
+class Row:
+    benchmark: str
+    case: str
+    ours: str
+    reference: str
+    ratio: float | None  # ours / reference, where higher is better for both
+
+
+@dataclass
+class Settings:
+    quick: bool
+    device_choice: str
+    device: torch.device
+    peak: train_throughput.Peak  # MFU's denominator
+    runs_dir: Path
+
+
+def training_rows(s: Settings) -> list[Row]:
+    steps = 30 if s.quick else 60
+    rows = []
+    for name in train_throughput.default_presets(s.device):
+        r = train_throughput.measure(name, steps, s.device_choice, s.runs_dir)
+        ours, reference = (f"{rate:,.0f} (MFU {s.peak.mfu(rate, r.flops_per_token):.1%})"
+                           for rate in (r.tokens_per_s, r.reference_tokens_per_s))
+        rows.append(Row("training tokens/s", f"{name}, {steps} steps", ours, "eager loop " + reference,
+                        r.tokens_per_s / r.reference_tokens_per_s))
+    return rows
+
+
+def generation_rows(s: Settings) -> list[Row]:
+    from bench.generation import CACHE_MODEL as config, step_time
+
+    torch.manual_seed(0)
+    model = build_model(config).to(s.device).eval()
+    ids = torch.randint(0, config.vocab_size, (config.context_length,)).tolist()
+    for cache in (True, False):  # warm-up
+        step_time(model, ids, 64, cache, s.device)
+    rows = []
+    for context in (256,) if s.quick else (256, 512):
+        cached, recomputed = (1 / step_time(model, ids, context, cache, s.device) for cache in (True, False))
+        rows.append(Row("generation tokens/s", f"{model.num_parameters() / 1e6:.1f}M GPT, context {context}",
+                        f"{cached:,.0f} (KV cache)", f"full recompute {recomputed:,.0f}", cached / recomputed))
+    return rows
+
+
+def gui_rows(s: Settings) -> list[Row]:
+    from bench.gui_overhead import PRESET, headless, in_window  # sets up offscreen Qt on import
+    from PySide6.QtWidgets import QApplication
+
+    from app.resources import SAMPLE_CORPUS
+    from app.style import apply_theme
+
+    steps = 60 if s.quick else 150
+    config = load_config(PRESET, [f"train.max_steps={steps}", f"train.eval_interval={steps}"])
+    config.data.train = [str(SAMPLE_CORPUS.resolve())]
+    config.runs_dir = str(s.runs_dir)
+    apply_theme(QApplication.instance() or QApplication([]))
+    alone = headless(config, s.runs_dir)
+    windowed, late_ms = in_window(config, SAMPLE_CORPUS.resolve(), s.runs_dir, s.runs_dir)
+    return [Row("GUI: training tokens/s", f"{PRESET.stem}, {steps} steps, in the window",
+                f"{windowed:,.0f} (10 ms timer p99 {np.percentile(late_ms, 99):.0f} ms late)",
+                f"headless {alone:,.0f}", windowed / alone)]
+
+
+def adaptive_rows(s: Settings) -> list[Row]:
+    steps, eval_batches = (60, 20) if s.quick else (400, 0)
+    full, adaptive = adaptive_softmax.compare(steps, adaptive_softmax.DEFAULT_CUTOFFS, s.device_choice, s.runs_dir,
+                                              eval_batches)
+    def figures(o: adaptive_softmax.Outcome) -> str:
+        return f"{o.tokens_per_s:,.0f} (val ppl {o.val_perplexity:,.0f})"
+
+    return [Row("adaptive softmax tokens/s", f"lstm-word, {full.vocab_size:,} words, cutoffs "
+                f"{adaptive_softmax.DEFAULT_CUTOFFS}, {steps} steps", figures(adaptive), "full softmax " + figures(full),
+                adaptive.tokens_per_s / full.tokens_per_s)]
+
+
+SUITE = {"training": training_rows, "generation": generation_rows, "gui": gui_rows, "adaptive": adaptive_rows}
+
+
+def print_table(rows: list[Row]) -> None:
+    cells = [["benchmark", "case", "lmcore", "reference (same run)", "ratio"]]
+    cells += [[r.benchmark, r.case, r.ours, r.reference, f"{r.ratio:.2f}x" if r.ratio else ""] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(5)]
+    for n, row in enumerate(cells):
+        print("  ".join(c.rjust(w) if i == 4 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps and cases: a few minutes on 2 CPU cores")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--only", nargs="+", choices=list(SUITE), help="run only these sub-benchmarks")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train_throughput.use_bench_cache()
+    device = pick_device(args.device)
+    peak = train_throughput.device_peak(device)
+    print(f"{describe_device(device)}, torch {torch.__version__}{', quick' if args.quick else ''}; "
+          f"MFU against {peak.flops / 1e12:.3g} TFLOP/s ({peak.source})\n")
+    begin = time.perf_counter()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as runs_dir:
+        settings = Settings(args.quick, args.device, device, peak, Path(runs_dir))
+        for name in args.only or SUITE:
+            try:
+                rows += SUITE[name](settings)
+            except ImportError as exc:  # a sub-benchmark (or what is used from it) not written yet
+                rows.append(Row(name, "-", "not available", f"({exc})", None))
+    print_table(rows)
+    print(f"\n{time.perf_counter() - begin:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
