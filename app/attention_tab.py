@@ -1,14 +1,402 @@
-"""Attention tab (issue #5 builds it). Placeholder until then."""
+"""Attention tab: what each head of a Transformer looks at, for a text the user types, sends from the Generate
+tab, or watches change while the run trains. An RNN run gets gradient saliency in the same views instead.
+
+The numbers come from lmcore.attention; this module only loads the run, asks for a snapshot and draws it.
+"""
+from __future__ import annotations
+
+import contextlib
+import html
+import json
 from pathlib import Path
 
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit,
+                               QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+
+from lmcore.attention import SALIENCY_WINDOW, AttentionProbe, AttentionSnapshot, capture, opening_text
+from lmcore.errors import LMCoreError
+from lmcore.runs import RunFolder, load_trained_model, resolve_checkpoint
+
+from .attention_focus import TokenFocusView
+from .attention_heatmap import Axis, HeatmapView, ModelGridView, future_mask
+from .style import monospace_font, set_tone
+
+HEATMAP, MODEL, FOCUS = range(3)  # the view tabs
+RETRY_MS = 250  # how often to look for the worker's trainer until it exists
+RNN_NOTICE = (
+    "<b>An RNN has no attention.</b> It reads the text one token at a time and carries everything it has seen "
+    "in its hidden state, so there are no weights over earlier tokens to show. Shown instead: "
+    "<b>gradient saliency</b>: for each position, how strongly each token so far drives the model's prediction "
+    "of the next token (‖gradient × input‖ of the log-probability of its top prediction, as a share of the row).")
 
 
 class AttentionTab(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Attention heatmaps arrive in a coming version."))
+        self._run_dir: Path | None = None
+        self._loaded: tuple[tuple, tuple] | None = None  # (checkpoint path, mtime), (model, tokenizer, meta)
+        self._snapshot: AttentionSnapshot | None = None
+        self._source = ""  # where the snapshot came from, for the header
+        self._focus: int | None = None  # the query position of the Token focus view
+        self._pending_capture = False  # set_run while hidden: capture when shown
+        self._worker = None
+        self._probe: tuple | None = None  # (handle, trainer, text, every) while the live probe is attached
+        self._retry = QTimer(self, interval=RETRY_MS)
+        self._retry.timeout.connect(self._sync_probe)
+        self._build()
+        self.set_run(None)
 
+    # ---- layout --------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.run_label = QLabel()
+        self.run_label.setTextFormat(Qt.TextFormat.RichText)
+        self.checkpoint = QComboBox()
+        self.checkpoint.addItems(["best", "last"])
+        self.checkpoint.setToolTip("Which checkpoint of the run to look inside")
+        self.checkpoint.currentTextChanged.connect(lambda _: self.capture_text())
+        header = QHBoxLayout()
+        header.addWidget(self.run_label, 1)
+        header.addWidget(QLabel("Checkpoint"))
+        header.addWidget(self.checkpoint)
+
+        self.editor = QPlainTextEdit()
+        self.editor.setPlaceholderText("Type or paste a text, or send a prompt and its output from the Generate tab.")
+        self.editor.setMaximumHeight(84)
+        self.editor.setFont(monospace_font())
+        self.show_button = QPushButton("Show attention", objectName="primary")
+        self.show_button.setDefault(True)
+        self.show_button.setToolTip("Capture the attention for this text (Ctrl+Enter)")
+        self.show_button.clicked.connect(self._on_show_clicked)
+        QShortcut(QKeySequence("Ctrl+Return"), self.editor, activated=self._on_show_clicked)
+        text_row = QHBoxLayout()
+        text_row.addWidget(self.editor, 1)
+        text_row.addWidget(self.show_button, 0, Qt.AlignmentFlag.AlignTop)
+
+        self.live = QCheckBox("Live while training: refresh every")
+        self.live.setToolTip("While a run trains in this window, capture this text with the model being trained "
+                             "every N steps, so you can watch the heads form.")
+        self.live.toggled.connect(self._sync_probe)
+        self.every = QSpinBox(minimum=1, maximum=100_000, value=20, suffix=" steps")
+        self.every.valueChanged.connect(self._sync_probe)
+        self.live_status = QLabel()
+        live_row = QHBoxLayout()
+        live_row.addWidget(self.live)
+        live_row.addWidget(self.every)
+        live_row.addWidget(self.live_status, 1)
+
+        self.notice = QLabel(objectName="banner")
+        self.notice.setWordWrap(True)
+        self.notice.setTextFormat(Qt.TextFormat.RichText)
+
+        self.layer = QComboBox(sizeAdjustPolicy=QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.head = QComboBox(sizeAdjustPolicy=QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.layer.currentIndexChanged.connect(self._render)
+        self.head.currentIndexChanged.connect(self._render)
+        self.layer_label, self.head_label = QLabel("Layer"), QLabel("Head")
+        self.fit = QPushButton("Fit")
+        self.fit.setToolTip("Zoom out to the whole map")
+        self.fit.clicked.connect(self._fit)
+        self.export_png = QPushButton("Export PNG…")
+        self.export_png.clicked.connect(self._on_export_png)
+        self.export_npy = QPushButton("Export weights (.npy)…")
+        self.export_npy.setToolTip("All layers and heads as a [layer, head, query, key] float32 array, "
+                                   "with the tokens in a .tokens.json beside it")
+        self.export_npy.clicked.connect(self._on_export_npy)
+        controls = QHBoxLayout()
+        for widget in (self.layer_label, self.layer, self.head_label, self.head):
+            controls.addWidget(widget)
+        controls.addStretch(1)
+        for widget in (self.fit, self.export_png, self.export_npy):
+            controls.addWidget(widget)
+
+        self.heatmap = HeatmapView()
+        self.heatmap.cellClicked.connect(lambda row, col: self._set_focus(row))
+        self.grid = ModelGridView()
+        self.grid.headClicked.connect(self._open_head)
+        self.focus = TokenFocusView()
+        self.focus.tokenClicked.connect(self._set_focus)
+        self.views = QTabWidget()
+        self.views.addTab(self.heatmap, "Heatmap")
+        self.views.addTab(self.grid, "Model view")
+        self.views.addTab(self.focus, "Token focus")
+        self.views.currentChanged.connect(self._render)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(header)
+        layout.addLayout(text_row)
+        layout.addLayout(live_row)
+        layout.addWidget(self.notice)
+        layout.addLayout(controls)
+        layout.addWidget(self.views, 1)
+
+    # ---- the main window's contract ------------------------------------------------------------
     def set_run(self, run_dir: Path | None) -> None:
         """Show the run the user picked in the runs browser (None: no run selected)."""
+        self._run_dir = Path(run_dir) if run_dir else None
+        self._loaded = None
+        if self._run_dir is None:
+            self.run_label.setText("<b>No run selected.</b> Pick a run in the runs browser.")
+            self._set_family("transformer")
+            self._show_snapshot(None)
+            self._say("")
+            return
+        try:
+            family = RunFolder(self._run_dir).load_config().family
+        except LMCoreError as exc:
+            self._fail(str(exc))
+            return
+        kind = "Transformer" if family == "transformer" else "RNN"
+        self.run_label.setText(f"<b>{html.escape(self._run_dir.name)}</b> · {kind}")
+        self._set_family(family)
+        if not self.editor.toPlainText():
+            self.editor.setPlainText(opening_text(self._run_dir))
+        self._pending_capture = True
+        if self.isVisible():
+            self.capture_text()
+
+    def show_text(self, text: str) -> None:
+        """Look at `text` (the Generate tab sends its prompt and output here)."""
+        self.editor.setPlainText(text)
+        self._on_show_clicked()
+
+    def attach_worker(self, worker) -> None:
+        """Follow a training worker (None when its run ends): the live probe rides on its trainer."""
+        if self._worker is not None:
+            with contextlib.suppress(RuntimeError, TypeError):  # the old worker may be gone already
+                self._worker.other_events.disconnect(self._on_engine_events)
+        self._worker = worker
+        if worker is not None:
+            worker.other_events.connect(self._on_engine_events)
+        was_live = self._probe is not None
+        self._sync_probe()
+        if worker is None and was_live and self._snapshot is not None:
+            self.live_status.setText(f"training ended; showing step {self._snapshot.step}")
+
+    # ---- capturing -----------------------------------------------------------------------------
+    def capture_text(self) -> None:
+        """Capture the editor's text with the selected run's checkpoint and show it."""
+        self._pending_capture = False
+        text = self.editor.toPlainText()
+        if self._run_dir is None or not text:
+            return
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            model, tokenizer, meta = self._model()
+            snapshot = capture(model, tokenizer, text, step=meta.get("step"))
+        except (LMCoreError, OSError) as exc:  # OSError: the checkpoint went away while being read
+            self._fail(str(exc))
+            return
+        finally:
+            QApplication.restoreOverrideCursor()
+        self._source = f"{self.checkpoint.currentText()} checkpoint, step {snapshot.step}"
+        self._show_snapshot(snapshot)
+
+    def _model(self):
+        """The selected checkpoint, loaded once and again only when the file changes (a run still training)."""
+        path = resolve_checkpoint(self._run_dir, self.checkpoint.currentText())
+        key = (path, path.stat().st_mtime_ns)
+        if self._loaded is None or self._loaded[0] != key:
+            self._loaded = (key, load_trained_model(path, device="cpu"))
+        return self._loaded[1]
+
+    def _on_show_clicked(self) -> None:
+        self.capture_text()
+        self._sync_probe()  # a live probe follows the new text
+
+    # ---- live probe ----------------------------------------------------------------------------
+    def _sync_probe(self) -> None:
+        """Make the trainer's probe match the controls: attach, re-attach with new settings, or remove.
+        The worker's trainer may not exist yet when the run is starting: retry until it does."""
+        trainer = getattr(self._worker, "trainer", None)
+        text = self.editor.toPlainText()
+        wanted = (trainer, text, self.every.value()) if self.live.isChecked() and trainer is not None and text else None
+        if self._probe and self._probe[1:] != wanted:
+            self._probe[1].remove_periodic(self._probe[0])
+            self._probe = None
+        if wanted and not self._probe:
+            self._probe = (AttentionProbe(text, self.every.value()).attach(trainer), *wanted)
+            self.live_status.setText("waiting for the next refresh…")
+        waiting = self.live.isChecked() and self._worker is not None and trainer is None
+        if waiting:
+            self._retry.start()
+        else:
+            self._retry.stop()
+        if not self.live.isChecked():
+            self.live_status.setText("")
+        elif self._worker is None:
+            self.live_status.setText("starts when a run trains in this window")
+        elif not text:
+            self.live_status.setText("type a probe text first")
+
+    def _on_engine_events(self, events: list) -> None:
+        snapshots = [e for e in events if isinstance(e, AttentionSnapshot)]
+        if snapshots and self.live.isChecked():
+            snapshot = snapshots[-1]
+            self._source = f"live, step {snapshot.step}"
+            self.live_status.setText(f"refreshed at step {snapshot.step} ({Path(snapshot.run_dir).name})")
+            self._show_snapshot(snapshot)
+        if self._probe is None:
+            self._sync_probe()
+
+    # ---- showing -------------------------------------------------------------------------------
+    def _set_family(self, family: str) -> None:
+        attention = family == "transformer"
+        self.show_button.setText("Show attention" if attention else "Show saliency")
+        self.views.setTabEnabled(MODEL, attention)
+        self.views.setTabToolTip(MODEL, "" if attention else "An RNN has no layers × heads of attention to show")
+        for widget in (self.layer_label, self.layer, self.head_label, self.head):
+            widget.setVisible(attention)
+
+    def _show_snapshot(self, snapshot: AttentionSnapshot | None) -> None:
+        self._snapshot = snapshot
+        for button in (self.export_png, self.export_npy, self.fit):
+            button.setEnabled(snapshot is not None)
+        if snapshot is None:
+            self.heatmap.clear()
+            self.grid.clear()
+            self.focus.clear()
+            return
+        n_layer, n_head, T, _ = snapshot.weights.shape
+        self._set_family("transformer" if snapshot.kind == "attention" else "rnn")
+        if self.views.currentIndex() == MODEL and snapshot.kind != "attention":
+            self.views.setCurrentIndex(HEATMAP)
+        _fill_combo(self.layer, [f"layer {i + 1}" for i in range(n_layer)], n_layer - 1)
+        _fill_combo(self.head, ["mean over heads"] + [f"head {i + 1}" for i in range(n_head)], 0)
+        if self._focus is None or self._focus >= T:
+            self._focus = T - 1
+        notes = [RNN_NOTICE] if snapshot.kind == "saliency" else []
+        if snapshot.dropped:
+            window = (f"the model's context is {T} tokens" if snapshot.kind == "attention"
+                      else f"saliency is limited to {SALIENCY_WINDOW} tokens")
+            notes.append(f"Showing the last {T} of {T + snapshot.dropped} tokens: {window}.")
+        self._say("<br>".join(notes), "info")
+        self._render()
+
+    def _render(self) -> None:
+        """Draw the snapshot in the visible view only: the others are drawn when they are opened."""
+        snapshot = self._snapshot
+        if snapshot is None or self.layer.count() == 0:
+            return
+        name = Path(snapshot.run_dir).name if snapshot.run_dir else self._run_dir.name
+        self.run_label.setText(f"<b>{html.escape(name)}</b> · {self._describe_model(snapshot)} · {self._source}")
+        view = self.views.currentIndex()
+        # the grid shows every layer and head; the focus view every layer
+        self.layer.setEnabled(view == HEATMAP)
+        self.head.setEnabled(view != MODEL)
+        self.fit.setEnabled(view != MODEL)
+        tokens = snapshot.tokens
+        if view == MODEL:
+            self.grid.show_weights(snapshot.weights)
+        elif view == HEATMAP:
+            if snapshot.kind == "attention":
+                rows, columns = Axis("query", tokens), Axis("key", tokens)
+            else:
+                rows = Axis("prediction at", tokens, notes=[f"predicts “{p}”" for p in snapshot.predicted])
+                columns = Axis("input token", tokens)
+            self.heatmap.show_matrix(self._head_weights()[self.layer.currentIndex()], rows, columns,
+                                     mask=future_mask(len(tokens)), title=self._title(),
+                                     value_name=self._value_name())
+        else:
+            q = self._focus
+            matrix = self._head_weights()[:, q, :q + 1]
+            if snapshot.kind == "attention":
+                rows, wording = [f"layer {i + 1}" for i in range(len(matrix))], ("layer", "key", "attends most to")
+            else:
+                rows, wording = ["saliency"], ("", "input token", "predicts the next token mostly from")
+            row_title, column_title, verb = wording
+            self.focus.show_focus(tokens, q, matrix, rows, row_title=row_title, column_title=column_title,
+                                  value_name=self._value_name(), title=self._title(all_layers=True), verb=verb)
+
+    def _head_weights(self) -> np.ndarray:
+        """[L, T, T]: the chosen head of every layer, or the mean over heads."""
+        weights = self._snapshot.weights
+        head = self.head.currentIndex() - 1  # item 0 is "mean over heads"
+        return weights.mean(axis=1) if head < 0 else weights[:, head]
+
+    def _title(self, all_layers: bool = False) -> str:
+        if self._snapshot.kind == "saliency":
+            return "Gradient saliency of the next-token prediction"
+        head = self.head.currentText() if self.head.currentIndex() else f"mean over {self.head.count() - 1} heads"
+        return f"{'All layers' if all_layers else self.layer.currentText().capitalize()} · {head}"
+
+    def _value_name(self) -> str:
+        return "attention weight" if self._snapshot.kind == "attention" else "saliency (share of row)"
+
+    def _describe_model(self, snapshot: AttentionSnapshot) -> str:
+        n_layer, n_head, T, _ = snapshot.weights.shape
+        if snapshot.kind == "saliency":
+            return f"RNN, saliency over {T} tokens"
+        return f"{n_layer} layers × {n_head} heads, {T} tokens"
+
+    def _set_focus(self, position: int) -> None:
+        self._focus = position
+        if self.views.currentIndex() == FOCUS:
+            self._render()
+
+    def _open_head(self, layer: int, head: int) -> None:
+        self.layer.setCurrentIndex(layer)
+        self.head.setCurrentIndex(head + 1)
+        self.views.setCurrentIndex(HEATMAP)
+
+    def _fit(self) -> None:
+        view = self.views.currentWidget()
+        (self.focus.heatmap if view is self.focus else self.heatmap).reset_zoom()
+
+    def _say(self, text: str, tone: str = "info") -> None:
+        self.notice.setText(text)
+        set_tone(self.notice, tone)
+        self.notice.setVisible(bool(text))
+
+    def _fail(self, message: str) -> None:
+        self._show_snapshot(None)
+        self._say(f"<b>Nothing to show.</b> {html.escape(message)}", "error")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._pending_capture:
+            self.capture_text()
+
+    # ---- export --------------------------------------------------------------------------------
+    def _on_export_png(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the heatmap", "attention.png", "PNG image (*.png)")
+        self._export(self.export_png_to, path)
+
+    def _on_export_npy(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the weights", "attention.npy", "NumPy array (*.npy)")
+        self._export(self.export_npy_to, path)
+
+    def _export(self, write, path: str) -> None:
+        if not path:
+            return
+        try:
+            write(Path(path))
+        except OSError as exc:
+            self._say(f"<b>Could not export.</b> {html.escape(str(exc))}; choose another folder.", "error")
+
+    def export_png_to(self, path: Path) -> None:
+        """The current view as it is drawn."""
+        view = self.views.currentWidget()
+        (view.heatmap if view is self.focus else view).save_png(path)
+
+    def export_npy_to(self, path: Path) -> None:
+        """Every layer and head, [L, H, T, T] float32, and the tokens beside it in <name>.tokens.json."""
+        snapshot = self._snapshot
+        np.save(path, snapshot.weights)
+        meta = {"tokens": snapshot.tokens, "kind": snapshot.kind, "step": snapshot.step,
+                "axes": ["layer", "head", "query", "key"], "dropped_from_front": snapshot.dropped}
+        path.with_suffix(".tokens.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _fill_combo(combo: QComboBox, items: list[str], default: int) -> None:
+    """Replace the items, keeping the current choice when it still exists, without a signal per change."""
+    if [combo.itemText(i) for i in range(combo.count())] == items:
+        return
+    keep = combo.currentIndex() if 0 <= combo.currentIndex() < len(items) else default
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(items)
+    combo.setCurrentIndex(keep)
+    combo.blockSignals(False)

@@ -1,0 +1,376 @@
+"""The heatmap widgets of the Attention tab: one large zoomable map with token axes, and the layers × heads grid.
+
+Both draw a matrix whose masked cells (a query's future) are NaN, so they render transparent over a grey,
+hatched backdrop: a mask reads as "not allowed", never as a weight of 0 (which is the darkest colour).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFontMetrics, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+COLOR_MAP = "viridis"  # perceptually uniform and readable with colour-blindness
+MASK_FILL = QColor(214, 214, 214)
+MASK_HATCH = QColor(150, 150, 150)
+LABEL_CHARS = 10  # longer tokens are cut with "…" on the axes (the hover readout shows them whole)
+LABEL_MARGINS = (8, 4, 8, 2)  # the text lines above a map, off the frame of the tab they sit in
+VISIBLE = {"\n": "⏎", " ": "·", "\t": "⇥", "\r": "␍"}
+
+
+def token_label(text: str, limit: int = LABEL_CHARS) -> str:
+    """A token as it is drawn: whitespace made visible, control characters escaped, long ones cut."""
+    shown = "".join(VISIBLE.get(c, c if c.isprintable() else f"\\x{ord(c):02x}") for c in text) or "∅"
+    return shown if len(shown) <= limit else shown[:limit - 1] + "…"
+
+
+def future_mask(n: int) -> np.ndarray:
+    """[n, n] bool, True above the diagonal: the keys a causal query may not see."""
+    return np.triu(np.ones((n, n), dtype=bool), k=1)
+
+
+def display_levels(values: np.ndarray, mask: np.ndarray | None) -> tuple[float, float]:
+    """Colour levels 0..top. Each map's first query sees only itself (weight 1); letting that one cell set the
+    top would darken the rest, so the top is the largest weight of the other rows (they compete for it)."""
+    visible = values if mask is None else np.where(mask, np.nan, values)
+    body = visible[1:] if visible.shape[0] > 1 else visible
+    top = float(np.nanmax(body)) if np.isfinite(body).any() else 1.0
+    return 0.0, max(top, 1e-6)
+
+
+def _masked(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    image = np.array(values, dtype=np.float32)
+    if mask is not None:
+        image[mask] = np.nan
+    return image
+
+
+def _mask_backdrop(view, n_rows: int, n_cols: int, hatched: bool = True) -> list[QGraphicsRectItem]:
+    """Grey (and hatched) rectangles under the image: they show through its NaN (masked) cells only.
+    Thumbnails go without the hatching, which would drown their few pixels."""
+    items = []
+    brushes = [QBrush(MASK_FILL)] + ([QBrush(MASK_HATCH, Qt.BrushStyle.BDiagPattern)] if hatched else [])
+    for brush in brushes:
+        item = QGraphicsRectItem(0, 0, n_cols, n_rows)
+        item.setPen(QPen(Qt.PenStyle.NoPen))
+        item.setBrush(brush)
+        item.setZValue(-10)
+        view.addItem(item)
+        items.append(item)
+    return items
+
+
+@dataclass
+class Axis:
+    """One side of a heatmap: what a row (or column) is, and its labels."""
+    name: str  # "query", "key", "layer", ...
+    labels: list[str]  # the raw token texts, or names such as "layer 1"
+    tokens: bool = True  # labels are token texts: shown through token_label, and with their position on hover
+    notes: list[str] | None = None  # a remark per label for the hover readout, e.g. what a position predicts
+
+    def describe(self, i: int) -> str:
+        text = f"{self.name} {i} “{token_label(self.labels[i], 40)}”" if self.tokens else self.labels[i]
+        return f"{text} ({self.notes[i]})" if self.notes else text
+
+
+class TokenAxis(pg.AxisItem):
+    """An axis that labels cell centres with tokens, thinned to every k-th so the labels never overlap."""
+
+    def __init__(self, orientation: str):
+        super().__init__(orientation)
+        self.labels: list[str] = []
+        self.enableAutoSIPrefix(False)
+
+    def set_labels(self, labels: list[str]) -> None:
+        self.labels = labels
+        self.picture = None  # redraw with the new labels
+        self.update()
+
+    def label_extent(self) -> float:
+        """Pixels along the axis that one label needs, with a little air."""
+        metrics = QFontMetrics(self.style.get("tickFont") or self.font())
+        if self.orientation in ("left", "right"):
+            return metrics.height() + 2
+        widest = max((metrics.horizontalAdvance(label) for label in self.labels), default=0)
+        return widest + 8
+
+    def tickValues(self, minVal, maxVal, size):
+        minVal, maxVal = sorted((minVal, maxVal))  # an inverted view (rows top down) gives them swapped
+        first, last = max(0, math.ceil(minVal - 0.5)), min(len(self.labels) - 1, math.floor(maxVal - 0.5))
+        if last < first or size <= 0:
+            return []
+        cells_per_pixel = (maxVal - minVal) / size
+        step = _nice_step(math.ceil(self.label_extent() * cells_per_pixel))
+        start = -(-first // step) * step  # first multiple of step in view, so labels stay put while panning
+        return [(step, [i + 0.5 for i in range(start, last + 1, step)])]
+
+    def tickStrings(self, values, scale, spacing):
+        return [self.labels[int(v)] for v in values]
+
+
+def _nice_step(n: int) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... that is at least n."""
+    step = 1
+    while step < n:
+        step = step * 5 // 2 if str(step).startswith("2") else step * 2
+    return step
+
+
+class MaskLegend(pg.GraphicsWidgetAnchor, pg.GraphicsWidget):
+    """A swatch of the masked-cell pattern and its meaning, pinned to a corner of the view."""
+
+    def __init__(self, text: str):
+        pg.GraphicsWidget.__init__(self)
+        pg.GraphicsWidgetAnchor.__init__(self)
+        self.text = text
+        metrics = QFontMetrics(self.font())
+        self.setFixedWidth(metrics.horizontalAdvance(text) + 38)
+        self.setFixedHeight(max(metrics.height(), 16) + 10)
+
+    def paint(self, p: QPainter, *args):
+        p.setPen(QPen(QColor(120, 120, 120)))
+        p.setBrush(QColor(255, 255, 255, 230))
+        p.drawRoundedRect(self.boundingRect().adjusted(0, 0, -1, -1), 4, 4)
+        swatch = QRectF(6, (self.size().height() - 16) / 2, 16, 16)
+        for brush in (QBrush(MASK_FILL), QBrush(MASK_HATCH, Qt.BrushStyle.BDiagPattern)):
+            p.fillRect(swatch, brush)
+        p.setPen(QPen(QColor(30, 30, 30)))
+        p.drawText(QRectF(28, 0, self.size().width() - 30, self.size().height()),
+                   Qt.AlignmentFlag.AlignVCenter, self.text)
+
+
+def _themed_layout_widget(owner: QWidget) -> pg.GraphicsLayoutWidget:
+    """A GraphicsLayoutWidget in the colours of the application's palette rather than pyqtgraph's black."""
+    widget = pg.GraphicsLayoutWidget()
+    widget.setBackground(owner.palette().color(QPalette.ColorRole.Base))
+    return widget
+
+
+def _axis_pen(owner: QWidget) -> QPen:
+    return pg.mkPen(owner.palette().color(QPalette.ColorRole.Text))
+
+
+class HeatmapView(QWidget):
+    """One matrix, rows top to bottom; wheel zooms, drag pans, hover reads a cell out, a click emits it."""
+
+    cellClicked = Signal(int, int)  # row, column
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.values: np.ndarray | None = None  # the matrix shown, NaN where masked
+        self.rows = self.columns = Axis("", [])
+        self.readout = QLabel(" ")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.readout.setContentsMargins(*LABEL_MARGINS)
+        self.canvas = _themed_layout_widget(self)
+        pen = _axis_pen(self)
+        self.axes = {side: TokenAxis(side) for side in ("left", "bottom")}
+        tick_font = self.font()
+        tick_font.setPointSizeF(tick_font.pointSizeF() * 0.9)
+        for axis in self.axes.values():
+            axis.setPen(pen)
+            axis.setTextPen(pen)
+            axis.setStyle(tickFont=tick_font)
+        self.plot = self.canvas.addPlot(axisItems=self.axes)
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        self.plot.getViewBox().invertY(True)  # row 0 (the first query) on top, as a matrix is read
+        self.image = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
+        self.plot.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(colorMap=pg.colormap.get(COLOR_MAP), width=14, interactive=False,
+                                        colorMapMenu=False, pen=pen)
+        self.colorbar.setImageItem(self.image, insert_in=self.plot)
+        self.colorbar.axis.setTextPen(pen)
+        self.colorbar.axis.enableAutoSIPrefix(False)
+        self.backdrop: list[QGraphicsRectItem] = []
+        self.hover = QGraphicsRectItem(0, 0, 1, 1)
+        self.hover.setPen(pg.mkPen("#ff3b30", width=2))
+        self.hover.setZValue(10)
+        self.hover.hide()
+        self.plot.addItem(self.hover)
+        self.legend = MaskLegend("masked (future)")
+        self.legend.setParentItem(self.plot.getViewBox())
+        self.legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-8, 8))
+        self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.plot.scene().sigMouseClicked.connect(self._on_mouse_clicked)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.readout)
+        layout.addWidget(self.canvas, 1)
+
+    def show_matrix(self, values: np.ndarray, rows: Axis, columns: Axis, *, mask: np.ndarray | None = None,
+                    title: str = "", value_name: str = "attention weight") -> None:
+        """Show `values` [len(rows), len(columns)]; cells where `mask` is True are drawn as masked."""
+        self.values = _masked(values, mask)
+        self.rows, self.columns = rows, columns
+        n_rows, n_cols = self.values.shape
+        self.axes["left"].set_labels([token_label(t) if rows.tokens else t for t in rows.labels])
+        self.axes["bottom"].set_labels([token_label(t) if columns.tokens else t for t in columns.labels])
+        self.plot.setLabel("left", rows.name)
+        self.plot.setLabel("bottom", columns.name)
+        self.plot.setTitle(title, color=self.palette().color(QPalette.ColorRole.Text).name())
+        self.image.setImage(self.values, autoLevels=False)
+        self.image.setRect(QRectF(0, 0, n_cols, n_rows))
+        self.colorbar.setLevels(display_levels(values, mask))
+        self.colorbar.axis.setLabel(value_name)
+        for item in self.backdrop:
+            self.plot.removeItem(item)
+        self.backdrop = _mask_backdrop(self.plot, n_rows, n_cols) if mask is not None else []
+        self.legend.setVisible(mask is not None)
+        self.hover.hide()
+        self.readout.setText("Hover over a cell to read its weight; scroll to zoom, drag to pan.")
+        view = self.plot.getViewBox()
+        view.setLimits(xMin=0, xMax=n_cols, yMin=0, yMax=n_rows,
+                       minXRange=min(4, n_cols), minYRange=min(4, n_rows))
+        self.reset_zoom()
+
+    def reset_zoom(self) -> None:
+        if self.values is not None:
+            self.plot.getViewBox().autoRange(padding=0)
+
+    def clear(self) -> None:
+        self.values = None
+        self.image.clear()
+        self.axes["left"].set_labels([])
+        self.axes["bottom"].set_labels([])
+        self.plot.setTitle("")
+        for item in self.backdrop:
+            self.plot.removeItem(item)
+        self.backdrop = []
+        self.legend.hide()
+        self.hover.hide()
+        self.readout.setText(" ")
+
+    def save_png(self, path: Path) -> None:
+        if not self.canvas.grab().save(str(path), "PNG"):
+            raise OSError(f"could not write {path}")
+
+    def cell_at(self, scene_pos) -> tuple[int, int] | None:
+        """(row, column) under a scene position, or None outside the matrix."""
+        if self.values is None or not self.plot.getViewBox().sceneBoundingRect().contains(scene_pos):
+            return None
+        point = self.plot.getViewBox().mapSceneToView(scene_pos)
+        row, col = math.floor(point.y()), math.floor(point.x())
+        n_rows, n_cols = self.values.shape
+        return (row, col) if 0 <= row < n_rows and 0 <= col < n_cols else None
+
+    def describe_cell(self, row: int, col: int) -> str:
+        weight = self.values[row, col]
+        value = "masked (future): a token cannot attend to later tokens" if np.isnan(weight) else f"{weight:.4f}"
+        return f"{self.rows.describe(row)}  →  {self.columns.describe(col)}:  {value}"
+
+    def _on_mouse_moved(self, scene_pos) -> None:
+        cell = self.cell_at(scene_pos)
+        self.hover.setVisible(cell is not None)
+        if cell is not None:
+            self.hover.setPos(QPointF(cell[1], cell[0]))
+            self.readout.setText(self.describe_cell(*cell))
+
+    def _on_mouse_clicked(self, event) -> None:
+        cell = self.cell_at(event.scenePos())
+        if cell is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.cellClicked.emit(*cell)
+
+
+class GridCell(NamedTuple):
+    layer: int
+    head: int
+    view: pg.ViewBox
+    frame: QGraphicsRectItem  # the hover highlight around the map
+
+
+class ModelGridView(QWidget):
+    """Every layer × head as a small map (bertviz's model view); clicking one emits its (layer, head)."""
+
+    headClicked = Signal(int, int)
+    LABEL_PIXELS = 30  # the head and layer labels' row height and column width
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.readout = QLabel(" ")
+        self.readout.setContentsMargins(*LABEL_MARGINS)
+        self.canvas = _themed_layout_widget(self)
+        self.cells: list[GridCell] = []
+        self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.canvas.scene().sigMouseClicked.connect(self._on_mouse_clicked)
+        header = QHBoxLayout()
+        header.addWidget(self.readout, 1)
+        self.scale_note = QLabel("each map coloured from 0 to its own largest weight", objectName="hint")
+        self.scale_note.setContentsMargins(*LABEL_MARGINS)
+        header.addWidget(self.scale_note)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(header)
+        layout.addWidget(self.canvas, 1, Qt.AlignmentFlag.AlignHCenter)
+
+    def show_weights(self, weights: np.ndarray) -> None:
+        """weights [L, H, T, T]: one map per layer and head, causal mask drawn as in HeatmapView."""
+        self.canvas.clear()
+        self.cells = []
+        n_layer, n_head, T, _ = weights.shape
+        mask = future_mask(T)
+        colors = pg.colormap.get(COLOR_MAP)
+        text_color = self.palette().color(QPalette.ColorRole.Text).name()
+        for head in range(n_head):
+            self.canvas.addLabel(f"head {head + 1}", row=0, col=head + 1, color=text_color)
+        for layer in range(n_layer):
+            self.canvas.addLabel(f"layer {layer + 1}", row=layer + 1, col=0, angle=-90, color=text_color)
+            for head in range(n_head):
+                view = self.canvas.addViewBox(row=layer + 1, col=head + 1, lockAspect=True, enableMouse=False,
+                                              invertY=True, enableMenu=False)
+                _mask_backdrop(view, T, T, hatched=False)
+                image = pg.ImageItem(_masked(weights[layer, head], mask), axisOrder="row-major",
+                                     autoDownsample=True, levels=display_levels(weights[layer, head], mask))
+                image.setColorMap(colors)
+                view.addItem(image)
+                frame = QGraphicsRectItem(0, 0, T, T)
+                frame.setPen(pg.mkPen("#ff3b30", width=3))
+                frame.hide()
+                view.addItem(frame)
+                view.setRange(QRectF(0, 0, T, T), padding=0.04)
+                self.cells.append(GridCell(layer, head, view, frame))
+        self.readout.setText("Click a map to open it large.")
+        self._fit_width()
+
+    def clear(self) -> None:
+        self.canvas.clear()
+        self.cells = []
+        self.readout.setText(" ")
+
+    def save_png(self, path: Path) -> None:
+        if not self.canvas.grab().save(str(path), "PNG"):
+            raise OSError(f"could not write {path}")
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_width()
+
+    def _fit_width(self) -> None:
+        """As wide as square maps need at this height, so the grid stays together instead of spreading out."""
+        if not self.cells:
+            return
+        n_layer, n_head = self.cells[-1].layer + 1, self.cells[-1].head + 1
+        side = (self.canvas.height() - self.LABEL_PIXELS) / n_layer
+        self.canvas.setMaximumWidth(int(self.LABEL_PIXELS + n_head * side * 1.15))
+
+    def cell_at(self, scene_pos) -> GridCell | None:
+        return next((cell for cell in self.cells if cell.view.sceneBoundingRect().contains(scene_pos)), None)
+
+    def _on_mouse_moved(self, scene_pos) -> None:
+        hit = self.cell_at(scene_pos)
+        for cell in self.cells:
+            cell.frame.setVisible(cell is hit)
+        if hit:
+            self.readout.setText(f"layer {hit.layer + 1}, head {hit.head + 1}: click to open it large")
+
+    def _on_mouse_clicked(self, event) -> None:
+        hit = self.cell_at(event.scenePos())
+        if hit and event.button() == Qt.MouseButton.LeftButton:
+            self.headClicked.emit(hit.layer, hit.head)

@@ -1,0 +1,505 @@
+"""Live training plots: loss (raw and smoothed) with validation markers, learning rate, gradient norm, tokens/s.
+
+Data arrives in batches and is only copied into growing numpy columns; a timer redraws at a steady ~15 Hz
+whatever the step rate, and pyqtgraph's peak downsampling and clip-to-view keep 100,000+ points smooth.
+"""
+from __future__ import annotations
+
+import csv
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGraphicsItem, QHBoxLayout, QLabel, QMenu,
+                               QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget)
+
+from lmcore.runs import RunFolder
+
+from .runs_browser import run_label
+from .style import MUTED, RUN_COLOURS
+
+REFRESH_INTERVAL_MS = 100  # test
+DETAILS_EVERY_TICKS = 3  # the small plots at ~5 Hz
+FOLLOW_HEADROOM = 0.25  # room left past the newest point, so the axes (costly to redraw) stay still a while
+REFIT_BELOW = 0.4  # refit when the data fills less of the view than this (e.g. a compared run was removed)
+STEP_FIELDS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm", "tokens_per_s")
+EVAL_FIELDS = ("step", "tokens", "elapsed", "val_loss")
+X_AXES = {"step": "Step", "tokens": "Tokens seen", "elapsed": "Training time (s)"}
+X_AXIS_CHOICES = {"step": "Steps", "tokens": "Tokens", "elapsed": "Time"}
+DEFAULT_SMOOTHING = 0.6
+# Each run's curves, and the plot (TrainingPlots attribute) each is drawn in.
+CURVE_PLOTS = {"raw_loss": "loss_plot", "smoothed_loss": "loss_plot", "val_loss": "loss_plot",
+               "lr": "lr_plot", "grad_norm": "grad_plot", "tokens_per_s": "speed_plot"}
+DETAIL_CURVES = ("lr", "grad_norm", "tokens_per_s")  # the small plots'
+
+
+class Columns:
+    """Named float columns that grow by doubling, so appending a batch is cheap and reading is a view."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = names
+        self._data = np.empty((len(names), 1024))
+        self.size = 0
+
+    def extend(self, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        needed = self.size + len(rows)
+        if needed > self._data.shape[1]:
+            grown = np.empty((len(self.names), max(needed, 2 * self._data.shape[1])))
+            grown[:, :self.size] = self._data[:, :self.size]
+            self._data = grown
+        self._data[:, self.size:needed] = np.asarray(rows, dtype=float).T
+        self.size = needed
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._data[self.names.index(name), :self.size]
+
+
+class SmoothedLoss:
+    """TensorBoard's debiased exponential moving average, extended incrementally as points arrive."""
+
+    def __init__(self, weight: float):
+        self.weight = weight
+        self.values = Columns(("loss",))
+        self._average, self._count = 0.0, 0
+
+    def extend(self, losses) -> None:
+        w, average, count, out = self.weight, self._average, self._count, []
+        for loss in losses:
+            average = average * w + (1.0 - w) * loss
+            count += 1
+            out.append((average / (1.0 - w ** count),))
+        self._average, self._count = average, count
+        self.values.extend(out)
+
+
+class RunSeries:
+    """One run's metrics, as plotted: training steps, evaluations and the smoothed loss."""
+
+    def __init__(self, name: str, smoothing: float = DEFAULT_SMOOTHING):
+        self.name = name
+        self.steps = Columns(STEP_FIELDS)
+        self.evals = Columns(EVAL_FIELDS)
+        self.smoothed = SmoothedLoss(smoothing)
+
+    @classmethod
+    def from_records(cls, name: str, records: list[dict], smoothing: float = DEFAULT_SMOOTHING) -> RunSeries:
+        """From metrics.jsonl records ({"kind": "step"|"eval", ...})."""
+        series = cls(name, smoothing)
+        series.add_steps([r for r in records if r.get("kind") == "step"], field=dict.get)
+        series.add_evals([r for r in records if r.get("kind") == "eval"], field=dict.get)
+        return series
+
+    def add_steps(self, items, field=getattr) -> None:
+        """StepMetrics events (or, with field=dict.get, their records)."""
+        rows = [tuple(field(item, name) for name in STEP_FIELDS) for item in items]
+        self.steps.extend(rows)
+        self.smoothed.extend(row[3] for row in rows)
+
+    def add_evals(self, items, field=getattr) -> None:
+        self.evals.extend([tuple(field(item, name) for name in EVAL_FIELDS) for item in items])
+
+    def set_smoothing(self, weight: float) -> None:
+        self.smoothed = SmoothedLoss(weight)
+        self.smoothed.extend(self.steps["loss"])
+
+
+@dataclass
+class RunCurves:
+    raw_loss: pg.PlotDataItem
+    smoothed_loss: pg.PlotDataItem
+    val_loss: pg.PlotDataItem
+    lr: pg.PlotDataItem
+    grad_norm: pg.PlotDataItem
+    tokens_per_s: pg.PlotDataItem
+
+    def items(self) -> dict[str, pg.PlotDataItem]:
+        return {name: getattr(self, name) for name in CURVE_PLOTS}
+
+
+class TrainingPlots(QWidget):
+    """The plots and their controls. Shows the pinned run (the one training, or trained last) and any runs
+    ticked for comparison, each in its own colour."""
+
+    exported = Signal(str)  # a message for the status bar
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.series: dict[Path, RunSeries] = {}
+        self.curves: dict[Path, RunCurves] = {}
+        self.pinned: Path | None = None
+        self._compared: list[Path] = []
+        self._colours: dict[Path, str] = {}
+        self._stale: set[Path] = set()  # runs whose loss curves need redrawing
+        self._stale_details: set[Path] = set()  # ... whose learning rate, gradient norm and speed curves do
+        self._ticks = 0
+        self._following: set[pg.PlotItem] = set()  # plots whose view follows the data (until the user zooms)
+
+        self.x_axis = QComboBox()
+        for key, label in X_AXIS_CHOICES.items():
+            self.x_axis.addItem(label, key)
+        self.x_axis.setToolTip("What the horizontal axis counts: optimizer steps, tokens trained on, or training "
+                               "time (pauses excluded). Tokens compare runs with different batch sizes fairly.")
+        self.smoothing = QSlider(Qt.Horizontal)
+        self.smoothing.setRange(0, 99)
+        self.smoothing.setValue(int(DEFAULT_SMOOTHING * 100))
+        self.smoothing.setFixedWidth(90)
+        self.smoothing.setToolTip("Exponential moving average of the training loss, as in TensorBoard: 0 shows "
+                                  "the raw loss, 0.6 to 0.9 shows the trend through the noise, 0.99 is very smooth.")
+        self.smoothing_value = QLabel()
+        self.smoothing_value.setMinimumWidth(30)
+        self.log_y = QCheckBox("Log")
+        self.log_y.setToolTip("Plot the loss on a logarithmic axis: late, small improvements become visible.")
+        fit = QPushButton("Fit")
+        fit.setToolTip("Zoom to all the data and follow new points again (zooming or panning stops following).")
+        export = QToolButton()
+        export.setText("Export")
+        export.setPopupMode(QToolButton.InstantPopup)
+        export.setToolTip("Save the plots as a PNG image, or the metrics of every shown run as a CSV table.")
+        export_menu = QMenu(export)
+        export_menu.addAction("Plots as PNG…", self._ask_export_png)
+        export_menu.addAction("Metrics as CSV…", self._ask_export_csv)
+        export.setMenu(export_menu)
+
+        controls = QHBoxLayout()
+        controls.setContentsMargins(0, 0, 0, 0)
+        for widget in (QLabel("X axis"), self.x_axis, QLabel(" Smoothing"), self.smoothing,
+                       self.smoothing_value, self.log_y):
+            controls.addWidget(widget)
+        controls.addStretch(1)
+        controls.addWidget(fit)
+        controls.addWidget(export)
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.ci.setSpacing(6)
+        self.loss_plot = self._add_plot(0, 0, "Loss", "loss (nats/token)", colspan=3)
+        self.lr_plot = self._add_plot(1, 0, "Learning rate", "")
+        self.grad_plot = self._add_plot(1, 1, "Gradient norm", "")
+        self.speed_plot = self._add_plot(1, 2, "Tokens per second", "")
+        self.graphics.ci.layout.setRowStretchFactor(0, 5)
+        self.graphics.ci.layout.setRowStretchFactor(1, 2)
+        self.legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="9pt", brush=(255, 255, 255, 220),
+                                               pen=(217, 220, 227))
+        # One entry per run (its smoothed loss), and one saying what the markers are.
+        self._validation_key = pg.PlotDataItem([0], [0], symbol="o", symbolSize=7, pen=None, antialias=True,
+                                               symbolPen=pg.mkPen(MUTED, width=1.5), symbolBrush="#ffffff")
+        self.crosshair_x = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#9aa0ab", style=Qt.DashLine))
+        self.crosshair_y = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#9aa0ab", style=Qt.DashLine))
+        for line in (self.crosshair_x, self.crosshair_y):
+            line.setVisible(False)
+            self.loss_plot.addItem(line, ignoreBounds=True)
+        self.readout = QLabel(" ")
+        self.readout.setTextFormat(Qt.RichText)
+        self.readout.setStyleSheet(f"color: {MUTED};")
+        self._mouse_proxy = pg.SignalProxy(self.loss_plot.scene().sigMouseMoved, rateLimit=30,
+                                           slot=self._on_mouse_moved)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(controls)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.readout)
+
+        self.x_axis.currentIndexChanged.connect(self._on_x_axis_changed)
+        self.smoothing.valueChanged.connect(self._on_smoothing_changed)
+        self.log_y.toggled.connect(self._on_log_y_toggled)
+        fit.clicked.connect(self.fit)
+        self._on_smoothing_changed(self.smoothing.value())
+        self._on_x_axis_changed()
+
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setInterval(REFRESH_INTERVAL_MS)
+        self._refresh_timer.timeout.connect(self._tick)
+        self._refresh_timer.start()
+
+    def _add_plot(self, row: int, col: int, title: str, y_label: str, colspan: int = 1) -> pg.PlotItem:
+        plot = self.graphics.addPlot(row=row, col=col, colspan=colspan)
+        plot.setTitle(title, size="10pt", bold=True)
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.setClipToView(True)
+        plot.disableAutoRange()  # the view follows the data in steps (_keep_in_view), not at every point
+        plot.hideButtons()  # the Fit button does what pyqtgraph's "A" button would
+        plot.vb.sigRangeChangedManually.connect(lambda _: self._following.discard(plot))
+        self._following.add(plot)
+        plot.getAxis("left").setWidth(52)
+        for axis in ("left", "bottom"):
+            plot.getAxis(axis).enableAutoSIPrefix(False)  # plain numbers; no "(x0.001)" on an empty plot
+            plot.getAxis(axis).setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # redrawn only when moved
+        if y_label:
+            plot.setLabel("left", y_label)
+        return plot
+
+    # ---- what is shown ---------------------------------------------------------------------------
+    @property
+    def smoothing_weight(self) -> float:
+        return self.smoothing.value() / 100
+
+    @property
+    def x_key(self) -> str:
+        return self.x_axis.currentData()
+
+    def begin_live_run(self, run_dir: Path, history: list[dict] = ()) -> None:
+        """Pin the run being trained; `history` holds its earlier records when it is resumed."""
+        previous, self.pinned = self.pinned, Path(run_dir)
+        self._remove(self.pinned)
+        self.series[self.pinned] = RunSeries.from_records(self.pinned.name, list(history), self.smoothing_weight)
+        if previous is not None and previous not in self._compared:
+            self._remove(previous)
+        self._mark_stale(self.pinned)
+
+    def add_steps(self, events: list) -> None:
+        if self.pinned in self.series:
+            self.series[self.pinned].add_steps(events)
+            self._mark_stale(self.pinned)
+
+    def add_evals(self, events: list) -> None:
+        if self.pinned in self.series:
+            self.series[self.pinned].add_evals(events)
+            self._mark_stale(self.pinned)
+
+    def compare(self, run_dirs: list[Path]) -> None:
+        """Show these runs (read from their metrics files) beside the pinned one."""
+        self._compared = [Path(p) for p in run_dirs]
+        for path in [p for p in self.series if p not in self._compared and p != self.pinned]:
+            self._remove(path)
+        for path in self._compared:
+            if path != self.pinned:
+                records = RunFolder(path).read_metrics()
+                self.series[path] = RunSeries.from_records(path.name, records, self.smoothing_weight)
+                self._mark_stale(path)
+
+    def forget(self, run_dir: Path) -> None:
+        """A run was deleted or renamed: stop showing it."""
+        run_dir = Path(run_dir)
+        self._compared = [p for p in self._compared if p != run_dir]
+        if self.pinned == run_dir:
+            self.pinned = None
+        self._remove(run_dir)
+
+    def shown_runs(self) -> list[Path]:
+        return list(self.series)
+
+    def _remove(self, path: Path) -> None:
+        self.series.pop(path, None)
+        self._stale.discard(path)
+        self._stale_details.discard(path)
+        curves = self.curves.pop(path, None)
+        if curves is not None:
+            for name, item in curves.items().items():
+                self._plot_of(name).removeItem(item)
+            self.legend.removeItem(curves.smoothed_loss)
+            if not self.curves:
+                self.legend.removeItem(self._validation_key)
+
+    # ---- drawing ---------------------------------------------------------------------------------
+    def _plot_of(self, curve: str) -> pg.PlotItem:
+        return getattr(self, CURVE_PLOTS[curve])
+
+    def _curve_data(self, series: RunSeries) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """(x, y) of each curve of a run, x as the x-axis choice says."""
+        x, x_eval = series.steps[self.x_key], series.evals[self.x_key]
+        return {"raw_loss": (x, series.steps["loss"]), "smoothed_loss": (x, series.smoothed.values["loss"]),
+                "val_loss": (x_eval, series.evals["val_loss"]), "lr": (x, series.steps["lr"]),
+                "grad_norm": (x, series.steps["grad_norm"]), "tokens_per_s": (x, series.steps["tokens_per_s"])}
+
+    def _colour(self, path: Path) -> str:
+        if path not in self._colours:
+            self._colours[path] = RUN_COLOURS[len(self._colours) % len(RUN_COLOURS)]
+        return self._colours[path]
+
+    def _curves_for(self, path: Path) -> RunCurves:
+        if path not in self.curves:
+            colour = QColor(self._colour(path))
+            faint = QColor(colour)
+            faint.setAlpha(60)
+            name = run_label(self.series[path].name)
+            # Noisy curves: peak downsampling (the spikes stay visible), no antialiasing (invisible on noise, and
+            # tens of milliseconds a repaint on thousands of points). Smooth lines: antialiased, one mean point
+            # per pixel, which looks the same and is as cheap.
+            curves = RunCurves(
+                raw_loss=_noisy_curve(pg.mkPen(faint, width=1)),
+                smoothed_loss=_smooth_curve(pg.mkPen(colour, width=2), name=name),
+                val_loss=_smooth_curve(pg.mkPen(colour, width=1, style=Qt.DotLine), symbol="o", symbolSize=7,
+                                       symbolPen=pg.mkPen(colour, width=1.5), symbolBrush=pg.mkBrush("#ffffff")),
+                lr=_smooth_curve(pg.mkPen(colour, width=1.5)),
+                grad_norm=_noisy_curve(pg.mkPen(colour, width=1)),
+                tokens_per_s=_noisy_curve(pg.mkPen(colour, width=1)),
+            )
+            for name, item in curves.items().items():
+                self._plot_of(name).addItem(item)  # takes the plot's peak downsampling and clip-to-view
+                if item.opts["antialias"]:
+                    item.setDownsampling(auto=True, method="mean")
+            self.legend.removeItem(self._validation_key)  # keep the key last, after the runs
+            self.legend.addItem(self._validation_key, "validation")
+            self.curves[path] = curves
+        return self.curves[path]
+
+    def _mark_stale(self, *paths: Path) -> None:
+        self._stale.update(paths)
+        self._stale_details.update(paths)
+
+    def _tick(self) -> None:
+        """The ~15 Hz timer. The small plots follow at a third of the rate: they change slowly, and each
+        repaint costs as much as the loss plot's, CPU time taken from training."""
+        self._ticks += 1
+        self.refresh(details=self._ticks % DETAILS_EVERY_TICKS == 0)
+
+    def refresh(self, details: bool = True) -> None:
+        """Redraw the runs that changed since the last refresh; `details`: the small plots too."""
+        self._redraw(self._stale, [name for name in CURVE_PLOTS if name not in DETAIL_CURVES])
+        if details:
+            self._redraw(self._stale_details, DETAIL_CURVES)
+
+    def _redraw(self, stale: set[Path], curve_names) -> None:
+        if not stale:
+            return
+        for path in [p for p in self.series if p in stale]:  # in the order shown, for a stable legend
+            data, curves = self._curve_data(self.series[path]), self._curves_for(path)
+            for name in curve_names:
+                getattr(curves, name).setData(*data[name])
+        stale.clear()
+        for plot in {self._plot_of(name) for name in curve_names}:
+            self._keep_in_view(plot)
+
+    def _keep_in_view(self, plot: pg.PlotItem, tight: bool = False) -> None:
+        """Keep all the data in view while the plot follows it, moving the view in steps (with headroom past
+        the newest point) rather than at every new point: each move redraws the axes."""
+        bounds = self._data_bounds(plot)
+        if plot not in self._following or bounds is None:
+            return
+        x0, x1, y0, y1 = bounds
+        (view_x0, view_x1), (view_y0, view_y1) = plot.vb.viewRange()
+        x_span, y_span = max(x1 - x0, 1e-9), max(y1 - y0, 1e-9)
+        if tight or x0 < view_x0 or x1 > view_x1 or x_span < REFIT_BELOW * (view_x1 - view_x0):
+            plot.setXRange(x0, x1 + (0 if tight else FOLLOW_HEADROOM) * x_span, padding=0.02)
+        if tight or y0 < view_y0 or y1 > view_y1 or y_span < REFIT_BELOW * (view_y1 - view_y0):
+            plot.setYRange(y0, y1, padding=0.08)
+
+    def _data_bounds(self, plot: pg.PlotItem) -> tuple[float, float, float, float] | None:
+        """x0, x1, y0, y1 of everything the plot shows, in view coordinates (log10 on a log axis). From the
+        data itself: pyqtgraph's own bounds only cover what is clipped to the current view."""
+        log_y = plot.getAxis("left").logMode
+        xs, ys = [], []
+        for series in self.series.values():
+            data = self._curve_data(series)
+            for name in (name for name in CURVE_PLOTS if self._plot_of(name) is plot):
+                x, y = data[name]
+                if log_y:
+                    x, y = x[y > 0], np.log10(y[y > 0])
+                if len(x):
+                    xs += [x[0], x[-1]]
+                    ys += [np.nanmin(y), np.nanmax(y)]
+        if not xs or not np.isfinite(ys).all():
+            return None
+        return min(xs), max(xs), min(ys), max(ys)
+
+    def fit(self) -> None:
+        """Show all the data, and follow new points again."""
+        self.refresh()
+        for plot in (self.loss_plot, self.lr_plot, self.grad_plot, self.speed_plot):
+            self._following.add(plot)
+            self._keep_in_view(plot, tight=True)
+
+    def _on_log_y_toggled(self, on: bool) -> None:
+        self.loss_plot.setLogMode(y=on)
+        self.fit()
+
+    def _on_x_axis_changed(self) -> None:
+        for plot in (self.loss_plot, self.lr_plot, self.grad_plot, self.speed_plot):
+            plot.setLabel("bottom", X_AXES[self.x_key])
+        self._mark_stale(*self.series)
+        self.fit()
+
+    def _on_smoothing_changed(self, value: int) -> None:
+        self.smoothing_value.setText(f"{value / 100:.2f}")
+        for series in self.series.values():
+            series.set_smoothing(value / 100)
+        self._mark_stale(*self.series)
+
+    def _on_mouse_moved(self, args) -> None:
+        position = args[0]
+        inside = self.loss_plot.sceneBoundingRect().contains(position)
+        for line in (self.crosshair_x, self.crosshair_y):
+            line.setVisible(inside)
+        if not inside:
+            self.readout.setText(" ")
+            return
+        point = self.loss_plot.vb.mapSceneToView(position)
+        self.crosshair_x.setPos(point.x())
+        self.crosshair_y.setPos(point.y())
+        self.readout.setText(self.values_at(point.x()))
+
+    def values_at(self, x: float) -> str:
+        """The crosshair's reading: for each shown run, the metrics at the step nearest to x."""
+        parts = [f"{X_AXES[self.x_key]} {x:,.0f}"]
+        for path, series in self.series.items():
+            xs = series.steps[self.x_key]
+            if not len(xs):
+                continue
+            i = _nearest(xs, x)
+            text = (f"loss {series.steps['loss'][i]:.3f} (smoothed {series.smoothed.values['loss'][i]:.3f}), "
+                    f"lr {series.steps['lr'][i]:.2e}")
+            x_evals = series.evals[self.x_key]
+            if len(x_evals):
+                text += f", val {series.evals['val_loss'][_nearest(x_evals, x)]:.3f}"
+            parts.append(f"<span style='color:{self._colour(path)}'>■</span> "
+                         f"{html.escape(run_label(series.name))}: {text}")
+        return " &nbsp; ".join(parts)
+
+    # ---- export ----------------------------------------------------------------------------------
+    def export_png(self, path: Path) -> None:
+        self.refresh()
+        self.graphics.grab().save(str(path))
+        self.exported.emit(f"Saved the plots to {path}")
+
+    def export_csv(self, path: Path) -> None:
+        columns = ["run", "kind", *STEP_FIELDS, "val_loss"]
+        with open(path, "w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, columns, restval="")
+            writer.writeheader()
+            for series in self.series.values():
+                for i in range(series.steps.size):
+                    writer.writerow({"run": series.name, "kind": "step",
+                                     **{name: _plain(series.steps[name][i]) for name in STEP_FIELDS}})
+                for i in range(series.evals.size):
+                    writer.writerow({"run": series.name, "kind": "eval",
+                                     **{name: _plain(series.evals[name][i]) for name in EVAL_FIELDS}})
+        self.exported.emit(f"Saved the metrics to {path}")
+
+    def _ask_export_png(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plots", "training-plots.png", "PNG image (*.png)")
+        if path:
+            self.export_png(Path(path))
+
+    def _ask_export_csv(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.csv", "CSV table (*.csv)")
+        if path:
+            self.export_csv(Path(path))
+
+
+def _noisy_curve(pen) -> pg.PlotDataItem:
+    return pg.PlotDataItem(pen=pen, antialias=False, skipFiniteCheck=True)
+
+
+def _smooth_curve(pen, **options) -> pg.PlotDataItem:
+    return pg.PlotDataItem(pen=pen, antialias=True, autoDownsampleFactor=1.0, skipFiniteCheck=True, **options)
+
+
+def _nearest(sorted_values: np.ndarray, x: float) -> int:
+    i = int(np.searchsorted(sorted_values, x))
+    if i >= len(sorted_values):
+        return len(sorted_values) - 1
+    if i > 0 and x - sorted_values[i - 1] < sorted_values[i] - x:
+        return i - 1
+    return i
+
+
+def _plain(value: float) -> int | float:
+    """Whole numbers (steps, tokens) without a trailing .0 in the CSV."""
+    return int(value) if float(value).is_integer() else float(value)

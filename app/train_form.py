@@ -1,0 +1,435 @@
+"""The Train tab's form: every setting of a run, checked as it is typed, turned into an lmcore RunConfig.
+
+The form only shows and forwards. lmcore decides what is valid (RunConfig.validate, the model configs), what a
+corpus holds (inspect_corpus) and what a run will cost (estimate_run); the form marks the field each message names.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QGridLayout, QHBoxLayout, QInputDialog, QLabel,
+                               QMessageBox, QPushButton, QToolButton, QVBoxLayout, QWidget)
+
+from lmcore.config import RunConfig, config_from_dict, config_to_dict, load_config, save_config
+from lmcore.corpus import CorpusSummary, corpus_length_problem, inspect_corpus
+from lmcore.errors import ConfigError, LMCoreError
+from lmcore.estimate import RunEstimate, estimate_run, estimate_vocab_size
+from lmcore.models import RNNConfig, TransformerConfig
+from lmcore.runs import RunFolder
+from lmcore.tokenizers import load_tokenizer
+
+from .corpus_picker import CorpusPicker, format_bytes
+from .form_fields import BY_EPOCHS, BY_STEPS, FIELDS, SECTIONS, TRAIN_BY, Field, make_editor
+from .runs_browser import format_count
+from .style import set_invalid, set_tone
+
+CORPUS_KEY = "data.train"
+VALIDATE_DELAY_MS = 150  # re-check once typing pauses, not on every keystroke
+MODEL_DEFAULTS = {"transformer": asdict(TransformerConfig()), "rnn": asdict(RNNConfig())}
+
+
+class Section(QFrame):
+    """A titled group of fields that folds away, so the whole form fits a laptop screen."""
+
+    def __init__(self, title: str, expanded: bool):
+        super().__init__()
+        self.setObjectName("section")
+        self.header = QToolButton()
+        self.header.setObjectName("sectionHeader")
+        self.header.setText(title)
+        self.header.setCheckable(True)
+        self.header.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.header.setToolTip(f"Show or hide the {title.lower()} settings.")
+        self.body = QWidget()
+        self.form = QFormLayout(self.body)
+        self.form.setContentsMargins(4, 0, 4, 6)
+        self.form.setHorizontalSpacing(10)
+        self.form.setVerticalSpacing(6)
+        self.form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 2, 8, 2)
+        layout.setSpacing(2)
+        layout.addWidget(self.header)
+        layout.addWidget(self.body)
+        self.header.toggled.connect(self._show_body)
+        self.header.setChecked(expanded)
+        self._show_body(expanded)
+
+    def _show_body(self, expanded: bool) -> None:
+        self.header.setArrowType(Qt.DownArrow if expanded else Qt.RightArrow)
+        self.body.setVisible(expanded)
+
+    def expand(self) -> None:
+        self.header.setChecked(True)
+
+
+class Summary(QFrame):
+    """What the run will cost: parameters, tokens per step, memory, and time per step once training tells."""
+
+    NAMES = ("Parameters", "Tokens / step", "Memory (est.)", "Time / step")
+
+    def __init__(self):
+        super().__init__()
+        self.setObjectName("summary")
+        self.setToolTip("Estimated from the settings before training: the parameter count is exact, memory is "
+                        "a rough fp32 figure (weights, gradients, optimizer state, activations). Time per step "
+                        "appears once a run is training.")
+        grid = QGridLayout(self)
+        grid.setContentsMargins(10, 8, 10, 8)
+        grid.setVerticalSpacing(0)
+        self.values: dict[str, QLabel] = {}
+        for i, name in enumerate(self.NAMES):  # two by two: fits a narrow form column
+            value, caption = QLabel("–"), QLabel(name)
+            value.setObjectName("statValue")
+            caption.setObjectName("statName")
+            row, column = 2 * (i // 2), i % 2
+            grid.addWidget(value, row, column)
+            grid.addWidget(caption, row + 1, column)
+            self.values[name] = value
+
+    def show_estimate(self, estimate: RunEstimate | None) -> None:
+        self.values["Parameters"].setText(format_count(estimate.parameters) if estimate else "–")
+        self.values["Tokens / step"].setText(f"{estimate.tokens_per_step:,}" if estimate else "–")
+        self.values["Memory (est.)"].setText(f"≈ {format_bytes(estimate.memory_bytes)}" if estimate else "–")
+
+    def show_step_time(self, seconds: float | None) -> None:
+        text = "–" if seconds is None else (f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s")
+        self.values["Time / step"].setText(text)
+
+
+class TrainForm(QWidget):
+    """Emits validity_changed(bool) as the settings become trainable or not; config() is the RunConfig."""
+
+    validity_changed = Signal(bool)
+    preset_saved = Signal(str)  # a message for the status bar
+
+    def __init__(self, preset_dirs: list[Path], user_presets_dir: Path, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.preset_dirs = [Path(d) for d in preset_dirs]
+        self.user_presets_dir = Path(user_presets_dir)
+        self.base: dict[str, Any] = config_to_dict(RunConfig())  # settings the form does not show ride along
+        self.fine_tune_source: Path | None = None
+        self._fine_tune_vocab: int | None = None
+        self._corpus_cache: tuple[tuple, CorpusSummary] | None = None
+        self._config: RunConfig | None = None
+        self.errors: dict[str, str] = {}
+        self.editors: dict[str, Any] = {}
+        self._rows: dict[str, tuple[QFormLayout, int, QLabel]] = {}  # key -> (layout, row, its error label)
+        self.sections: dict[str, Section] = {}
+
+        self.preset = QComboBox()
+        self.preset.setToolTip("Ready-made settings (resources/presets and your own). Choosing one sets every "
+                               "setting except the corpus.")
+        save_preset = QPushButton("Save as preset…")
+        save_preset.setToolTip("Keep the current settings as a preset of your own.")
+        self.fine_tune_banner = QLabel()
+        self.fine_tune_banner.setObjectName("banner")
+        self.fine_tune_banner.setWordWrap(True)
+        set_tone(self.fine_tune_banner, "warning")
+        self.leave_fine_tune_button = QPushButton("Train a new model instead")
+        self.leave_fine_tune_button.setToolTip("Leave fine-tuning: the model and tokenizer settings apply again.")
+        self.corpus = CorpusPicker()
+        self.general_error = QLabel()
+        self.general_error.setObjectName("fieldError")
+        self.general_error.setWordWrap(True)
+        self.summary = Summary()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(8)
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(QLabel("Preset"))
+        preset_row.addWidget(self.preset, 1)
+        preset_row.addWidget(save_preset)
+        layout.addLayout(preset_row)
+        layout.addWidget(self.fine_tune_banner)
+        layout.addWidget(self.leave_fine_tune_button)
+        for title, expanded, fields in SECTIONS:
+            section = Section(title, expanded)
+            self.sections[title] = section
+            if title == "Corpus":
+                section.form.addRow(self.corpus)
+            for field in fields:
+                self._add_field(section.form, field)
+            layout.addWidget(section)
+        layout.addWidget(self.general_error)
+        layout.addStretch(1)
+        self.fine_tune_banner.hide()
+        self.leave_fine_tune_button.hide()
+        self.general_error.hide()
+
+        self._validate_timer = QTimer(self, singleShot=True, interval=VALIDATE_DELAY_MS)
+        self._validate_timer.timeout.connect(self.validate)
+        for editor in self.editors.values():
+            editor.edited.connect(self._on_edited)
+        self.corpus.paths_changed.connect(self._on_edited)
+        self.preset.currentIndexChanged.connect(self._on_preset_chosen)
+        save_preset.clicked.connect(self.save_preset)
+        self.leave_fine_tune_button.clicked.connect(self.leave_fine_tune)
+        self.refresh_presets()
+
+    def _add_field(self, form: QFormLayout, field: Field) -> None:
+        editor = make_editor(field)
+        label = QLabel(field.label)
+        label.setToolTip(field.tip)
+        error = QLabel()
+        error.setObjectName("fieldError")
+        error.setWordWrap(True)
+        row = form.rowCount()
+        form.addRow(label, editor)
+        form.addRow(error)
+        form.setRowVisible(row + 1, False)
+        self.editors[field.key] = editor
+        self._rows[field.key] = (form, row, error)
+
+    # ---- presets ---------------------------------------------------------------------------------
+    def refresh_presets(self) -> None:
+        current = self.preset.currentData()
+        current = Path(current) if current else None
+        self.preset.blockSignals(True)
+        self.preset.clear()
+        for folder in (*self.preset_dirs, self.user_presets_dir):
+            for path in sorted(folder.glob("*.toml")):
+                self.preset.addItem(path.stem, str(path))
+        self.preset.blockSignals(False)
+        self.show_preset(current)
+
+    def preset_path(self, name: str) -> Path | None:
+        index = self.preset.findText(name)
+        return Path(self.preset.itemData(index)) if index >= 0 else None
+
+    def _on_preset_chosen(self, index: int) -> None:
+        if index >= 0:
+            self.load_preset(Path(self.preset.itemData(index)))
+
+    def load_preset(self, path: Path) -> None:
+        """Every setting from the preset, except the corpus (unless none is chosen yet)."""
+        try:
+            config = load_config(path)
+        except LMCoreError as exc:
+            QMessageBox.warning(self, "Cannot load preset", str(exc))
+            return
+        self.leave_fine_tune()
+        self.load_settings(config_to_dict(config), keep_corpus=bool(self.corpus.paths()))
+        self.show_preset(path)
+
+    def show_preset(self, path: Path | None) -> None:
+        """Show which preset the settings came from, without loading it again."""
+        self.preset.blockSignals(True)
+        self.preset.setCurrentIndex(self.preset.findData(str(path)) if path is not None else -1)
+        self.preset.blockSignals(False)
+
+    def save_preset(self) -> None:
+        name, ok = QInputDialog.getText(self, "Save as preset", "Preset name:", text=self.editors["name"].text())
+        name = name.strip()
+        if not ok or not name:
+            return
+        config = self.config()
+        if config is None:
+            QMessageBox.warning(self, "Cannot save preset", "Fix the settings marked in red first.")
+            return
+        config.init_from = ""
+        path = self.user_presets_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.toml"
+        try:
+            self.user_presets_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, path)
+        except OSError as exc:
+            QMessageBox.warning(self, "Cannot save preset", f"{path}: {exc.strerror or exc}")
+            return
+        self.refresh_presets()
+        self.show_preset(path)
+        self.preset_saved.emit(f"Saved preset {path.stem} to {path}")
+
+    # ---- settings in and out ---------------------------------------------------------------------
+    def load_settings(self, raw: dict[str, Any], keep_corpus: bool = False) -> None:
+        """Show a config dict (as config_to_dict makes); unknown or missing keys keep their current values."""
+        self.base = copy.deepcopy(raw)
+        family = raw.get("model", {}).get("family", "transformer")
+        for key, editor in self.editors.items():
+            value = self._value_in(raw, key, family)
+            if value is not None:
+                editor.show_value(value)
+        if not keep_corpus:
+            self.corpus.set_paths(list(raw.get("data", {}).get("train", [])))
+        self._on_edited()
+
+    def _value_in(self, raw: dict[str, Any], key: str, family: str) -> Any:
+        epochs = raw.get("train", {}).get("epochs", 0)
+        if key == TRAIN_BY:
+            return BY_EPOCHS if epochs > 0 else BY_STEPS
+        if key == "train.epochs" and not epochs:
+            return 1.0  # 0 means "count steps"; switching to epochs then starts from one pass
+        section, _, name = key.rpartition(".")
+        table = raw.get(section, {}) if section else raw
+        if section == "model" and name not in table:
+            return MODEL_DEFAULTS.get(family, {}).get(name)  # a field this family has, at its default
+        return table.get(name)
+
+    def settings(self) -> dict[str, Any]:
+        """The config dict as the form shows it; an unreadable number keeps its last good value."""
+        return self._settings({})
+
+    def _settings(self, errors: dict[str, str]) -> dict[str, Any]:
+        raw = copy.deepcopy(self.base)
+        raw["data"]["train"] = self.corpus.paths()
+        raw["init_from"] = str(self.fine_tune_source) if self.fine_tune_source else ""
+        family = self.editors["model.family"].config_value()
+        if self.fine_tune_source is None:
+            raw["model"] = {"family": family}
+        for key, editor in self.editors.items():
+            if key == TRAIN_BY or not self.is_shown(key) or (key.startswith("model.") and self.fine_tune_source):
+                continue
+            try:
+                value = editor.config_value()
+            except ConfigError as exc:
+                errors[key] = str(exc)
+                continue
+            section, _, name = key.rpartition(".")
+            (raw.setdefault(section, {}) if section else raw)[name] = value
+        if self.editors[TRAIN_BY].config_value() == BY_STEPS:
+            raw["train"]["epochs"] = 0.0
+        if family == "transformer" and self.fine_tune_source is None:
+            raw["model"]["context_length"] = raw["train"]["context"]  # the model's window is the training window
+        return raw
+
+    def is_shown(self, key: str) -> bool:
+        condition = FIELDS[key].show_if
+        return condition is None or self.editors[condition[0]].config_value() in condition[1]
+
+    def set_corpus(self, paths: list[str]) -> None:
+        self.corpus.set_paths([str(p) for p in paths])
+
+    # ---- fine-tuning -----------------------------------------------------------------------------
+    def enter_fine_tune(self, run_dir: Path) -> None:
+        """Train the run's model further on new text: its model and tokenizer settings are fixed."""
+        try:
+            source = RunFolder(run_dir).load_config()
+            self._fine_tune_vocab = load_tokenizer(RunFolder(run_dir).tokenizer_dir).vocab_size
+        except LMCoreError as exc:
+            QMessageBox.warning(self, "Cannot fine-tune", str(exc))
+            return
+        raw = self.settings()
+        raw["model"], raw["tokenizer"] = source.model, config_to_dict(source)["tokenizer"]
+        raw["train"]["context"] = source.train.context  # the model's window; it may be lowered, not raised
+        raw["name"] = f"{source.name}-finetune"
+        self.fine_tune_source = Path(run_dir)
+        self.load_settings(raw, keep_corpus=True)
+        for title in ("Tokenizer", "Model"):
+            self.sections[title].setEnabled(False)
+        self.fine_tune_banner.setText(
+            f"Fine-tuning “{Path(run_dir).name}”: its model and tokenizer carry on. Choose the new text below; "
+            "a lower learning rate (e.g. a tenth) keeps what it learned.")
+        self.fine_tune_banner.show()
+        self.leave_fine_tune_button.show()
+        self.sections["Corpus"].expand()
+
+    def leave_fine_tune(self) -> None:
+        if self.fine_tune_source is None:
+            return
+        self.fine_tune_source, self._fine_tune_vocab = None, None
+        for title in ("Tokenizer", "Model"):
+            self.sections[title].setEnabled(True)
+        self.fine_tune_banner.hide()
+        self.leave_fine_tune_button.hide()
+        self._on_edited()
+
+    # ---- validation ------------------------------------------------------------------------------
+    def _on_edited(self, *_) -> None:
+        self._update_visibility()
+        self._validate_timer.start()
+
+    def _update_visibility(self) -> None:
+        for key, (form, row, _) in self._rows.items():
+            form.setRowVisible(row, self.is_shown(key))
+
+    def validate(self) -> bool:
+        """Check everything now; mark and explain each problem. Returns whether Start may be pressed."""
+        self._validate_timer.stop()
+        was_valid = self.is_valid()
+        errors: dict[str, str] = {}
+        raw = self._settings(errors)
+        corpus = self._inspect_corpus(raw)
+        problem = corpus.problem or corpus_length_problem(corpus.chars, raw["data"]["val_fraction"],
+                                                          raw["train"]["context"])
+        self.corpus.show_summary(corpus, problem)
+        if problem:
+            errors[CORPUS_KEY] = problem
+        config, estimate = None, None
+        try:
+            config = config_from_dict(raw)
+            config.validate()
+            vocab = self._fine_tune_vocab or estimate_vocab_size(config, corpus)
+            estimate = estimate_run(config, vocab or 2)  # also checks the model settings
+            estimate = estimate if vocab else None
+        except ConfigError as exc:
+            named = self._fields_named_in(str(exc)) or [""]
+            errors.setdefault(named[0], str(exc))
+            also_at_fault = named[1:]  # e.g. n_head too, in "n_embd is not divisible by n_head"
+        else:
+            also_at_fault = []
+        self._config = config if not errors else None
+        self.errors = errors
+        self._show_errors(errors, also_at_fault)
+        self.summary.show_estimate(estimate)
+        if self.is_valid() != was_valid:
+            self.validity_changed.emit(self.is_valid())
+        return self.is_valid()
+
+    def _inspect_corpus(self, raw: dict[str, Any]) -> CorpusSummary:
+        """Read the corpus again only when its paths, encoding policy or files changed."""
+        paths, errors = raw["data"]["train"], raw["data"]["encoding_errors"]
+        stamps = tuple((p, Path(p).stat().st_mtime_ns if Path(p).exists() else 0) for p in paths)
+        key = (stamps, errors)
+        if self._corpus_cache is None or self._corpus_cache[0] != key:
+            self._corpus_cache = (key, inspect_corpus(paths, errors))
+        return self._corpus_cache[1]
+
+    def _fields_named_in(self, message: str) -> list[str]:
+        """The shown fields a ConfigError names, in order (messages start 'section.key = ...')."""
+        found = []
+        for key in [*self.editors, CORPUS_KEY]:
+            match = re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", message)
+            if match and (key == CORPUS_KEY or self.is_shown(key)):
+                found.append((match.start(), key))
+        return [key for _, key in sorted(found)]
+
+    def _show_errors(self, errors: dict[str, str], also_at_fault: list[str]) -> None:
+        """Each message under its field; fields it names besides are marked too."""
+        for key, (form, row, label) in self._rows.items():
+            message = errors.get(key)
+            set_invalid(self.editors[key], message is not None or key in also_at_fault)
+            label.setText(message or "")
+            form.setRowVisible(row + 1, message is not None)
+            if message:
+                self._section_of(key).expand()
+        general = errors.get("")
+        self.general_error.setText(general or "")
+        self.general_error.setVisible(general is not None)
+
+    def _section_of(self, key: str) -> Section:
+        return next(self.sections[title] for title, _, fields in SECTIONS if any(f.key == key for f in fields))
+
+    def is_valid(self) -> bool:
+        return self._config is not None
+
+    def config(self) -> RunConfig | None:
+        """A fresh RunConfig of the current settings, or None while any is invalid."""
+        if self._validate_timer.isActive():
+            self.validate()
+        return copy.deepcopy(self._config)
+
+    def first_error(self) -> str:
+        return next(iter(self.errors.values()), "")
+
+    def set_locked(self, locked: bool) -> None:
+        """While training, the settings are shown but cannot change."""
+        for widget in (self.preset, self.corpus, *self.sections.values()):
+            widget.setEnabled(not locked)
+        if not locked and self.fine_tune_source is not None:
+            for title in ("Tokenizer", "Model"):
+                self.sections[title].setEnabled(False)

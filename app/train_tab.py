@@ -1,0 +1,263 @@
+"""The Train tab: the form on the left, the run's progress and live plots on the right, Start/Pause/Stop."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QSplitter,
+                               QVBoxLayout, QWidget)
+
+from lmcore.errors import LMCoreError
+from lmcore.runs import RunFolder
+from lmcore.trainer import Trainer
+
+from .plots import TrainingPlots
+from .runs_browser import run_label
+from .style import set_tone
+from .train_form import TrainForm
+from .worker import TrainingWorker
+
+IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
+START_KEYS, PAUSE_KEYS, STOP_KEYS = "Ctrl+Return", "Ctrl+P", "Ctrl+."
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+class TrainTab(QWidget):
+    """Starts runs (new, resumed or fine-tuned) and shows the one in progress. A TrainingWorker does the work
+    on its own thread; this tab only reacts to its signals and forwards button presses to it."""
+
+    training_started = Signal(object)  # TrainingWorker: other views may listen to it too
+    training_ended = Signal(object)  # Path | None: the run folder, once its thread has ended
+    state_changed = Signal(str)
+
+    def __init__(self, runs_dir: Path, preset_dirs: list[Path], user_presets_dir: Path,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.runs_dir = Path(runs_dir)
+        self.worker: TrainingWorker | None = None
+        self.state = IDLE
+        self._max_steps = 0
+        self._tokens_per_step = 0
+        self._run_dir: Path | None = None
+
+        self.form = TrainForm(preset_dirs, user_presets_dir)
+        self.plots = TrainingPlots()
+        self.start_button = QPushButton("Start")
+        self.start_button.setObjectName("primary")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        self.pause_button.setToolTip(f"Pause or resume training ({PAUSE_KEYS}). Nothing is lost while paused.")
+        self.stop_button.setToolTip(f"Stop training and save a checkpoint ({STOP_KEYS}); the run can be "
+                                    "resumed later from the runs list.")
+        self.run_title = QLabel("No run yet")
+        self.run_title.setObjectName("runTitle")
+        self.run_title.setMinimumWidth(60)  # a long name is cut, rather than widening the window
+        self.state_label = QLabel()
+        self.state_label.setObjectName("hint")
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("")
+        self.eta = QLabel()
+        self.eta.setObjectName("hint")
+        self.banner = QLabel()
+        self.banner.setObjectName("banner")
+        self.banner.setWordWrap(True)
+        self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.banner.hide()
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setWidget(self.form)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button, 2)
+        buttons.addWidget(self.pause_button, 1)
+        buttons.addWidget(self.stop_button, 1)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(8, 8, 4, 8)
+        left_layout.addWidget(scroll, 1)
+        left_layout.addWidget(self.form.summary)
+        left_layout.addLayout(buttons)
+
+        header = QHBoxLayout()
+        header.addWidget(self.run_title)
+        header.addWidget(self.state_label)
+        header.addStretch(1)
+        header.addWidget(self.eta)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(4, 8, 8, 8)
+        right_layout.addLayout(header)
+        right_layout.addWidget(self.progress)
+        right_layout.addWidget(self.banner)
+        right_layout.addWidget(self.plots, 1)
+
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([370, 630])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+        self.form.validity_changed.connect(lambda _: self._update_controls())
+        self._update_controls()
+
+    # ---- starting --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Train a new run (or fine-tune) with the form's settings."""
+        if self.state != IDLE or not self.form.validate():
+            return
+        try:
+            trainer = Trainer.new(self.form.config(), self.runs_dir)
+        except LMCoreError as exc:
+            self._show_banner(str(exc), "error")
+            return
+        self._train(trainer)
+
+    def resume_run(self, run_dir: Path) -> None:
+        """Continue a stopped, failed or interrupted run from its last checkpoint."""
+        if self.state != IDLE:
+            return
+        try:
+            trainer = Trainer.resume(run_dir)
+        except LMCoreError as exc:
+            self._show_banner(str(exc), "error")
+            return
+        self._train(trainer)
+
+    def fine_tune(self, run_dir: Path) -> None:
+        """Set the form up to train the run's model further on new text; Start begins it."""
+        if self.state == IDLE:
+            self.form.enter_fine_tune(run_dir)
+
+    def _train(self, trainer: Trainer) -> None:
+        self.worker = worker = TrainingWorker(trainer, self)
+        worker.preparing.connect(self._on_preparing)
+        worker.started.connect(self._on_started)
+        worker.steps.connect(self._on_steps)
+        worker.evals.connect(self.plots.add_evals)
+        worker.paused.connect(lambda _: self._set_state(PAUSED))
+        worker.resumed.connect(lambda _: self._set_state(RUNNING))
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.done.connect(self._on_done)
+        self._run_dir = worker.run_dir
+        self.run_title.setText(run_label(worker.run_dir.name))
+        self.run_title.setToolTip(str(worker.run_dir))
+        self.progress.setRange(0, 0)  # busy until the trainer knows its length
+        self.eta.clear()
+        self.form.set_locked(True)
+        self.form.summary.show_step_time(None)
+        self._show_banner("Preparing…", "info")
+        self._set_state(PREPARING)
+        worker.start()
+        self.training_started.emit(worker)
+
+    # ---- controls --------------------------------------------------------------------------------
+    def toggle_pause(self) -> None:
+        if self.worker is None:
+            return
+        if self.state == PAUSED:
+            self.worker.resume()
+        elif self.state == RUNNING:
+            self.worker.pause()
+
+    def stop(self) -> None:
+        if self.worker is not None and self.state in (PREPARING, RUNNING, PAUSED):
+            self.worker.stop()
+            self._set_state(STOPPING)
+
+    def is_training(self) -> bool:
+        return self.worker is not None
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.state_label.setText({IDLE: "", PREPARING: "· preparing", RUNNING: "· training", PAUSED: "· paused",
+                                  STOPPING: "· stopping, saving a checkpoint…"}[state])
+        self._update_controls()
+        self.state_changed.emit(state)
+
+    def _update_controls(self) -> None:
+        can_start = self.state == IDLE and self.form.is_valid()
+        self.start_button.setEnabled(can_start)
+        if self.state != IDLE:
+            tip = "A run is in progress; stop it to start another."
+        elif can_start:
+            tip = f"Start training with these settings ({START_KEYS})."
+        else:
+            tip = f"Fix this first: {self.form.first_error()}"
+        self.start_button.setToolTip(tip)
+        self.pause_button.setEnabled(self.state in (RUNNING, PAUSED))
+        self.pause_button.setText("Resume" if self.state == PAUSED else "Pause")
+        self.stop_button.setEnabled(self.state in (PREPARING, RUNNING, PAUSED))
+
+    def _show_banner(self, text: str, tone: str) -> None:
+        self.banner.setText(text)
+        set_tone(self.banner, tone)
+        self.banner.show()
+
+    # ---- what the worker reports ------------------------------------------------------------------
+    def _on_preparing(self, event) -> None:
+        fraction = f" {event.fraction:.0%}" if event.fraction is not None else ""
+        self._show_banner(f"Preparing: {event.message}{fraction}", "info")
+
+    def _on_started(self, event) -> None:
+        history = []
+        if event.start_step:  # resumed: show what came before, up to the checkpoint it continues from
+            history = [r for r in RunFolder(event.run_dir).read_metrics() if r.get("step", 0) <= event.start_step]
+        self.plots.begin_live_run(Path(event.run_dir), history)
+        self._max_steps, self._tokens_per_step = event.max_steps, event.tokens_per_step
+        self.progress.setRange(0, event.max_steps)
+        self.progress.setValue(event.start_step)
+        self.progress.setFormat("step %v of %m")
+        self.banner.hide()
+        if self.state == PREPARING:
+            self._set_state(RUNNING)
+
+    def _on_steps(self, events: list) -> None:
+        self.plots.add_steps(events)
+        last = events[-1]
+        self.progress.setValue(last.step)
+        if last.tokens_per_s > 0:
+            step_time = self._tokens_per_step / last.tokens_per_s
+            self.form.summary.show_step_time(step_time)
+            self.eta.setText(f"{last.tokens_per_s:,.0f} tokens/s · "
+                             f"{format_duration((self._max_steps - last.step) * step_time)} left")
+
+    def _on_finished(self, event) -> None:
+        best = f" Best validation loss {event.best_val_loss:.3f}." if event.best_val_loss is not None else ""
+        if event.status == "finished":
+            self._show_banner(f"Finished at step {event.step:,}.{best} Try it in the Generate tab, or tick it in "
+                              "the runs list to compare it with others.", "success")
+        else:
+            self._show_banner(f"Stopped at step {event.step:,}; a checkpoint was saved.{best} Select the run in "
+                              "the runs list and press Resume to continue.", "info")
+
+    def _on_failed(self, event) -> None:
+        self._show_banner(f"Training failed at step {event.step:,}. {event.message}\nThe run is marked failed and "
+                          "keeps its checkpoints.", "error")
+
+    def _on_done(self) -> None:
+        worker, self.worker = self.worker, None
+        self.form.set_locked(False)
+        self.eta.clear()
+        if self.progress.maximum() == 0:  # ended before it started (e.g. a corpus problem)
+            self.progress.setRange(0, 1)
+            self.progress.setFormat("")
+        self._set_state(IDLE)
+        self.form.validate()
+        worker.deleteLater()
+        self.training_ended.emit(self._run_dir)

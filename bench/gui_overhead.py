@@ -1,0 +1,130 @@
+"""What the window costs training: the baby-gpt-char preset trained headless, then inside the window (offscreen).
+
+    python bench/gui_overhead.py [--steps 150] [--repeats 1] [--corpus FILE]
+
+Prints the tokens/s of each (first step excluded: it warms up; evaluations are excluded by the trainer), their
+ratio (target >= 0.95), and how late a 10 ms QTimer fires on the GUI thread while the window trains (max and
+p99; target p99 < 50 ms). With --repeats > 1 the two alternate, so a busy machine hurts both alike.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.main_window import MainWindow  # noqa: E402
+from app.resources import PRESETS_DIR, SAMPLE_CORPUS  # noqa: E402
+from app.style import apply_theme  # noqa: E402
+from lmcore import events as ev  # noqa: E402
+from lmcore.config import config_to_dict, load_config  # noqa: E402
+from lmcore.trainer import Trainer  # noqa: E402
+
+PRESET = PRESETS_DIR / "baby-gpt-char.toml"
+TIMER_MS = 10
+
+
+def throughput(steps: list[ev.StepMetrics]) -> float:
+    """Tokens per second of training time, from the second step to the last."""
+    first, last = steps[0], steps[-1]
+    return (last.tokens - first.tokens) / (last.elapsed - first.elapsed)
+
+
+def headless(config, runs_dir: Path) -> float:
+    trainer = Trainer.new(config, runs_dir)
+    steps: list[ev.StepMetrics] = []
+    trainer.subscribe(lambda event: steps.append(event) if isinstance(event, ev.StepMetrics) else None)
+    assert trainer.run() == "finished"
+    return throughput(steps)
+
+
+def in_window(config, corpus: Path, runs_dir: Path, work: Path) -> tuple[float, list[float], float]:
+    """Set the form as a user would, press Start, and time a 10 ms timer until the run ends. Returns tokens/s,
+    the timer's lateness in ms, and the share of one core the GUI thread used while training."""
+    window = MainWindow(runs_dir, corpus=corpus, settings=QSettings(str(work / "bench.ini"), QSettings.IniFormat),
+                        user_presets_dir=work / "presets")
+    window.resize(1280, 800)
+    window.show()
+    form, tab = window.train_tab.form, window.train_tab
+    form.preset.setCurrentIndex(form.preset.findText(PRESET.stem))
+    form.editors["train.max_steps"].setValue(config.train.max_steps)
+    form.editors["train.eval_interval"].setValue(config.train.eval_interval)
+    window_config = form.config()
+    assert window_config is not None, form.errors
+    window_config.runs_dir = config.runs_dir  # where runs go is the window's business
+    assert config_to_dict(window_config) == config_to_dict(config), "the window would train something else"
+
+    steps: list[ev.StepMetrics] = []
+    ticks: list[float] = []
+    gui_cpu: list[float] = []  # the GUI thread's CPU seconds when training starts and ends
+    timer = QTimer(timerType=Qt.PreciseTimer, interval=TIMER_MS)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+
+    def on_started(_) -> None:
+        gui_cpu.append(time.thread_time())
+        timer.start()
+
+    def on_finished(_) -> None:
+        gui_cpu.append(time.thread_time())
+        timer.stop()
+
+    tab.training_started.connect(lambda worker: (worker.started.connect(on_started),
+                                                 worker.steps.connect(steps.extend),
+                                                 worker.finished.connect(on_finished)))
+    loop = QEventLoop()
+    tab.training_ended.connect(lambda _: loop.quit())
+    tab.start_button.click()
+    loop.exec()
+    window.close()
+    late_ms = list(np.maximum(np.diff(ticks) * 1000 - TIMER_MS, 0.0))
+    busy = (gui_cpu[1] - gui_cpu[0]) / (ticks[-1] - ticks[0])
+    return throughput(steps), late_ms, busy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--corpus", type=Path, default=SAMPLE_CORPUS)
+    args = parser.parse_args()
+
+    app = QApplication.instance() or QApplication([])
+    apply_theme(app)
+    work = Path(tempfile.mkdtemp(prefix="gui-overhead-"))
+    os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache"))
+    config = load_config(PRESET, [f"train.max_steps={args.steps}", f"train.eval_interval={args.steps}"])
+    config.data.train = [str(args.corpus.resolve())]
+    config.runs_dir = str(work / "runs")
+
+    headless_rates, window_rates, late_ms, gui_busy = [], [], [], []
+    for repeat in range(args.repeats):
+        headless_rates.append(headless(config, work / "runs"))
+        rate, late, busy = in_window(config, args.corpus.resolve(), work / "runs", work)
+        window_rates.append(rate)
+        late_ms += late
+        gui_busy.append(busy)
+        print(f"repeat {repeat + 1}: headless {headless_rates[-1]:,.0f} tokens/s, "
+              f"in the window {window_rates[-1]:,.0f} tokens/s", flush=True)
+
+    head, win = statistics.median(headless_rates), statistics.median(window_rates)
+    print(f"\nbaby-gpt-char, {args.steps} steps, {config.train.batch_size * config.train.context} tokens/step")
+    print(f"headless:      {head:,.0f} tokens/s")
+    print(f"in the window: {win:,.0f} tokens/s")
+    print(f"ratio:         {win / head:.3f}   (target >= 0.95)")
+    print(f"10 ms timer lateness while training: max {max(late_ms):.1f} ms, "
+          f"p99 {np.percentile(late_ms, 99):.1f} ms   (target p99 < 50 ms; {len(late_ms):,} ticks)")
+    print(f"GUI thread busy while training: {statistics.median(gui_busy):.1%} of one core")
+
+
+if __name__ == "__main__":
+    main()

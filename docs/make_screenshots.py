@@ -1,0 +1,112 @@
+"""Make the README's screenshots: the app, offscreen at 1280x800, training on the bundled Tiny Shakespeare.
+
+    python docs/make_screenshots.py [--steps 300]
+
+1. Trains a small character-level LSTM to the end (the run to compare against).
+2. Starts the baby-gpt-char preset and, at --steps, saves docs/screenshots/main-window-training.png.
+3. Ticks the LSTM in the runs browser and saves docs/screenshots/compare-runs.png (both runs overlaid).
+Runs go to a temporary folder; nothing outside docs/screenshots/ is written.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from PySide6.QtCore import QEventLoop, QSettings, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.main_window import MainWindow  # noqa: E402
+from app.resources import SAMPLE_CORPUS  # noqa: E402
+from app.style import apply_theme  # noqa: E402
+
+OUT = ROOT / "docs" / "screenshots"
+# A one-layer character LSTM with the Transformer's batch, context and optimizer: a fair race on the same text.
+LSTM_SETTINGS = {"name": "lstm-char", "model.family": "rnn", "model.cell": "lstm", "model.n_layer": 1,
+                 "model.n_embd": 192, "model.n_hidden": 192, "model.dropout": "0", "optim.lr": "0.002",
+                 "schedule.warmup_steps": 50, "schedule.min_lr": "0.0002"}
+
+
+def set_fields(form, settings: dict) -> None:
+    """Type into the form's widgets, as a user would."""
+    for key, value in settings.items():
+        editor = form.editors[key]
+        if hasattr(editor, "setValue"):
+            editor.setValue(value)
+        elif hasattr(editor, "findData"):
+            editor.setCurrentIndex(editor.findData(value))
+        else:
+            editor.setText(str(value))
+
+
+def wait_until(condition, poll_ms: int = 200) -> None:
+    """Run the event loop (the GUI stays live) until condition() holds."""
+    loop = QEventLoop()
+    timer = QTimer(interval=poll_ms)
+    timer.timeout.connect(lambda: condition() and loop.quit())
+    timer.start()
+    loop.exec()
+    timer.stop()
+
+
+def live_step(tab) -> int:
+    series = tab.plots.series.get(tab.plots.pinned)
+    return int(series.steps["step"][-1]) if series is not None and series.steps.size else 0
+
+
+def save(window, name: str) -> None:
+    window.train_tab.plots.refresh()
+    QApplication.processEvents()
+    path = OUT / name
+    window.grab().save(str(path))
+    print(f"saved {path.relative_to(ROOT)}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300, help="steps of each run before its screenshot")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lm-workbench-screenshots-"))
+    os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache"))
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    app = QApplication.instance() or QApplication([])
+    apply_theme(app)
+    window = MainWindow(work / "runs", corpus=SAMPLE_CORPUS,
+                        settings=QSettings(str(work / "settings.ini"), QSettings.IniFormat),
+                        user_presets_dir=work / "presets")
+    window.resize(1280, 800)
+    window.show()
+    tab, form, browser = window.train_tab, window.train_tab.form, window.runs_browser
+    eval_every = max(args.steps // 6, 10)
+
+    set_fields(form, {**LSTM_SETTINGS, "train.max_steps": args.steps, "train.eval_interval": eval_every})
+    tab.start_button.click()
+    wait_until(lambda: not tab.is_training())
+    lstm_run = tab.plots.pinned
+    print(f"trained {lstm_run.name}", flush=True)
+
+    form.preset.setCurrentIndex(form.preset.findText("lstm-word"))  # any other, then back: a fresh load
+    form.preset.setCurrentIndex(form.preset.findText("baby-gpt-char"))
+    set_fields(form, {"train.eval_interval": eval_every})
+    form.sections["Tokenizer"].header.setChecked(False)
+    tab.start_button.click()
+    wait_until(lambda: live_step(tab) >= args.steps)
+    save(window, "main-window-training.png")
+
+    browser.set_checked(lstm_run, True)
+    wait_until(lambda: live_step(tab) >= args.steps + 10)
+    save(window, "compare-runs.png")
+    tab.stop()
+    wait_until(lambda: not tab.is_training())
+    window.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+import json
+
+import numpy as np
+import pytest
+from attention_helpers import one_torch_thread  # noqa: F401 - an autouse fixture
+from engine_helpers import tiny_config
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QUrl, Signal
+from PySide6.QtGui import QImage, QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from app.attention_heatmap import token_label
+from app.attention_tab import FOCUS, HEATMAP, MODEL, AttentionTab
+from app.worker import TrainingWorker
+from lmcore.attention import AttentionSnapshot, capture
+from lmcore.runs import load_trained_model
+from lmcore.trainer import Trainer
+
+TEXT = "First Citizen:\nBefore we proceed"
+
+
+def two_layer_config(corpus, runs_dir, **train):
+    config = tiny_config(corpus, runs_dir, "transformer", **train)
+    config.model.update(n_layer=2, n_head=2, context_length=32)
+    return config
+
+
+@pytest.fixture(scope="module")
+def transformer_run(small_corpus, tmp_path_factory):
+    trainer = Trainer.new(two_layer_config(small_corpus, tmp_path_factory.mktemp("runs"), max_steps=20))
+    assert trainer.run() == "finished"
+    return trainer.folder.path
+
+
+@pytest.fixture(scope="module")
+def rnn_run(small_corpus, tmp_path_factory):
+    trainer = Trainer.new(tiny_config(small_corpus, tmp_path_factory.mktemp("runs"), "rnn", max_steps=10))
+    assert trainer.run() == "finished"
+    return trainer.folder.path
+
+
+@pytest.fixture
+def tab(qtbot):
+    widget = AttentionTab()
+    qtbot.addWidget(widget)
+    widget.resize(1000, 800)
+    widget.show()
+    return widget
+
+
+def expected_snapshot(run_dir, text):
+    model, tokenizer, _ = load_trained_model(run_dir, "best")
+    return capture(model, tokenizer, text)
+
+
+def masked(matrix):
+    shown = matrix.astype(np.float32).copy()
+    shown[np.triu_indices(len(shown), k=1)] = np.nan
+    return shown
+
+
+def hover_cell(heatmap, row, col):
+    """A real mouse move over the cell's centre (QTest.mouseMove moves the cursor, which offscreen Qt ignores)."""
+    view = heatmap.canvas
+    pos = QPointF(view.mapFromScene(heatmap.plot.getViewBox().mapViewToScene(QPointF(col + 0.5, row + 0.5))))
+    move = QMouseEvent(QEvent.Type.MouseMove, pos, view.viewport().mapToGlobal(pos), Qt.MouseButton.NoButton,
+                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(view.viewport(), move)
+
+
+def test_the_heatmap_shows_the_chosen_layer_and_head_with_the_future_masked(tab, transformer_run):
+    tab.set_run(transformer_run)
+    tab.show_text(TEXT)
+    weights = expected_snapshot(transformer_run, TEXT).weights
+    assert tab.views.currentIndex() == HEATMAP and tab.layer.currentText() == "layer 2"  # the last layer first
+    np.testing.assert_allclose(tab.heatmap.image.image, masked(weights[1].mean(0)), atol=1e-6)  # what is drawn
+    tab.layer.setCurrentIndex(0)
+    tab.head.setCurrentIndex(2)  # head 2
+    np.testing.assert_allclose(tab.heatmap.image.image, masked(weights[0, 1]), atol=1e-6)
+    assert "Layer 1 · head 2" in tab.heatmap.plot.titleLabel.text
+    shown = tab.heatmap.image.image
+    assert np.isnan(shown[0, 1]) and not np.isnan(shown[1, 0])  # masked cells are not zeros
+    assert tab.heatmap.legend.isVisible() and tab.heatmap.legend.text == "masked (future)"
+
+
+def test_hovering_reads_out_query_key_and_weight(tab, transformer_run, qtbot):
+    tab.set_run(transformer_run)
+    tab.show_text(TEXT)
+    tab.layer.setCurrentIndex(0)
+    tab.head.setCurrentIndex(1)
+    weight = expected_snapshot(transformer_run, TEXT).weights[0, 0, 15, 14]
+    hover_cell(tab.heatmap, 15, 14)
+    assert tab.heatmap.readout.text() == f"query 15 “B”  →  key 14 “⏎”:  {weight:.4f}"
+    assert tab.heatmap.hover.isVisible() and tab.heatmap.hover.pos() == QPointF(14, 15)
+    qtbot.wait(50)  # pyqtgraph drops mouse moves that come faster than it redraws
+    hover_cell(tab.heatmap, 3, 9)
+    assert tab.heatmap.readout.text().startswith("query 3 “s”  →  key 9 “i”:  masked (future)")
+
+
+def test_a_long_text_keeps_the_last_context_tokens_and_thins_the_labels(tab, transformer_run, qtbot):
+    tab.set_run(transformer_run)
+    tab.show_text(TEXT * 3)
+    assert "last 32 of" in tab.notice.text() and tab.notice.isVisible()
+    assert tab.heatmap.axes["bottom"].labels == [token_label(c) for c in (TEXT * 3)[-32:]]
+    axis = tab.heatmap.axes["left"]
+    tab.resize(tab.width(), 500)  # a short map: 32 rows of labels no longer fit
+    qtbot.waitUntil(lambda: axis.geometry().height() < 32 * axis.label_extent())
+
+    def drawn_ticks():  # what the axis draws for its current range and size
+        (step, values), = axis.tickValues(*axis.range, axis.geometry().height())
+        return step, values
+
+    step, values = drawn_ticks()
+    pixels_per_row = axis.geometry().height() / 32
+    assert step > 1 and step * pixels_per_row >= axis.label_extent() and values[:2] == [0.5, step + 0.5]
+    tab.heatmap.plot.getViewBox().setRange(yRange=(4, 8), padding=0)  # zoomed in: every label fits again
+    qtbot.waitUntil(lambda: sorted(axis.range) == [4, 8])
+    assert drawn_ticks() == (1, [4.5, 5.5, 6.5, 7.5])
+
+
+def test_the_model_view_shows_every_head_and_a_click_opens_one(tab, transformer_run, qtbot):
+    tab.set_run(transformer_run)
+    tab.show_text(TEXT)
+    tab.views.setCurrentIndex(MODEL)
+    weights = expected_snapshot(transformer_run, TEXT).weights
+    assert [(cell.layer, cell.head) for cell in tab.grid.cells] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    images = [item for cell in tab.grid.cells for item in cell.view.addedItems if hasattr(item, "image")]
+    np.testing.assert_allclose(images[2].image, masked(weights[1, 0]), atol=1e-6)
+    target = tab.grid.cells[1].view  # layer 1, head 2
+    canvas = tab.grid.canvas
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton,
+                     pos=canvas.mapFromScene(target.sceneBoundingRect().center()))
+    assert tab.views.currentIndex() == HEATMAP
+    assert (tab.layer.currentText(), tab.head.currentText()) == ("layer 1", "head 2")
+    np.testing.assert_allclose(tab.heatmap.image.image, masked(weights[0, 1]), atol=1e-6)
+
+
+def test_token_focus_shows_every_layers_weights_from_the_clicked_token(tab, transformer_run):
+    tab.set_run(transformer_run)
+    tab.show_text(TEXT)
+    tab.views.setCurrentIndex(FOCUS)
+    weights = expected_snapshot(transformer_run, TEXT).weights
+    tab.focus.text.anchorClicked.emit(QUrl("#12"))  # a click on the 13th token of the text
+    np.testing.assert_allclose(tab.focus.heatmap.image.image, weights[:, :, 12, :13].mean(1), atol=1e-6)
+    assert tab.focus.heatmap.axes["left"].labels == ["layer 1", "layer 2"]
+    top = int(weights[1, :, 12, :13].mean(0).argmax())
+    assert f"@{top}" in tab.focus.summary.text()
+    tab.head.setCurrentIndex(1)  # head 1 instead of the mean
+    np.testing.assert_allclose(tab.focus.heatmap.image.image, weights[:, 0, 12, :13], atol=1e-6)
+
+
+def test_export_writes_the_picture_and_the_raw_weights(tab, transformer_run, tmp_path):
+    tab.set_run(transformer_run)
+    tab.show_text(TEXT)
+    tab.export_png_to(tmp_path / "map.png")
+    tab.export_npy_to(tmp_path / "weights.npy")
+    image = QImage(str(tmp_path / "map.png"))
+    assert image.width() > 300 and image.height() > 300
+    np.testing.assert_array_equal(np.load(tmp_path / "weights.npy"), expected_snapshot(transformer_run, TEXT).weights)
+    meta = json.loads((tmp_path / "weights.tokens.json").read_text(encoding="utf-8"))
+    assert meta["tokens"] == list(TEXT) and meta["axes"] == ["layer", "head", "query", "key"]
+
+
+def test_an_rnn_run_gets_the_saliency_view_and_says_why(tab, rnn_run):
+    tab.set_run(rnn_run)
+    tab.show_text(TEXT)
+    assert "An RNN has no attention" in tab.notice.text() and tab.notice.isVisible()
+    assert tab.show_button.text() == "Show saliency" and not tab.views.isTabEnabled(MODEL)
+    assert tab.layer.isHidden() and tab.head.isHidden()
+    model, tokenizer, _ = load_trained_model(rnn_run, "best")
+    saliency = capture(model, tokenizer, TEXT)
+    np.testing.assert_allclose(tab.heatmap.image.image, masked(saliency.weights[0, 0]), atol=1e-6)
+    assert tab.heatmap.colorbar.axis.labelText == "saliency (share of row)"
+    assert tab.heatmap.rows.name == "prediction at" and "predicts" in tab.heatmap.describe_cell(5, 2)
+
+
+def test_a_run_without_checkpoints_says_so(tab, small_corpus, tmp_path):
+    fresh = Trainer.new(tiny_config(small_corpus, tmp_path))  # created, never trained
+    tab.set_run(fresh.folder.path)
+    tab.show_text(TEXT)
+    assert "no checkpoints yet" in tab.notice.text() and tab.heatmap.values is None
+
+
+def test_live_refresh_follows_a_training_run(tab, small_corpus, tmp_path, qtbot):
+    tab.editor.setPlainText(TEXT)
+    tab.every.setValue(5)
+    tab.live.setChecked(True)
+    assert tab.live_status.text() == "starts when a run trains in this window"
+    trainer = Trainer.new(two_layer_config(small_corpus, tmp_path, max_steps=30))
+    worker = TrainingWorker(trainer)
+    tab.attach_worker(worker)
+    assert tab.live_status.text() == "waiting for the next refresh…"
+    delivered = []
+    worker.other_events.connect(lambda events: delivered.extend(e.step for e in events))
+    with qtbot.waitSignal(worker.done, timeout=60_000):
+        worker.start()
+    assert delivered == [5, 10, 15, 20, 25, 30]  # batched by the worker; the tab draws the newest of each batch
+    assert tab.live_status.text() == f"refreshed at step 30 ({trainer.folder.path.name})"
+    assert "live, step 30" in tab.run_label.text() and trainer.folder.path.name in tab.run_label.text()
+    model, tokenizer, _ = load_trained_model(trainer.folder.path, "last")
+    np.testing.assert_allclose(tab.heatmap.image.image, masked(capture(model, tokenizer, TEXT).weights[1].mean(0)),
+                               atol=1e-5)
+    tab.attach_worker(None)
+    assert trainer._periodic == {} and tab.live_status.text() == "training ended; showing step 30"
+
+
+class WorkerWithoutTrainerYet(QObject):
+    """A worker whose trainer is made after the tab is attached: the tab must keep looking for it."""
+
+    other_events = Signal(list)
+    trainer = None
+
+
+def test_the_live_probe_attaches_once_the_trainer_exists_and_follows_the_settings(tab, small_corpus, tmp_path, qtbot):
+    tab.editor.setPlainText(TEXT)
+    tab.live.setChecked(True)
+    worker = WorkerWithoutTrainerYet()
+    tab.attach_worker(worker)
+    trainer = Trainer.new(two_layer_config(small_corpus, tmp_path, max_steps=14))
+    worker.trainer = trainer
+    qtbot.waitUntil(lambda: tab.live_status.text() == "waiting for the next refresh…", timeout=5000)
+    tab.every.setValue(7)  # re-attached with the new interval, not added twice
+    snapshots = []
+    trainer.subscribe(lambda e: snapshots.append(e) if isinstance(e, AttentionSnapshot) else None)
+    assert trainer.run() == "finished"
+    assert [s.step for s in snapshots] == [7, 14] and snapshots[0].tokens == list(TEXT)

@@ -1,0 +1,134 @@
+"""The main window: how it opens, what it remembers, its tabs, and the command line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QApplication
+
+from lmcore.corpus import inspect_corpus
+from lmcore.estimate import estimate_run, estimate_vocab_size
+
+from app.main import DEFAULT_RUNS_DIR, build_parser, main
+from app.main_window import MainWindow
+from app.resources import SAMPLE_CORPUS
+from app.runs_browser import format_count
+from app_helpers import make_run, set_field
+
+
+def test_opens_on_the_sample_corpus_with_baby_gpt_char_ready_to_start(make_window):
+    window = make_window()
+    form = window.train_tab.form
+    assert form.corpus.paths() == [str(SAMPLE_CORPUS)]
+    assert form.preset.currentText() == "baby-gpt-char"
+    assert "1,115,394 characters" in form.corpus.info.text()
+    assert window.train_tab.start_button.isEnabled()
+    config = form.config()
+    expected = estimate_run(config, estimate_vocab_size(config, inspect_corpus(config.data.train)))
+    assert form.summary.values["Parameters"].text() == format_count(expected.parameters)
+    assert window.device_label.text().startswith("Device: ") and ("CPU" in window.device_label.text()
+                                                                   or "GiB" in window.device_label.text())
+    assert (window.width(), window.height()) == (1280, 800)
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Train", "Generate", "Attention"]
+
+
+def test_remembers_geometry_corpus_and_settings(make_window, small_corpus, tmp_path):
+    window = make_window(corpus=small_corpus)
+    form = window.train_tab.form
+    set_field(form, "model.n_layer", 2)
+    set_field(form, "optim.lr", "0.003")
+    window.train_tab.plots.smoothing.setValue(80)
+    window.resize(1100, 700)
+    window.close()
+    again = make_window()
+    form = again.train_tab.form
+    assert form.corpus.paths() == [str(small_corpus)]
+    assert form.config().model["n_layer"] == 2 and form.config().optim.lr == 0.003
+    assert again.train_tab.plots.smoothing.value() == 80
+    # The offscreen screen is 800 px wide, so the restored width is clamped to the screen (then to the
+    # window's minimum); the height shows the geometry came back.
+    assert again.height() == 700 and again.settings.value("window/geometry")
+
+
+def test_selecting_a_run_tells_the_generate_and_attention_tabs(make_window, qtbot, tmp_path):
+    run = make_run(tmp_path / "runs", "picked", "finished")
+    window = make_window()
+    tree = window.runs_browser.tree
+    rect = tree.visualItemRect(tree.topLevelItem(0))
+    qtbot.mouseClick(tree.viewport(), Qt.LeftButton, pos=rect.center())
+    assert window.generate_tab.runs[-1] == run and window.attention_tab.runs[-1] == run
+
+
+def test_training_shortcuts(make_window):
+    window = make_window()
+    keys = {action.text(): action.shortcut() for action in (window.start_action, window.pause_action,
+                                                             window.stop_action)}
+    assert list(keys.values()) == [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+P"), QKeySequence("Ctrl+.")]
+    assert "Ctrl+Return" in window.train_tab.start_button.toolTip()
+
+
+def test_the_real_generate_and_attention_tabs_are_the_window_tabs(qtbot, qapp, tmp_path):
+    """Without stand-ins: the tabs the other issues build are the ones the window shows and tells."""
+    from PySide6.QtCore import QSettings
+
+    from app.attention_tab import AttentionTab
+    from app.generate_tab import GenerateTab
+    from app.main_window import MainWindow
+
+    window = MainWindow(tmp_path / "runs", settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat),
+                        user_presets_dir=tmp_path / "presets")
+    qtbot.addWidget(window)
+    assert isinstance(window.generate_tab, GenerateTab) and isinstance(window.attention_tab, AttentionTab)
+    assert window.tabs.widget(1).widget() is window.generate_tab  # each in a scroll area: a wide tab scrolls
+    assert window.tabs.widget(2).widget() is window.attention_tab
+    assert window.minimumSizeHint().width() <= 1280
+    window.runs_browser.selection_changed.emit(None)  # the tabs accept "no run"
+
+
+def test_lm_workbench_opens_on_the_sample_corpus(themed_app, stub_tabs, tmp_path):
+    """The console script, start to quit, with its settings in a temporary folder."""
+    QStandardPaths.setTestModeEnabled(True)
+    QSettings.setPath(QSettings.NativeFormat, QSettings.UserScope, str(tmp_path / "config"))
+    seen = []
+
+    def look_then_quit():
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        seen.append((window.runs_dir, window.train_tab.form.corpus.paths(), window.train_tab.start_button.isEnabled()))
+        window.close()
+        themed_app.quit()
+
+    QTimer.singleShot(200, look_then_quit)
+    try:
+        assert main(["--runs-dir", str(tmp_path / "runs")]) == 0
+    finally:
+        QStandardPaths.setTestModeEnabled(False)
+    assert seen == [(tmp_path / "runs", [str(SAMPLE_CORPUS)], True)]
+
+
+def test_command_line_arguments(tmp_path):
+    args = build_parser().parse_args([])
+    assert args.runs_dir == DEFAULT_RUNS_DIR and args.corpus is None
+    args = build_parser().parse_args(["--runs-dir", str(tmp_path), "--corpus", "my text.txt"])
+    assert args.runs_dir == tmp_path and args.corpus == Path("my text.txt")
+
+
+def test_the_window_fits_a_1280_by_800_screen(make_window):
+    window = make_window()
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1280 and hint.height() <= 800
+    assert window.train_tab.start_button.isVisible()
+
+
+def test_send_to_attention_shows_the_generated_text_in_the_attention_tab(qtbot, qapp, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from app.main_window import MainWindow
+
+    window = MainWindow(tmp_path / "runs", settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat),
+                        user_presets_dir=tmp_path / "presets")
+    qtbot.addWidget(window)
+    shown = []
+    window.attention_tab.show_text = shown.append
+    window.generate_tab.send_to_attention.emit("ROMEO: hello")
+    assert shown == ["ROMEO: hello"] and window.tabs.currentIndex() == 2

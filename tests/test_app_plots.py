@@ -1,0 +1,180 @@
+"""The live plots: big curves stay cheap, the controls change what is drawn, exports write files."""
+from __future__ import annotations
+
+import csv
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QImage, QWheelEvent
+from PySide6.QtWidgets import QApplication, QPushButton
+
+from lmcore import events as ev
+
+from app.plots import X_AXES, SmoothedLoss, TrainingPlots
+from app.runs_browser import run_label
+from app_helpers import fake_metrics, make_run
+
+
+def steps(first: int, count: int, tokens_per_step: int = 100):
+    return [ev.StepMetrics(i, i * tokens_per_step, 3.0 / (1 + i / 500) + 0.1 * np.sin(i), 1e-3, 1.0, 5000.0,
+                           i * 0.02) for i in range(first, first + count)]
+
+
+@pytest.fixture
+def plots(qtbot, tmp_path):
+    widget = TrainingPlots()
+    qtbot.addWidget(widget)
+    widget.resize(900, 600)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.begin_live_run(tmp_path / "live")
+    return widget
+
+
+def test_100k_points_per_curve_draw_quickly_and_are_downsampled(plots, tmp_path):
+    plots.add_steps(steps(1, 100_000))
+    started = time.perf_counter()
+    plots.refresh()
+    plots.graphics.grab()  # paints every plot
+    elapsed = time.perf_counter() - started
+    curve = plots.curves[tmp_path / "live"].raw_loss
+    x_all, _ = curve.getOriginalDataset()
+    x_drawn, _ = curve.getData()
+    assert len(x_all) == 100_000
+    assert len(x_drawn) < 10_000  # peak downsampling: about two points per pixel column
+    assert elapsed < 2.0
+
+
+def test_redraws_come_from_the_timer_not_from_each_batch(plots, qtbot, tmp_path):
+    def drawn():
+        curves = plots.curves.get(tmp_path / "live")
+        x = curves.raw_loss.getOriginalDataset()[0] if curves else None
+        return 0 if x is None else len(x)
+
+    plots.add_steps(steps(1, 10))
+    assert drawn() == 0  # appending only stores the points
+    qtbot.waitUntil(lambda: drawn() == 10, timeout=2000)
+
+
+def test_smoothing_is_tensorboards_debiased_moving_average(plots, tmp_path):
+    losses = [4.0, 2.0, 3.0, 1.0]
+    reference, average = [], 0.0
+    for i, loss in enumerate(losses, start=1):
+        average = average * 0.6 + 0.4 * loss
+        reference.append(average / (1 - 0.6 ** i))
+    smoothed = SmoothedLoss(0.6)
+    smoothed.extend(losses[:2])
+    smoothed.extend(losses[2:])  # in two batches, as live data arrives
+    assert np.allclose(smoothed.values["loss"], reference)
+
+    plots.add_steps(steps(1, 50))
+    plots.smoothing.setValue(0)
+    plots.refresh()
+    series = plots.series[tmp_path / "live"]
+    assert np.allclose(series.smoothed.values["loss"], series.steps["loss"])  # 0: the raw loss
+    plots.smoothing.setValue(95)
+    assert np.std(np.diff(series.smoothed.values["loss"])) < np.std(np.diff(series.steps["loss"]))
+    assert plots.smoothing_value.text() == "0.95"
+
+
+def test_x_axis_switches_between_steps_tokens_and_time(plots, tmp_path):
+    plots.add_steps(steps(1, 20, tokens_per_step=256))
+    plots.add_evals([ev.EvalMetrics(20, 20 * 256, 0.4, 2.5, 12.0, None, True)])
+    for key, expected_last in (("step", 20), ("tokens", 20 * 256), ("elapsed", 0.4)):
+        plots.x_axis.setCurrentIndex(plots.x_axis.findData(key))
+        plots.refresh()
+        x, _ = plots.curves[tmp_path / "live"].raw_loss.getOriginalDataset()
+        x_eval, _ = plots.curves[tmp_path / "live"].val_loss.getOriginalDataset()
+        assert x[-1] == pytest.approx(expected_last) and x_eval[-1] == pytest.approx(expected_last)
+        assert plots.loss_plot.getAxis("bottom").labelText == X_AXES[key]
+
+
+def test_log_scale_toggle(plots, qtbot):
+    qtbot.mouseClick(plots.log_y, Qt.LeftButton)
+    assert plots.loss_plot.getAxis("left").logMode
+    qtbot.mouseClick(plots.log_y, Qt.LeftButton)
+    assert not plots.loss_plot.getAxis("left").logMode
+
+
+def test_view_follows_new_data_until_the_user_zooms(plots, qtbot):
+    view = plots.loss_plot.vb
+    plots.add_steps(steps(1, 100))
+    plots.refresh()
+    assert view.viewRange()[0][1] >= 100
+    plots.add_steps(steps(101, 100))
+    plots.refresh()
+    assert view.viewRange()[0][1] >= 200  # followed
+    wheel_over(plots, plots.loss_plot)  # the user zooms in: the view stays where they put it
+    zoomed = view.viewRange()[0]
+    assert zoomed[1] - zoomed[0] < 150
+    plots.add_steps(steps(201, 100))
+    plots.refresh()
+    assert view.viewRange()[0] == zoomed
+    qtbot.mouseClick(next(b for b in plots.findChildren(QPushButton) if b.text() == "Fit"), Qt.LeftButton)
+    assert view.viewRange()[0][1] >= 300
+
+
+def test_the_view_moves_in_steps_not_at_every_point(plots):
+    """Moving the view redraws the axes, the costliest part of a repaint: it should happen rarely."""
+    moves = []
+    plots.loss_plot.vb.sigXRangeChanged.connect(lambda *_: moves.append(1))
+    for first in range(1, 1001, 10):
+        plots.add_steps(steps(first, 10))
+        plots.refresh()
+    assert plots.loss_plot.vb.viewRange()[0][1] >= 1000
+    assert len(moves) < 30  # not 100
+
+
+def wheel_over(plots, plot, notches: int = 3):
+    centre = plots.graphics.mapFromScene(plot.vb.sceneBoundingRect().center())
+    viewport = plots.graphics.viewport()
+    event = QWheelEvent(QPointF(centre), QPointF(viewport.mapToGlobal(centre)), QPoint(0, 0),
+                        QPoint(0, 120 * notches), Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+    QApplication.sendEvent(viewport, event)
+
+
+def test_crosshair_reads_the_values_under_the_mouse(plots, qtbot, tmp_path):
+    plots.add_steps(steps(1, 100))
+    plots.refresh()
+    qtbot.wait(50)
+    box = plots.loss_plot.vb.sceneBoundingRect()
+    point = plots.graphics.mapFromScene(box.left() + 0.3 * box.width(), box.center().y())
+    qtbot.mouseMove(plots.graphics.viewport(), QPoint(point.x(), point.y()))
+    qtbot.waitUntil(lambda: "live" in plots.readout.text(), timeout=3000)
+    assert plots.crosshair_x.isVisible()
+    series = plots.series[tmp_path / "live"]
+    nearest = np.argmin(np.abs(series.steps["step"] - plots.crosshair_x.value()))
+    expected = series.steps["loss"][nearest]
+    assert f"loss {expected:.3f}" in plots.readout.text()
+
+
+def test_export_png_and_csv(plots, tmp_path):
+    plots.add_steps(steps(1, 30))
+    plots.add_evals([ev.EvalMetrics(30, 3000, 0.6, 2.5, 12.0, None, True)])
+    plots.export_png(tmp_path / "plots.png")
+    image = QImage(str(tmp_path / "plots.png"))
+    assert not image.isNull() and image.width() >= 800
+    plots.export_csv(tmp_path / "metrics.csv")
+    with open(tmp_path / "metrics.csv", encoding="utf-8") as table:
+        rows = list(csv.DictReader(table))
+    assert [r["kind"] for r in rows].count("step") == 30
+    assert rows[-1] == {**rows[-1], "kind": "eval", "step": "30", "val_loss": "2.5"}
+    assert rows[0]["run"] == "live" and rows[0]["step"] == "1"
+
+
+def test_compared_runs_get_their_own_colour_and_legend_entries(plots, tmp_path):
+    lstm = make_run(tmp_path / "runs", "lstm", "finished", "rnn", metrics=fake_metrics(40, 5.0))
+    gpt = make_run(tmp_path / "runs", "gpt", "finished", metrics=fake_metrics(60, 4.0))
+    plots.compare([lstm, gpt])
+    plots.refresh()
+    assert set(plots.shown_runs()) == {tmp_path / "live", lstm, gpt}
+    colours = {plots.curves[p].smoothed_loss.opts["pen"].color().name() for p in (lstm, gpt)}
+    assert len(colours) == 2
+    legend = [label.text for _, label in plots.legend.items]
+    assert legend == ["live", run_label(lstm.name), run_label(gpt.name), "validation"]
+    assert len(plots.series[gpt].evals["val_loss"]) == 6
+    plots.compare([gpt])
+    assert lstm not in plots.curves
+    assert [label.text for _, label in plots.legend.items] == ["live", run_label(gpt.name), "validation"]

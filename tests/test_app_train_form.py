@@ -1,0 +1,163 @@
+"""The Train form: presets, fields that follow the model family, inline validation, corpus problems."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QInputDialog
+
+from lmcore.config import load_config
+from lmcore.corpus import inspect_corpus
+from lmcore.estimate import estimate_run, estimate_vocab_size
+
+from app.form_fields import FIELDS
+from app.resources import PRESETS_DIR
+from app.runs_browser import format_count
+from app.train_tab import TrainTab
+from app_helpers import set_field, type_corpus
+
+
+@pytest.fixture
+def tab(qtbot, tmp_path, small_corpus):
+    widget = TrainTab(tmp_path / "runs", [PRESETS_DIR], tmp_path / "presets")
+    qtbot.addWidget(widget)
+    widget.form.load_preset(PRESETS_DIR / "baby-gpt-char.toml")
+    widget.form.set_corpus([str(small_corpus)])
+    widget.resize(1000, 760)
+    widget.show()
+    qtbot.waitUntil(widget.start_button.isEnabled, timeout=5000)
+    return widget
+
+
+def shown(form, key):
+    return form.editors[key].isVisibleTo(form)
+
+
+def test_every_field_says_what_it_does_and_its_range(tab):
+    for key, editor in tab.form.editors.items():
+        tip = editor.toolTip()
+        assert len(tip) > 40, key
+        if FIELDS[key].editor in ("int", "number"):
+            assert any(ch.isdigit() for ch in tip), f"{key}: no range in {tip!r}"
+
+
+def test_switching_the_family_shows_only_its_fields(tab):
+    form = tab.form
+    assert shown(form, "model.n_head") and shown(form, "model.positional")
+    assert not shown(form, "model.n_hidden") and not shown(form, "model.cell")
+    set_field(form, "model.family", "rnn")
+    assert shown(form, "model.n_hidden") and shown(form, "model.cell")
+    assert not shown(form, "model.n_head") and not shown(form, "model.positional")
+    set_field(form, "model.n_hidden", 128)  # tied embeddings need n_embd == n_hidden (128)
+    assert form.validate()
+    assert set(form.config().model) == {"family", "cell", "n_layer", "n_embd", "n_hidden", "dropout",
+                                        "tie_embeddings"}
+
+
+def test_an_invalid_field_is_marked_explained_and_blocks_start(tab, qtbot):
+    form = tab.form
+    set_field(form, "model.n_head", 3)  # 128 is not divisible by 3
+    qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=3000)
+    heads, embedding = form.editors["model.n_head"], form.editors["model.n_embd"]
+    message = form._rows["model.n_embd"][2]  # the message names n_embd first; both fields are marked
+    assert heads.property("invalid") is True and embedding.property("invalid") is True
+    assert message.isVisibleTo(form) and "not divisible by model.n_head = 3" in message.text()
+    assert "divisible" in tab.start_button.toolTip()
+    qtbot.mouseClick(tab.start_button, Qt.LeftButton)
+    assert tab.state == "idle" and not tab.is_training()
+    set_field(form, "model.n_head", 4)
+    qtbot.waitUntil(tab.start_button.isEnabled, timeout=3000)
+    assert not heads.property("invalid") and not message.isVisibleTo(form)
+
+
+def test_text_that_is_not_a_number_is_explained(tab, qtbot):
+    form = tab.form
+    form.sections["Optimizer"].expand()
+    form.editors["optim.lr"].clear()
+    qtbot.keyClicks(form.editors["optim.lr"], "fast")
+    qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=3000)
+    assert "optim.lr = 'fast' is not a number" in form._rows["optim.lr"][2].text()
+
+
+def test_a_rule_across_fields_names_the_field_at_fault(tab, qtbot):
+    form = tab.form
+    set_field(form, "schedule.min_lr", 0.5)  # above the learning rate (1e-3)
+    qtbot.waitUntil(lambda: "schedule.min_lr" in form.errors, timeout=3000)
+    assert form.sections["Schedule"].header.isChecked()  # a folded section with a problem opens
+    assert not tab.start_button.isEnabled()
+
+
+@pytest.mark.parametrize("content, explanation", [
+    (b"", "is empty"),
+    (b"\x00\x01\x02binary" * 50, "looks binary"),
+    ("caf\xe9 au lait\n".encode("latin-1") * 200, "not valid UTF-8"),
+    (b"To be or not to be.\n", "too short"),
+    (None, "does not exist"),
+])
+def test_a_bad_corpus_is_explained_in_the_form(tab, qtbot, tmp_path, content, explanation):
+    path = tmp_path / "corpus.txt"
+    if content is not None:
+        path.write_bytes(content)
+    type_corpus(qtbot, tab.form, path)
+    qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=3000)
+    problem = tab.form.corpus.problem
+    assert problem.isVisibleTo(tab.form) and explanation in problem.text()
+
+
+def test_replacing_bad_bytes_makes_a_latin1_corpus_usable(tab, qtbot, tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("caf\xe9 au lait, s'il vous pla\xeet\n".encode("latin-1") * 200)
+    type_corpus(qtbot, tab.form, path)
+    qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=3000)
+    set_field(tab.form, "data.encoding_errors", "replace")
+    qtbot.waitUntil(tab.start_button.isEnabled, timeout=3000)
+    assert "6,000 characters" in tab.form.corpus.info.text() and not tab.form.corpus.problem.isVisibleTo(tab.form)
+
+
+def test_presets_load_every_setting_but_the_corpus(tab, small_corpus):
+    form = tab.form
+    form.preset.setCurrentIndex(form.preset.findText("lstm-word"))
+    config, preset = form.config(), load_config(PRESETS_DIR / "lstm-word.toml")
+    assert (config.family, config.model["cell"], config.optim.name, config.tokenizer.kind) == \
+        ("rnn", "lstm", "sgd", "word")
+    assert (config.optim.lr, config.train.context) == (preset.optim.lr, preset.train.context)
+    assert config.train.epochs == preset.train.epochs > 0
+    assert shown(form, "train.epochs") and not shown(form, "train.max_steps")
+    assert config.data.train == [str(small_corpus)]
+
+
+def test_save_as_preset(tab, qtbot, tmp_path, monkeypatch):
+    form = tab.form
+    set_field(form, "model.n_layer", 2)
+    set_field(form, "train.max_steps", 300)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("my small gpt", True))
+    qtbot.mouseClick(next(b for b in form.findChildren(type(tab.start_button)) if "preset" in b.text()),
+                     Qt.LeftButton)
+    saved = tmp_path / "presets" / "my-small-gpt.toml"
+    assert saved.is_file() and form.preset.currentText() == "my-small-gpt"
+    config = load_config(saved)
+    assert (config.model["n_layer"], config.train.max_steps) == (2, 300)
+    set_field(form, "model.n_layer", 6)
+    form.preset.setCurrentIndex(form.preset.findText("baby-gpt-char"))
+    form.preset.setCurrentIndex(form.preset.findText("my-small-gpt"))
+    assert form.config().model["n_layer"] == 2
+
+
+def test_summary_shows_what_the_run_will_cost(tab, small_corpus):
+    config = load_config(PRESETS_DIR / "baby-gpt-char.toml")
+    config.data.train = [str(small_corpus)]
+    expected = estimate_run(config, estimate_vocab_size(config, inspect_corpus(config.data.train)))
+    values = tab.form.summary.values
+    assert values["Parameters"].text() == format_count(expected.parameters)
+    assert values["Tokens / step"].text() == "768"
+    assert values["Memory (est.)"].text().startswith("≈")
+    assert values["Time / step"].text() == "–"  # known once training runs
+
+
+def test_steps_or_epochs(tab, qtbot):
+    form = tab.form
+    set_field(form, "train.by", "epochs")
+    assert shown(form, "train.epochs") and not shown(form, "train.max_steps")
+    set_field(form, "train.epochs", 2.5)
+    assert form.validate() and form.config().train.epochs == 2.5
+    set_field(form, "train.by", "steps")
+    assert form.validate() and form.config().train.epochs == 0
