@@ -1,6 +1,6 @@
 """Live training plots: loss (raw and smoothed) with validation markers, learning rate, gradient norm, tokens/s.
 
-Data arrives in batches and is only copied into growing numpy columns; a timer redraws at a steady ~15 Hz
+Data arrives in batches and is only copied into growing numpy columns; a timer redraws at a steady 10 Hz
 whatever the step rate, and pyqtgraph's peak downsampling and clip-to-view keep 100,000+ points smooth.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from lmcore.runs import RunFolder
 from .runs_browser import run_label
 from .style import MUTED, RUN_COLOURS
 
-REFRESH_INTERVAL_MS = 100  # test
-DETAILS_EVERY_TICKS = 3  # the small plots at ~5 Hz
+REFRESH_INTERVAL_MS = 100  # 10 Hz: smooth to the eye; each repaint takes CPU from training
+DETAILS_EVERY_TICKS = 3  # the small plots at ~3 Hz
 FOLLOW_HEADROOM = 0.25  # room left past the newest point, so the axes (costly to redraw) stay still a while
 REFIT_BELOW = 0.4  # refit when the data fills less of the view than this (e.g. a compared run was removed)
 STEP_FIELDS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm", "tokens_per_s")
@@ -345,7 +345,7 @@ class TrainingPlots(QWidget):
         self._stale_details.update(paths)
 
     def _tick(self) -> None:
-        """The ~15 Hz timer. The small plots follow at a third of the rate: they change slowly, and each
+        """The 10 Hz timer. The small plots follow at a third of the rate: they change slowly, and each
         repaint costs as much as the loss plot's, CPU time taken from training."""
         self._ticks += 1
         self.refresh(details=self._ticks % DETAILS_EVERY_TICKS == 0)

@@ -2,7 +2,7 @@
 
 The trainer calls its subscribers on the training thread, possibly thousands of times a second. Emitting a
 queued signal per event would flood the GUI's event loop, so events go into a lock-protected buffer instead
-(appending never waits on the GUI), and a timer on the GUI thread drains it about 15 times a second.
+(appending never waits on the GUI), and a timer on the GUI thread drains it ten times a second.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from lmcore import events as ev
 
-FLUSH_INTERVAL_MS = 66  # test
+FLUSH_INTERVAL_MS = 100  # 10 Hz, in step with the plots' refresh: cheap for the event loop
 
 
 class EventBuffer:

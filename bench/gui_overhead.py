@@ -19,6 +19,10 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.main import share_cores_with_the_gui  # noqa: E402
+
+share_cores_with_the_gui()  # as lm-workbench does, before torch loads; the headless run shares the setting
+
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402

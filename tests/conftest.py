@@ -18,6 +18,8 @@ if "LMCORE_CACHE_DIR" not in os.environ:
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
     os.environ["LMCORE_CACHE_DIR"] = _cache
 
+import gc  # noqa: E402
+
 import pytest  # noqa: E402
 
 from app.pyside_fix import keep_none_alive  # noqa: E402
@@ -93,3 +95,18 @@ def make_window(qtbot, themed_app, tmp_path, stub_tabs):
             qtbot.waitUntil(lambda tab=tab: not tab.is_training(), timeout=60_000)
         window.close()
         window.deleteLater()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def collect_garbage_on_the_main_thread_only():
+    """Qt crashes when Python's cyclic GC, triggered on a worker thread, frees Qt objects there. As the app does
+    (app/main.py), switch automatic collection off and collect on the main thread, after every test."""
+    gc.disable()
+    yield
+    gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def _collect_after_each_test():
+    yield
+    gc.collect()
