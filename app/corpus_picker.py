@@ -37,6 +37,7 @@ class CorpusPicker(QWidget):
         folder_button.setToolTip("Choose a folder: every .txt file inside it (and its subfolders) is used.")
         self.info = QLabel()
         self.info.setObjectName("hint")
+        self.info.setWordWrap(True)  # a narrow form wraps it rather than growing
         self.preview = QPlainTextEdit()
         self.preview.setReadOnly(True)
         self.preview.setFont(monospace_font())
@@ -49,15 +50,15 @@ class CorpusPicker(QWidget):
         self.problem.setWordWrap(True)
         self.problem.hide()
 
-        row = QHBoxLayout()
+        row = QHBoxLayout()  # the path gets the full width above; what it holds, and the buttons, below it
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.path_edit, 1)
+        row.addWidget(self.info, 1)
         row.addWidget(file_button)
         row.addWidget(folder_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.path_edit)
         layout.addLayout(row)
-        layout.addWidget(self.info)
         layout.addWidget(self.problem)
         layout.addWidget(self.preview)
 
@@ -84,7 +85,6 @@ class CorpusPicker(QWidget):
                               f"{summary.lines:,} lines")
         else:
             self.info.setText(format_bytes(summary.size_bytes) if summary.files else "")
-        self.info.setVisible(bool(self.info.text()))
         self.preview.setPlainText(summary.preview)
         self.preview.setVisible(bool(summary.preview))
         self.problem.setText(problem or "")

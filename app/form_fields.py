@@ -24,6 +24,7 @@ class Field:
     low: int = 1  # "int" range; wide on purpose: RunConfig.validate() explains what is wrong
     high: int = 1_000_000_000
     show_if: tuple[str, tuple[str, ...]] | None = None  # (key, values): shown while that field holds one
+    thousands: bool = True  # "int": show 2,000 rather than 2000 (not for a seed, which is a name)
 
 
 def available_devices() -> tuple[tuple[str, str], ...]:
@@ -148,7 +149,7 @@ SECTIONS: tuple[tuple[str, bool, tuple[Field, ...]], ...] = (  # (title, expande
               "choice", available_devices()),
         Field("train.seed", "Seed", "Random seed: the same seed and settings give the same run. Any whole number "
               "from 0 to 2,147,483,647.",
-              low=0, high=2**31 - 1),
+              low=0, high=2**31 - 1, thousands=False),
     )),
 )
 FIELDS = {field.key: field for _, _, fields in SECTIONS for field in fields}
@@ -168,7 +169,7 @@ class IntEditor(WheelNeedsFocus, QSpinBox):
     def __init__(self, field: Field):
         super().__init__()
         self.setRange(field.low, field.high)
-        self.setGroupSeparatorShown(True)
+        self.setGroupSeparatorShown(field.thousands)
         self.edited = self.valueChanged
 
     def config_value(self) -> int:

@@ -47,13 +47,18 @@ def open_window(argv: list[str] | None = None):
     return app, window
 
 
-def main(argv: list[str] | None = None) -> int:
+def collect_garbage_on_the_gui_thread():
+    """Python's cyclic GC may run on whichever thread allocates (the training or generation worker) and then
+    free Qt objects off the GUI thread, which crashes Qt: switch automatic collection off and collect on a
+    GUI-thread timer instead. Keep the returned object for as long as the application runs."""
     from pyqtgraph.util.garbage_collector import GarbageCollector
 
+    return GarbageCollector(interval=1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
     app, _window = open_window(argv)
-    # Python's cyclic GC may run on whichever thread allocates (the training or generation worker) and then
-    # frees Qt objects off the GUI thread, which crashes Qt: collect on a GUI-thread timer instead.
-    _collector = GarbageCollector(interval=1.0)
+    _collector = collect_garbage_on_the_gui_thread()
     return app.exec()
 
 

@@ -185,6 +185,7 @@ class TrainingPlots(QWidget):
         self.graphics.ci.layout.setRowStretchFactor(1, 2)
         self.legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="9pt", brush=(255, 255, 255, 220),
                                                pen=(217, 220, 227))
+        self.legend.setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # it sits over the curves: don't redraw it
         # One entry per run (its smoothed loss), and one saying what the markers are.
         self._validation_key = pg.PlotDataItem([0], [0], symbol="o", symbolSize=7, pen=None, antialias=True,
                                                symbolPen=pg.mkPen(MUTED, width=1.5), symbolBrush="#ffffff")
@@ -325,8 +326,8 @@ class TrainingPlots(QWidget):
             curves = RunCurves(
                 raw_loss=_noisy_curve(pg.mkPen(faint, width=1)),
                 smoothed_loss=_smooth_curve(pg.mkPen(colour, width=2), name=name),
-                val_loss=_smooth_curve(pg.mkPen(colour, width=1, style=Qt.DotLine), symbol="o", symbolSize=7,
-                                       symbolPen=pg.mkPen(colour, width=1.5), symbolBrush=pg.mkBrush("#ffffff")),
+                val_loss=_smooth_curve(None, symbol="o", symbolSize=7, symbolPen=pg.mkPen(colour, width=1.5),
+                                       symbolBrush=pg.mkBrush("#ffffff")),  # markers only
                 lr=_smooth_curve(pg.mkPen(colour, width=1.5)),
                 grad_norm=_noisy_curve(pg.mkPen(colour, width=1)),
                 tokens_per_s=_noisy_curve(pg.mkPen(colour, width=1)),
@@ -379,7 +380,10 @@ class TrainingPlots(QWidget):
         if tight or x0 < view_x0 or x1 > view_x1 or x_span < REFIT_BELOW * (view_x1 - view_x0):
             plot.setXRange(x0, x1 + (0 if tight else FOLLOW_HEADROOM) * x_span, padding=0.02)
         if tight or y0 < view_y0 or y1 > view_y1 or y_span < REFIT_BELOW * (view_y1 - view_y0):
-            plot.setYRange(y0, y1, padding=0.08)
+            # room on the side the data is heading (down, for a falling loss)
+            below = FOLLOW_HEADROOM * y_span if not tight and y0 < view_y0 else 0.0
+            above = FOLLOW_HEADROOM * y_span if not tight and y1 > view_y1 else 0.0
+            plot.setYRange(y0 - below, y1 + above, padding=0.06)
 
     def _data_bounds(self, plot: pg.PlotItem) -> tuple[float, float, float, float] | None:
         """x0, x1, y0, y1 of everything the plot shows, in view coordinates (log10 on a log axis). From the

@@ -149,6 +149,8 @@ class TrainForm(QWidget):
         layout.addLayout(preset_row)
         layout.addWidget(self.fine_tune_banner)
         layout.addWidget(self.leave_fine_tune_button)
+        # One label width for every section, so the fields line up down the whole form.
+        self._label_width = max(self.fontMetrics().horizontalAdvance(f.label) for f in FIELDS.values()) + 12
         for title, expanded, fields in SECTIONS:
             section = Section(title, expanded)
             self.sections[title] = section
@@ -177,6 +179,7 @@ class TrainForm(QWidget):
         editor = make_editor(field)
         label = QLabel(field.label)
         label.setToolTip(field.tip)
+        label.setMinimumWidth(self._label_width)
         error = QLabel()
         error.setObjectName("fieldError")
         error.setWordWrap(True)

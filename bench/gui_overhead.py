@@ -19,7 +19,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.main import share_cores_with_the_gui  # noqa: E402
+from app.main import collect_garbage_on_the_gui_thread, share_cores_with_the_gui  # noqa: E402
 
 share_cores_with_the_gui()  # as lm-workbench does, before torch loads; the headless run shares the setting
 
@@ -104,6 +104,7 @@ def main() -> None:
 
     app = QApplication.instance() or QApplication([])
     apply_theme(app)
+    _collector = collect_garbage_on_the_gui_thread()  # as lm-workbench does
     work = Path(tempfile.mkdtemp(prefix="gui-overhead-"))
     os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache"))
     config = load_config(PRESET, [f"train.max_steps={args.steps}", f"train.eval_interval={args.steps}"])

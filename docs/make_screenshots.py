@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from PySide6.QtCore import QEventLoop, QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from app.main import collect_garbage_on_the_gui_thread  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.resources import SAMPLE_CORPUS  # noqa: E402
 from app.style import apply_theme  # noqa: E402
@@ -78,6 +79,7 @@ def main() -> None:
 
     app = QApplication.instance() or QApplication([])
     apply_theme(app)
+    _collector = collect_garbage_on_the_gui_thread()  # as lm-workbench does
     window = MainWindow(work / "runs", corpus=SAMPLE_CORPUS,
                         settings=QSettings(str(work / "settings.ini"), QSettings.IniFormat),
                         user_presets_dir=work / "presets")

@@ -37,8 +37,8 @@ def small_corpus(tmp_path_factory):
 
 @pytest.fixture
 def stub_tabs(monkeypatch):
-    """Stand-ins for the Generate and Attention tabs (other issues build them) that record what the main window
-    tells them. Returns the list of windows' (generate, attention) stubs as they are made."""
+    """Stand-ins for the Generate and Attention tabs (app_helpers.RecordingTab) that record what the main
+    window tells them, and keep these tests independent of those tabs' own work."""
     from app_helpers import RecordingTab
     import app.main_window
 

@@ -44,7 +44,7 @@ def test_100k_points_per_curve_draw_quickly_and_are_downsampled(plots, tmp_path)
     x_drawn, _ = curve.getData()
     assert len(x_all) == 100_000
     assert len(x_drawn) < 10_000  # peak downsampling: about two points per pixel column
-    assert elapsed < 2.0
+    assert elapsed < 3.0  # seconds, generous for a busy CI machine; typically a few hundred ms
 
 
 def test_redraws_come_from_the_timer_not_from_each_batch(plots, qtbot, tmp_path):
