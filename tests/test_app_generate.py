@@ -5,7 +5,6 @@ import shutil
 import time
 
 import pytest
-import torch
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -16,15 +15,6 @@ from lmcore.cli import main as lmcore_main
 from lmcore.generation import SamplingSettings, generate, score_text
 from lmcore.runs import load_trained_model
 from lmcore.trainer import Trainer
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small run fastest on one thread; OpenMP threads also thrash on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,6 @@ TEXT = SAMPLE_CORPUS.read_text(encoding="utf-8")[:20_000]
 CONTEXT = 16
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small run fastest on one thread; OpenMP threads also thrash on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return CharTokenizer.train(TEXT)
