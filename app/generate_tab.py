@@ -288,6 +288,7 @@ class GenerateTab(QWidget):
         self._thread.setObjectName("generate-worker")
         self.worker = GenerationWorker()
         self.worker.moveToThread(self._thread)
+        self._thread.started.connect(self.worker.on_thread_started)
         self._load_requested.connect(self.worker.load)
         self._generate_requested.connect(self.worker.generate)
         self._score_requested.connect(self.worker.score)

@@ -20,6 +20,8 @@ from lmcore.errors import LMCoreError
 from lmcore.generation import SamplingSettings, fresh_seed, generate, prompt_ids, score_text
 from lmcore.runs import load_trained_model, resolve_checkpoint
 
+from .cpu_cores import use_one_core
+
 EMIT_INTERVAL = 0.05  # seconds between token batches sent to the GUI
 
 
@@ -78,6 +80,10 @@ class GenerationWorker(QObject):
         self.stop_requested = threading.Event()  # set from the GUI thread; cleared there before each request
         self.model = self.tokenizer = None
         self.device = pick_device("auto")
+
+    @Slot()
+    def on_thread_started(self) -> None:
+        use_one_core()  # the training thread keeps the other cores (see cpu_cores)
 
     @Slot(object, str)
     def load(self, run_dir: Path, which: str) -> None:

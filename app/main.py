@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QApplication
+
+from .cpu_cores import use_one_core
+from .main_window import MainWindow
+from .style import apply_theme
 
 DEFAULT_RUNS_DIR = Path.home() / "LM Workbench" / "runs"
 
@@ -22,24 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def share_cores_with_the_gui() -> None:
-    """Let PyTorch's worker threads sleep while they wait for work instead of spinning (OpenMP's passive
-    policy). On a machine with few cores, spinning threads and the GUI thread fight over the cores, and every
-    parallel operation waits for whichever thread lost: training in the window ran ~15% slower. Must be called
-    before torch is imported."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def open_window(argv: list[str] | None = None):
     """Set the application up from the command line and show the main window; returns (app, window)."""
     args = build_parser().parse_args(argv)
-    share_cores_with_the_gui()
+    use_one_core()  # on the GUI thread: the other cores are training's (see cpu_cores)
     QCoreApplication.setOrganizationName("LM Workbench")
     QCoreApplication.setApplicationName("LM Workbench")
     app = QApplication.instance() or QApplication(sys.argv[:1])
-
-    from .main_window import MainWindow  # here: torch must load after the OpenMP setting, widgets after Qt
-    from .style import apply_theme
 
     apply_theme(app)
     window = MainWindow(args.runs_dir.expanduser(), corpus=args.corpus)

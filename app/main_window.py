@@ -18,7 +18,7 @@ from .generate_tab import GenerateTab
 from .pyside_fix import keep_none_alive
 from .resources import DEFAULT_PRESET, PRESETS_DIR, SAMPLE_CORPUS
 from .runs_browser import RunsBrowser, run_label
-from .style import app_icon
+from .style import app_icon, fix_size
 from .train_tab import PAUSE_KEYS, START_KEYS, STOP_KEYS, TrainTab
 
 DEFAULT_SIZE = (1280, 800)
@@ -68,6 +68,8 @@ class MainWindow(QMainWindow):
         self.device_label.setToolTip("Where training runs when the form's device is Auto.")
         self.run_label = QLabel("No run")
         self.speed_label = QLabel("")
+        fix_size(self.speed_label, "999,999 tokens/s")
+        self.speed_label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         for label in (self.device_label, self.run_label, self.speed_label):
             self.statusBar().addPermanentWidget(label)
         self.statusBar().setSizeGripEnabled(False)
@@ -109,6 +111,7 @@ class MainWindow(QMainWindow):
         tab.training_started.connect(self._on_training_started)
         tab.training_ended.connect(self._on_training_ended)
         tab.state_changed.connect(self._on_state_changed)
+        tab.speed_changed.connect(lambda speed: self.speed_label.setText(f"{speed:,.0f} tokens/s"))
         tab.plots.exported.connect(lambda text: self.statusBar().showMessage(text, 5000))
         tab.form.preset_saved.connect(lambda text: self.statusBar().showMessage(text, 5000))
         if hasattr(self.generate_tab, "send_to_attention"):  # the test stand-ins for the tabs lack it
@@ -134,7 +137,6 @@ class MainWindow(QMainWindow):
         self.runs_browser.set_active_run(worker.run_dir, "running")
         self.run_label.setText(f"Run: {run_label(worker.run_dir.name)}")
         worker.started.connect(lambda event: self.device_label.setText(f"Device: {event.device}"))
-        worker.steps.connect(lambda events: self.speed_label.setText(f"{events[-1].tokens_per_s:,.0f} tokens/s"))
         worker.evals.connect(lambda _: self.runs_browser.refresh())  # best validation loss changed
         if hasattr(self.attention_tab, "attach_worker"):
             self.attention_tab.attach_worker(worker)

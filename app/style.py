@@ -80,9 +80,6 @@ QLabel#banner[tone="success"] {{ background: #edf7f0; border: 1px solid #c4e3cf;
 QLabel#banner[tone="warning"] {{ background: #fdf6e7; border: 1px solid #f0dcae; }}
 QLabel#banner[tone="error"] {{ background: #fdeeee; border: 1px solid #f1c4c4; color: #8f1f1f; }}
 QLabel#runTitle {{ font-size: 12pt; font-weight: 600; }}
-QProgressBar {{ border: 1px solid {BORDER}; border-radius: 4px; background: {WINDOW}; text-align: center;
-               min-height: 16px; }}
-QProgressBar::chunk {{ background: {ACCENT}; border-radius: 3px; }}
 QStatusBar {{ background: {PANEL}; border-top: 1px solid {BORDER}; }}
 QStatusBar QLabel {{ color: {MUTED}; padding: 0px 8px; }}
 QSplitter::handle {{ background: transparent; }}
@@ -131,6 +128,15 @@ def monospace_font() -> QFont:
     font = QFont("monospace")
     font.setStyleHint(QFont.Monospace)
     return font
+
+
+def fix_size(label, widest_text: str) -> None:
+    """For a label whose text changes while training: a fixed size, fitted to the widest text it will show. Qt
+    lays out a window again whenever a label's text changes its size hint, which repaints far more than the label;
+    a widget of fixed size is left out of that, and only the label repaints."""
+    label.ensurePolished()  # the style sheet's font, before measuring
+    metrics = label.fontMetrics()
+    label.setFixedSize(metrics.horizontalAdvance(widest_text) + 8, metrics.height() + 4)
 
 
 def set_tone(label, tone: str) -> None:

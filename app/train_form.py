@@ -26,7 +26,7 @@ from lmcore.tokenizers import load_tokenizer
 from .corpus_picker import CorpusPicker, format_bytes
 from .form_fields import BY_EPOCHS, BY_STEPS, FIELDS, SECTIONS, TRAIN_BY, Field, make_editor
 from .runs_browser import format_count
-from .style import set_invalid, set_tone
+from .style import fix_size, set_invalid, set_tone
 
 CORPUS_KEY = "data.train"
 VALIDATE_DELAY_MS = 150  # re-check once typing pauses, not on every keystroke
@@ -86,6 +86,7 @@ class Summary(QFrame):
         for i, name in enumerate(self.NAMES):  # two by two: fits a narrow form column
             value, caption = QLabel("–"), QLabel(name)
             value.setObjectName("statValue")
+            fix_size(value, "≈ 999.9 MB")
             caption.setObjectName("statName")
             row, column = 2 * (i // 2), i % 2
             grid.addWidget(value, row, column)

@@ -13,6 +13,8 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from lmcore import events as ev
 
+from .cpu_cores import use_training_cores
+
 FLUSH_INTERVAL_MS = 100  # 10 Hz, in step with the plots' refresh: cheap for the event loop
 
 
@@ -44,6 +46,7 @@ class TrainerRunner(QObject):
 
     @Slot()
     def run(self) -> None:
+        use_training_cores()
         self.returned.emit(self.trainer.run())  # Trainer.run reports every error as a Failed event
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt
+import torch
+from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths, Qt
 from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QApplication, QWidget
 
 from lmcore.corpus import inspect_corpus
 from lmcore.estimate import estimate_run, estimate_vocab_size
@@ -85,9 +87,10 @@ def test_the_real_generate_and_attention_tabs_are_the_window_tabs(qtbot, qapp, t
     window.runs_browser.selection_changed.emit(None)  # the tabs accept "no run"
 
 
-def test_lm_workbench_opens_on_the_sample_corpus(themed_app, stub_tabs, tmp_path, monkeypatch):
+def test_lm_workbench_opens_on_the_sample_corpus(themed_app, stub_tabs, tmp_path):
     """What the console script shows (without running its event loop), its settings in a temporary folder."""
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)  # restored afterwards
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # as on a 2-core machine
     QStandardPaths.setTestModeEnabled(True)
     QSettings.setPath(QSettings.NativeFormat, QSettings.UserScope, str(tmp_path / "config"))
     try:
@@ -98,7 +101,8 @@ def test_lm_workbench_opens_on_the_sample_corpus(themed_app, stub_tabs, tmp_path
     assert window.train_tab.form.corpus.paths() == [str(SAMPLE_CORPUS)]
     assert window.train_tab.form.preset.currentText() == "baby-gpt-char"
     assert window.train_tab.start_button.isEnabled()
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # training threads sleep, not spin, beside the GUI
+    assert torch.get_num_threads() == 1  # the GUI thread leaves the other cores to training (app/cpu_cores.py)
+    torch.set_num_threads(threads)
     window.close()
     window.deleteLater()
 
@@ -129,3 +133,44 @@ def test_send_to_attention_shows_the_generated_text_in_the_attention_tab(qtbot, 
     window.attention_tab.show_text = shown.append
     window.generate_tab.send_to_attention.emit("ROMEO: hello")
     assert shown == ["ROMEO: hello"] and window.tabs.currentIndex() == 2
+
+
+class LayoutRequests(QObject):
+    """Collects the widgets of a window asked to lay out their children again."""
+
+    def __init__(self, window):
+        super().__init__()
+        self.window, self.widgets = window, []
+
+    def eventFilter(self, watched, event):  # noqa: N802 - Qt's name
+        if event.type() == QEvent.LayoutRequest and isinstance(watched, QWidget) and (
+                watched is self.window or self.window.isAncestorOf(watched)):
+            self.widgets.append(watched)
+        return False
+
+    def none_within(self, qtbot, ms: int) -> bool:
+        self.widgets.clear()
+        qtbot.wait(ms)
+        return not self.widgets
+
+
+def test_training_readouts_do_not_lay_the_window_out_again(make_window, qtbot):
+    """Progress, speed and time per step change twice a second while training. Laying the window out again for
+    each would repaint all of it, CPU time taken from training: each readout must repaint only itself."""
+    window = make_window()
+    tab = window.train_tab
+    requests = LayoutRequests(window)
+    QApplication.instance().installEventFilter(requests)
+    try:
+        # the window settled first: its own layouts done, the corpus inspected
+        qtbot.waitUntil(lambda: requests.none_within(qtbot, 200), timeout=10_000)
+        for i, seconds in enumerate((0.004, 0.062, 1.5, 12.25)):
+            tab.form.summary.show_step_time(seconds)
+            tab.speed_changed.emit(7.0 * 10 ** i)
+            tab.progress.show_progress(i / 4, f"step {i:,} of 4 · {7 * 10 ** i:,} tokens/s · {i} min left")
+            qtbot.wait(20)
+    finally:
+        QApplication.instance().removeEventFilter(requests)
+    assert window.speed_label.text() == "7,000 tokens/s"
+    assert tab.form.summary.values["Time / step"].text() == "12.25 s"
+    assert requests.widgets == []

@@ -67,6 +67,7 @@ def test_start_watch_pause_resume_stop(make_window, qtbot, small_corpus, monkeyp
     qtbot.waitUntil(lambda: not tab.is_training(), timeout=TIMEOUT)
     run = worker.run_dir
     assert "Stopped at step" in tab.banner.text()
+    assert f"step {worker.trainer.step:,} of " in tab.progress.text and 0 < tab.progress.fraction < 1
     assert (run / "checkpoints" / "last.safetensors").is_file()
     assert json.loads((run / "status.json").read_text())["status"] == "stopped"
     assert window.attention_tab.workers == [worker, None]
@@ -117,6 +118,7 @@ def test_fine_tune_a_finished_run_on_new_text(make_window, qtbot, small_corpus, 
     qtbot.mouseClick(tab.start_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: not tab.is_training(), timeout=TIMEOUT)
     assert "Finished at step 6" in tab.banner.text()
+    assert tab.progress.fraction == 1.0 and tab.progress.text.startswith("step 6 of 6")
     tuned = tab.plots.pinned  # a run of its own, started from the source's weights
     assert tuned != source and f'init_from = "{source}"' in (tuned / "config.toml").read_text()
     first_loss = [RunFolder(run).read_metrics()[0]["loss"] for run in (source, tuned)]
