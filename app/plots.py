@@ -35,6 +35,7 @@ DEFAULT_SMOOTHING = 0.6
 CURVE_PLOTS = {"raw_loss": "loss_plot", "smoothed_loss": "loss_plot", "val_loss": "loss_plot",
                "lr": "lr_plot", "grad_norm": "grad_plot", "tokens_per_s": "speed_plot"}
 DETAIL_CURVES = ("lr", "grad_norm", "tokens_per_s")  # the small plots'
+STEP_CURVES = ("raw_loss", "smoothed_loss", *DETAIL_CURVES)  # the curves new steps extend
 
 
 class Columns:
@@ -135,8 +136,7 @@ class TrainingPlots(QWidget):
         self.pinned: Path | None = None
         self._compared: list[Path] = []
         self._colours: dict[Path, str] = {}
-        self._stale: set[Path] = set()  # runs whose loss curves need redrawing
-        self._stale_details: set[Path] = set()  # ... whose learning rate, gradient norm and speed curves do
+        self._stale: dict[Path, set[str]] = {}  # the curves of each run that need redrawing
         self._ticks = 0
         self._following: set[pg.PlotItem] = set()  # plots whose view follows the data (until the user zooms)
 
@@ -257,12 +257,12 @@ class TrainingPlots(QWidget):
     def add_steps(self, events: list) -> None:
         if self.pinned in self.series:
             self.series[self.pinned].add_steps(events)
-            self._mark_stale(self.pinned)
+            self._mark_stale(self.pinned, curves=STEP_CURVES)
 
     def add_evals(self, events: list) -> None:
         if self.pinned in self.series:
             self.series[self.pinned].add_evals(events)
-            self._mark_stale(self.pinned)
+            self._mark_stale(self.pinned, curves=("val_loss",))
 
     def compare(self, run_dirs: list[Path]) -> None:
         """Show these runs (read from their metrics files) beside the pinned one."""
@@ -288,8 +288,7 @@ class TrainingPlots(QWidget):
 
     def _remove(self, path: Path) -> None:
         self.series.pop(path, None)
-        self._stale.discard(path)
-        self._stale_details.discard(path)
+        self._stale.pop(path, None)
         curves = self.curves.pop(path, None)
         if curves is not None:
             for name, item in curves.items().items():
@@ -321,8 +320,7 @@ class TrainingPlots(QWidget):
             faint.setAlpha(60)
             name = run_label(self.series[path].name)
             # Noisy curves: peak downsampling (the spikes stay visible), no antialiasing (invisible on noise, and
-            # tens of milliseconds a repaint on thousands of points). Smooth lines: antialiased, one mean point
-            # per pixel, which looks the same and is as cheap.
+            # tens of milliseconds a repaint on thousands of points). Smooth lines: antialiased, mean downsampled.
             curves = RunCurves(
                 raw_loss=_noisy_curve(pg.mkPen(faint, width=1)),
                 smoothed_loss=_smooth_curve(pg.mkPen(colour, width=2), name=name),
@@ -341,9 +339,9 @@ class TrainingPlots(QWidget):
             self.curves[path] = curves
         return self.curves[path]
 
-    def _mark_stale(self, *paths: Path) -> None:
-        self._stale.update(paths)
-        self._stale_details.update(paths)
+    def _mark_stale(self, *paths: Path, curves=tuple(CURVE_PLOTS)) -> None:
+        for path in paths:
+            self._stale.setdefault(path, set()).update(curves)
 
     def _tick(self) -> None:
         """The 10 Hz timer. The small plots follow at a third of the rate: they change slowly, and each
@@ -352,20 +350,16 @@ class TrainingPlots(QWidget):
         self.refresh(details=self._ticks % DETAILS_EVERY_TICKS == 0)
 
     def refresh(self, details: bool = True) -> None:
-        """Redraw the runs that changed since the last refresh; `details`: the small plots too."""
-        self._redraw(self._stale, [name for name in CURVE_PLOTS if name not in DETAIL_CURVES])
-        if details:
-            self._redraw(self._stale_details, DETAIL_CURVES)
-
-    def _redraw(self, stale: set[Path], curve_names) -> None:
-        if not stale:
-            return
-        for path in [p for p in self.series if p in stale]:  # in the order shown, for a stable legend
-            data, curves = self._curve_data(self.series[path]), self._curves_for(path)
-            for name in curve_names:
+        """Redraw the curves that changed since they were last drawn; `details`: the small plots' too."""
+        due = set(CURVE_PLOTS) if details else set(CURVE_PLOTS) - set(DETAIL_CURVES)
+        redrawn = set()
+        for path in [p for p in self.series if self._stale.get(p, set()) & due]:  # in the order shown (legend)
+            data, curves, names = self._curve_data(self.series[path]), self._curves_for(path), self._stale[path] & due
+            for name in names:
                 getattr(curves, name).setData(*data[name])
-        stale.clear()
-        for plot in {self._plot_of(name) for name in curve_names}:
+                redrawn.add(self._plot_of(name))
+            self._stale[path] -= names
+        for plot in redrawn:
             self._keep_in_view(plot)
 
     def _keep_in_view(self, plot: pg.PlotItem, tight: bool = False) -> None:
@@ -376,7 +370,8 @@ class TrainingPlots(QWidget):
             return
         x0, x1, y0, y1 = bounds
         (view_x0, view_x1), (view_y0, view_y1) = plot.vb.viewRange()
-        x_span, y_span = max(x1 - x0, 1e-9), max(y1 - y0, 1e-9)
+        x_span, y_span = max(x1 - x0, 1e-9), max(y1 - y0, 0.1 * max(abs(y0), abs(y1)), 1e-9)
+        y0, y1 = (y0 + y1 - y_span) / 2, (y0 + y1 + y_span) / 2  # a flat curve (constant learning rate) centred
         if tight or x0 < view_x0 or x1 > view_x1 or x_span < REFIT_BELOW * (view_x1 - view_x0):
             plot.setXRange(x0, x1 + (0 if tight else FOLLOW_HEADROOM) * x_span, padding=0.02)
         if tight or y0 < view_y0 or y1 > view_y1 or y_span < REFIT_BELOW * (view_y1 - view_y0):
@@ -487,12 +482,20 @@ class TrainingPlots(QWidget):
             self.export_csv(Path(path))
 
 
+# Points drawn per pixel of plot width, at most. Drawing is most of a repaint's cost, and the GUI thread holds
+# Python's lock while it draws, which stops the training thread: fewer points, faster training.
+NOISY_POINTS_PER_PIXEL = 1.0  # a (low, high) pair every 2 pixels: the band of noise and its spikes look the same
+SMOOTH_POINTS_PER_PIXEL = 0.25  # a smooth line needs a point only every few pixels
+
+
 def _noisy_curve(pen) -> pg.PlotDataItem:
-    return pg.PlotDataItem(pen=pen, antialias=False, skipFiniteCheck=True)
+    return pg.PlotDataItem(pen=pen, antialias=False, skipFiniteCheck=True,
+                           autoDownsampleFactor=NOISY_POINTS_PER_PIXEL / 2)  # peak mode: 2 points per bucket
 
 
 def _smooth_curve(pen, **options) -> pg.PlotDataItem:
-    return pg.PlotDataItem(pen=pen, antialias=True, autoDownsampleFactor=1.0, skipFiniteCheck=True, **options)
+    return pg.PlotDataItem(pen=pen, antialias=True, skipFiniteCheck=True,
+                           autoDownsampleFactor=SMOOTH_POINTS_PER_PIXEL, **options)
 
 
 def _nearest(sorted_values: np.ndarray, x: float) -> int:

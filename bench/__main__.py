@@ -14,6 +14,9 @@ A sub-benchmark whose module (or a function used from it) is missing shows as "n
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,7 +26,6 @@ import numpy as np
 import torch
 
 from bench import adaptive_softmax, train_throughput
-from lmcore.config import load_config
 from lmcore.device import describe_device, pick_device
 from lmcore.models import build_model
 
@@ -75,22 +77,16 @@ def generation_rows(s: Settings) -> list[Row]:
 
 
 def gui_rows(s: Settings) -> list[Row]:
-    from bench.gui_overhead import PRESET, headless, in_window  # sets up offscreen Qt on import
-    from PySide6.QtWidgets import QApplication
-
-    from app.resources import SAMPLE_CORPUS
-    from app.style import apply_theme
-
-    steps = 60 if s.quick else 150
-    config = load_config(PRESET, [f"train.max_steps={steps}", f"train.eval_interval={steps}"])
-    config.data.train = [str(SAMPLE_CORPUS.resolve())]
-    config.runs_dir = str(s.runs_dir)
-    apply_theme(QApplication.instance() or QApplication([]))
-    alone = headless(config, s.runs_dir)
-    windowed, late_ms = in_window(config, SAMPLE_CORPUS.resolve(), s.runs_dir, s.runs_dir)
-    return [Row("GUI: training tokens/s", f"{PRESET.stem}, {steps} steps, in the window",
-                f"{windowed:,.0f} (10 ms timer p99 {np.percentile(late_ms, 99):.0f} ms late)",
-                f"headless {alone:,.0f}", windowed / alone)]
+    """In a process of its own: the window's GUI thread must not have run multi-threaded PyTorch (as this process
+    did, measuring the matmul peak), or OpenMP slows training down (see app/cpu_cores.py)."""
+    steps = 150 if s.quick else 600
+    script = Path(__file__).with_name("gui_overhead.py")
+    out = subprocess.run([sys.executable, str(script), "--steps", str(steps), "--repeats", "1", "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    result = json.loads(out.splitlines()[-1])
+    return [Row("GUI: training tokens/s", f"baby-gpt-char, {steps} steps, in the window",
+                f"{result['window']:,.0f} (10 ms timer p99 {np.percentile(result['late_ms'], 99):.0f} ms late)",
+                f"lmcore train {result['headless']:,.0f}", result["window"] / result["headless"])]
 
 
 def adaptive_rows(s: Settings) -> list[Row]:

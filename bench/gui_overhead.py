@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 USER_ENVIRONMENT = dict(os.environ)  # the headless run gets the user's environment, not the app's settings
@@ -98,11 +99,37 @@ def in_window(config, corpus: Path, runs_dir: Path, work: Path) -> tuple[float, 
     return throughput(ended[0]), late_ms, busy
 
 
+@dataclass
+class Comparison:
+    headless: float  # tokens/s
+    window: float
+    late_ms: list[float]  # how late each tick of the 10 ms timer came
+    gui_busy: float  # share of one core
+
+
+def compare(steps: int, corpus: Path, work: Path, repeats: int = 1, report=None) -> list[Comparison]:
+    """Train `steps` steps headless and then in the window, `repeats` times, alternating; `report` gets each
+    Comparison as it is measured. Needs the QApplication."""
+    cache_dir = Path(os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache")))
+    overrides = [f"train.max_steps={steps}", f"train.eval_interval={steps}",
+                 f"data.train=[{json.dumps(str(corpus.resolve()))}]"]
+    config = load_config(PRESET, overrides)
+    config.runs_dir = str(work / "runs")
+    comparisons = []
+    for repeat in range(repeats):
+        alone = headless(overrides, work / f"headless-{repeat}", cache_dir)
+        comparisons.append(Comparison(alone, *in_window(config, corpus.resolve(), work / f"window-{repeat}", work)))
+        if report:
+            report(comparisons[-1])
+    return comparisons
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--corpus", type=Path, default=SAMPLE_CORPUS)
+    parser.add_argument("--json", action="store_true", help="print each pair's figures as a line of JSON only")
     args = parser.parse_args()
 
     use_one_core()  # as lm-workbench does on its GUI thread
@@ -110,30 +137,23 @@ def main() -> None:
     apply_theme(app)
     _collector = collect_garbage_on_the_gui_thread()  # as lm-workbench does
     work = Path(tempfile.mkdtemp(prefix="gui-overhead-"))
-    cache_dir = Path(os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache")))
-    overrides = [f"train.max_steps={args.steps}", f"train.eval_interval={args.steps}",
-                 f"data.train=[{json.dumps(str(args.corpus.resolve()))}]"]
-    config = load_config(PRESET, overrides)
-    config.runs_dir = str(work / "runs")
-
-    headless_rates, window_rates, late_ms, gui_busy = [], [], [], []
-    for repeat in range(args.repeats):
-        headless_rates.append(headless(overrides, work / f"headless-{repeat}", cache_dir))
-        rate, late, busy = in_window(config, args.corpus.resolve(), work / f"window-{repeat}", work)
-        window_rates.append(rate)
-        late_ms += late
-        gui_busy.append(busy)
-        print(f"repeat {repeat + 1}: headless {headless_rates[-1]:,.0f} tokens/s, "
-              f"in the window {window_rates[-1]:,.0f} tokens/s", flush=True)
-
-    head, win = statistics.median(headless_rates), statistics.median(window_rates)
-    print(f"\nbaby-gpt-char, {args.steps} steps, {config.train.batch_size * config.train.context} tokens/step")
-    print(f"headless (lmcore train): {head:,.0f} tokens/s")
-    print(f"in the window:           {win:,.0f} tokens/s")
-    print(f"ratio:                   {win / head:.3f}   (target >= 0.95)")
+    if args.json:
+        compare(args.steps, args.corpus, work, args.repeats, lambda c: print(json.dumps(asdict(c)), flush=True))
+        return
+    results = compare(args.steps, args.corpus, work, args.repeats,
+                      lambda c: print(f"headless {c.headless:,.0f} tokens/s, in the window {c.window:,.0f} tokens/s "
+                                      f"(ratio {c.window / c.headless:.3f})", flush=True))
+    head = statistics.median(c.headless for c in results)
+    win = statistics.median(c.window for c in results)
+    late_ms = [ms for c in results for ms in c.late_ms]
+    print(f"\nbaby-gpt-char, {args.steps} steps, {len(results)} alternating pairs")
+    print(f"headless (lmcore train): {head:,.0f} tokens/s (median)")
+    print(f"in the window:           {win:,.0f} tokens/s (median)")
+    print(f"ratio:                   {win / head:.3f}   (target >= 0.95; median of the pairs' ratios "
+          f"{statistics.median(c.window / c.headless for c in results):.3f})")
     print(f"10 ms timer lateness while training: max {max(late_ms):.1f} ms, "
           f"p99 {np.percentile(late_ms, 99):.1f} ms   (target p99 < 50 ms; {len(late_ms):,} ticks)")
-    print(f"GUI thread busy while training: {statistics.median(gui_busy):.1%} of one core")
+    print(f"GUI thread busy while training: {statistics.median(c.gui_busy for c in results):.1%} of one core")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """The main window: how it opens, what it remembers, its tabs, and the command line."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
