@@ -68,10 +68,10 @@ class MainWindow(QMainWindow):
         self.device_label.setToolTip("Where training runs when the form's device is Auto.")
         self.run_label = QLabel("No run")
         self.speed_label = QLabel("")
-        fix_size(self.speed_label, "999,999 tokens/s")
         self.speed_label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         for label in (self.device_label, self.run_label, self.speed_label):
             self.statusBar().addPermanentWidget(label)
+        fix_size(self.speed_label, "999,999 tokens/s")  # in the status bar: measured with its style sheet
         self.statusBar().setSizeGripEnabled(False)
         self._build_menus()
         self._connect()

@@ -134,9 +134,11 @@ def fix_size(label, widest_text: str) -> None:
     """For a label whose text changes while training: a fixed size, fitted to the widest text it will show. Qt
     lays out a window again whenever a label's text changes its size hint, which repaints far more than the label;
     a widget of fixed size is left out of that, and only the label repaints."""
-    label.ensurePolished()  # the style sheet's font, before measuring
-    metrics = label.fontMetrics()
-    label.setFixedSize(metrics.horizontalAdvance(widest_text) + 8, metrics.height() + 4)
+    text = label.text()
+    label.ensurePolished()  # the style sheet's font and padding, before measuring
+    label.setText(widest_text)
+    label.setFixedSize(label.sizeHint())
+    label.setText(text)
 
 
 def set_tone(label, tone: str) -> None:

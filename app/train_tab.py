@@ -1,9 +1,8 @@
 """The Train tab: the form on the left, the run's progress and live plots on the right, Start/Pause/Stop."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QMarginsF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
@@ -33,8 +32,8 @@ def format_duration(seconds: float) -> str:
 
 class RunProgress(QWidget):
     """A progress bar painted by hand. Qt's QProgressBar animates under the Fusion style and its busy indicator
-    never stops: 30 repaints a second of the window behind it, CPU time taken from training (about 6% of a core
-    measured with bench/gui_overhead.py). This one repaints only itself, and only when told something new."""
+    never stops: 30 repaints a second of the window behind it, CPU time taken from training (about 5% of a core
+    on a 2-core machine). This one repaints only itself, and only when told something new."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
