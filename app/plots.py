@@ -353,8 +353,11 @@ class TrainingPlots(QWidget):
         """Redraw the curves that changed since they were last drawn; `details`: the small plots' too."""
         due = set(CURVE_PLOTS) if details else set(CURVE_PLOTS) - set(DETAIL_CURVES)
         redrawn = set()
-        for path in [p for p in self.series if self._stale.get(p, set()) & due]:  # in the order shown (legend)
-            data, curves, names = self._curve_data(self.series[path]), self._curves_for(path), self._stale[path] & due
+        for path in [p for p in self.series if p in self._stale]:  # in the order shown, for a stable legend
+            names = self._stale[path] & due
+            if not names:
+                continue
+            data, curves = self._curve_data(self.series[path]), self._curves_for(path)
             for name in names:
                 getattr(curves, name).setData(*data[name])
                 redrawn.add(self._plot_of(name))

@@ -20,7 +20,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-USER_ENVIRONMENT = dict(os.environ)  # the headless run gets the user's environment, not the app's settings
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -47,12 +46,12 @@ def throughput(run_dir: Path) -> float:
     return (last["tokens"] - first["tokens"]) / (last["elapsed"] - first["elapsed"])
 
 
-def headless(overrides: list[str], runs_dir: Path, cache_dir: Path) -> float:
-    """`lmcore train` in a fresh process, with the user's environment."""
+def headless(overrides: list[str], runs_dir: Path) -> float:
+    """`lmcore train` in a fresh process, as from a terminal."""
     command = [sys.executable, "-m", "lmcore.cli", "train", str(PRESET), "--quiet", "--runs-dir", str(runs_dir)]
     for override in overrides:
         command += ["--set", override]
-    subprocess.run(command, env=USER_ENVIRONMENT | {"LMCORE_CACHE_DIR": str(cache_dir)}, check=True)
+    subprocess.run(command, check=True)
     (run_dir,) = runs_dir.iterdir()
     return throughput(run_dir)
 
@@ -110,14 +109,14 @@ class Comparison:
 def compare(steps: int, corpus: Path, work: Path, repeats: int = 1, report=None) -> list[Comparison]:
     """Train `steps` steps headless and then in the window, `repeats` times, alternating; `report` gets each
     Comparison as it is measured. Needs the QApplication."""
-    cache_dir = Path(os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache")))
+    os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache"))  # shared with the headless runs
     overrides = [f"train.max_steps={steps}", f"train.eval_interval={steps}",
                  f"data.train=[{json.dumps(str(corpus.resolve()))}]"]
     config = load_config(PRESET, overrides)
     config.runs_dir = str(work / "runs")
     comparisons = []
     for repeat in range(repeats):
-        alone = headless(overrides, work / f"headless-{repeat}", cache_dir)
+        alone = headless(overrides, work / f"headless-{repeat}")
         comparisons.append(Comparison(alone, *in_window(config, corpus.resolve(), work / f"window-{repeat}", work)))
         if report:
             report(comparisons[-1])
