@@ -1,7 +1,8 @@
 """Live training plots: loss (raw and smoothed) with validation markers, learning rate, gradient norm, tokens/s.
 
 Data arrives in batches and is only copied into growing numpy columns; a timer redraws at a steady 10 Hz
-whatever the step rate, and pyqtgraph's peak downsampling and clip-to-view keep 100,000+ points smooth.
+whatever the step rate, and pyqtgraph's peak downsampling and clip-to-view keep 100,000+ points smooth. Each
+curve is a LiveCurve, so that new points repaint only a strip at its end.
 """
 from __future__ import annotations
 
@@ -19,12 +20,16 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGraphicsItem,
 
 from lmcore.runs import RunFolder
 
+from .live_curve import LiveCurve, MarkerSeries
 from .runs_browser import run_label
 from .style import MUTED, RUN_COLOURS
 
 REFRESH_INTERVAL_MS = 100  # 10 Hz: smooth to the eye; each repaint takes CPU from training
 DETAILS_EVERY_TICKS = 3  # the small plots at ~3 Hz
-FOLLOW_HEADROOM = 0.25  # room left past the newest point, so the axes (costly to redraw) stay still a while
+# Room left past the newest point while the view follows the data, so that it moves (and the axes, the costliest
+# part of a repaint, are redrawn) only now and then: the steps axis doubles, a dozen moves in a long run.
+X_HEADROOM = 1.0
+Y_HEADROOM = 0.25
 REFIT_BELOW = 0.4  # refit when the data fills less of the view than this (e.g. a compared run was removed)
 STEP_FIELDS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm", "tokens_per_s")
 EVAL_FIELDS = ("step", "tokens", "elapsed", "val_loss")
@@ -39,12 +44,15 @@ STEP_CURVES = ("raw_loss", "smoothed_loss", *DETAIL_CURVES)  # the curves new st
 
 
 class Columns:
-    """Named float columns that grow by doubling, so appending a batch is cheap and reading is a view."""
+    """Named float columns that grow by doubling, so appending a batch is cheap and reading is a view. Each
+    column's bounds are kept up to date as rows arrive, so that following the data costs the same at any length."""
 
     def __init__(self, names: tuple[str, ...]):
         self.names = names
         self._data = np.empty((len(names), 1024))
         self.size = 0
+        self._low, self._high, self._low_positive = (np.full(len(names), np.inf), np.full(len(names), -np.inf),
+                                                     np.full(len(names), np.inf))
 
     def extend(self, rows: list[tuple]) -> None:
         if not rows:
@@ -54,8 +62,18 @@ class Columns:
             grown = np.empty((len(self.names), max(needed, 2 * self._data.shape[1])))
             grown[:, :self.size] = self._data[:, :self.size]
             self._data = grown
-        self._data[:, self.size:needed] = np.asarray(rows, dtype=float).T
+        block = np.asarray(rows, dtype=float).T
+        self._data[:, self.size:needed] = block
         self.size = needed
+        # fmin and fmax skip NaN (a missing value)
+        self._low = np.fmin(self._low, np.fmin.reduce(block, axis=1))
+        self._high = np.fmax(self._high, np.fmax.reduce(block, axis=1))
+        self._low_positive = np.fmin(self._low_positive, np.fmin.reduce(np.where(block > 0, block, np.inf), axis=1))
+
+    def bounds(self, name: str, positive: bool = False) -> tuple[float, float]:
+        """The column's lowest and highest value (`positive`: of its values above 0); inf, -inf if none."""
+        i = self.names.index(name)
+        return (self._low_positive[i] if positive else self._low[i]), self._high[i]
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._data[self.names.index(name), :self.size]
@@ -112,14 +130,14 @@ class RunSeries:
 
 @dataclass
 class RunCurves:
-    raw_loss: pg.PlotDataItem
-    smoothed_loss: pg.PlotDataItem
-    val_loss: pg.PlotDataItem
-    lr: pg.PlotDataItem
-    grad_norm: pg.PlotDataItem
-    tokens_per_s: pg.PlotDataItem
+    raw_loss: LiveCurve
+    smoothed_loss: LiveCurve
+    val_loss: MarkerSeries
+    lr: LiveCurve
+    grad_norm: LiveCurve
+    tokens_per_s: LiveCurve
 
-    def items(self) -> dict[str, pg.PlotDataItem]:
+    def items(self) -> dict[str, LiveCurve | MarkerSeries]:
         return {name: getattr(self, name) for name in CURVE_PLOTS}
 
 
@@ -136,7 +154,8 @@ class TrainingPlots(QWidget):
         self.pinned: Path | None = None
         self._compared: list[Path] = []
         self._colours: dict[Path, str] = {}
-        self._stale: dict[Path, set[str]] = {}  # the curves of each run that need redrawing
+        # The curves of each run that need redrawing, and whether they only grew since they were drawn.
+        self._stale: dict[Path, dict[str, bool]] = {}
         self._ticks = 0
         self._following: set[pg.PlotItem] = set()  # plots whose view follows the data (until the user zooms)
 
@@ -181,6 +200,7 @@ class TrainingPlots(QWidget):
         self.lr_plot = self._add_plot(1, 0, "Learning rate", "")
         self.grad_plot = self._add_plot(1, 1, "Gradient norm", "")
         self.speed_plot = self._add_plot(1, 2, "Tokens per second", "")
+        self._plots = (self.loss_plot, self.lr_plot, self.grad_plot, self.speed_plot)
         self.graphics.ci.layout.setRowStretchFactor(0, 5)
         self.graphics.ci.layout.setRowStretchFactor(1, 2)
         self.legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="9pt", brush=(255, 255, 255, 220),
@@ -257,12 +277,12 @@ class TrainingPlots(QWidget):
     def add_steps(self, events: list) -> None:
         if self.pinned in self.series:
             self.series[self.pinned].add_steps(events)
-            self._mark_stale(self.pinned, curves=STEP_CURVES)
+            self._mark_stale(self.pinned, curves=STEP_CURVES, grown=True)
 
     def add_evals(self, events: list) -> None:
         if self.pinned in self.series:
             self.series[self.pinned].add_evals(events)
-            self._mark_stale(self.pinned, curves=("val_loss",))
+            self._mark_stale(self.pinned, curves=("val_loss",), grown=True)
 
     def compare(self, run_dirs: list[Path]) -> None:
         """Show these runs (read from their metrics files) beside the pinned one."""
@@ -291,9 +311,10 @@ class TrainingPlots(QWidget):
         self._stale.pop(path, None)
         curves = self.curves.pop(path, None)
         if curves is not None:
-            for name, item in curves.items().items():
-                self._plot_of(name).removeItem(item)
-            self.legend.removeItem(curves.smoothed_loss)
+            for name, curve in curves.items().items():
+                for item in curve.items:
+                    self._plot_of(name).removeItem(item)
+            self.legend.removeItem(curves.smoothed_loss.history)
             if not self.curves:
                 self.legend.removeItem(self._validation_key)
 
@@ -301,12 +322,17 @@ class TrainingPlots(QWidget):
     def _plot_of(self, curve: str) -> pg.PlotItem:
         return getattr(self, CURVE_PLOTS[curve])
 
+    @staticmethod
+    def _sources(series: RunSeries) -> dict[str, tuple[Columns, Columns, str]]:
+        """Where each curve of a run takes its x (any x-axis choice) and its y (the named column) from."""
+        steps = series.steps
+        return {"raw_loss": (steps, steps, "loss"), "smoothed_loss": (steps, series.smoothed.values, "loss"),
+                "val_loss": (series.evals, series.evals, "val_loss"), "lr": (steps, steps, "lr"),
+                "grad_norm": (steps, steps, "grad_norm"), "tokens_per_s": (steps, steps, "tokens_per_s")}
+
     def _curve_data(self, series: RunSeries) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """(x, y) of each curve of a run, x as the x-axis choice says."""
-        x, x_eval = series.steps[self.x_key], series.evals[self.x_key]
-        return {"raw_loss": (x, series.steps["loss"]), "smoothed_loss": (x, series.smoothed.values["loss"]),
-                "val_loss": (x_eval, series.evals["val_loss"]), "lr": (x, series.steps["lr"]),
-                "grad_norm": (x, series.steps["grad_norm"]), "tokens_per_s": (x, series.steps["tokens_per_s"])}
+        return {name: (xs[self.x_key], ys[field]) for name, (xs, ys, field) in self._sources(series).items()}
 
     def _colour(self, path: Path) -> str:
         if path not in self._colours:
@@ -318,30 +344,34 @@ class TrainingPlots(QWidget):
             colour = QColor(self._colour(path))
             faint = QColor(colour)
             faint.setAlpha(60)
-            name = run_label(self.series[path].name)
             # Noisy curves: peak downsampling (the spikes stay visible), no antialiasing (invisible on noise, and
             # tens of milliseconds a repaint on thousands of points). Smooth lines: antialiased, mean downsampled.
             curves = RunCurves(
                 raw_loss=_noisy_curve(pg.mkPen(faint, width=1)),
-                smoothed_loss=_smooth_curve(pg.mkPen(colour, width=2), name=name),
-                val_loss=_smooth_curve(None, symbol="o", symbolSize=7, symbolPen=pg.mkPen(colour, width=1.5),
-                                       symbolBrush=pg.mkBrush("#ffffff")),  # markers only
+                smoothed_loss=_smooth_curve(pg.mkPen(colour, width=2)),
+                val_loss=MarkerSeries(symbol="o", symbolSize=7, symbolPen=pg.mkPen(colour, width=1.5),
+                                      symbolBrush=pg.mkBrush("#ffffff")),
                 lr=_smooth_curve(pg.mkPen(colour, width=1.5)),
                 grad_norm=_noisy_curve(pg.mkPen(colour, width=1)),
                 tokens_per_s=_noisy_curve(pg.mkPen(colour, width=1)),
             )
-            for name, item in curves.items().items():
-                self._plot_of(name).addItem(item)  # takes the plot's peak downsampling and clip-to-view
-                if item.opts["antialias"]:
-                    item.setDownsampling(auto=True, method="mean")
+            for name, curve in curves.items().items():
+                for item in curve.items:
+                    self._plot_of(name).addItem(item)  # data items take the plot's peak downsampling and clipping
+                if isinstance(curve, LiveCurve) and curve.history.opts["antialias"]:
+                    curve.history.setDownsampling(auto=True, method="mean")
             self.legend.removeItem(self._validation_key)  # keep the key last, after the runs
+            self.legend.addItem(curves.smoothed_loss.history, run_label(self.series[path].name))
             self.legend.addItem(self._validation_key, "validation")
             self.curves[path] = curves
         return self.curves[path]
 
-    def _mark_stale(self, *paths: Path, curves=tuple(CURVE_PLOTS)) -> None:
+    def _mark_stale(self, *paths: Path, curves=tuple(CURVE_PLOTS), grown: bool = False) -> None:
+        """`grown`: the curves only gained points at their end (else they are drawn afresh)."""
         for path in paths:
-            self._stale.setdefault(path, set()).update(curves)
+            stale = self._stale.setdefault(path, {})
+            for name in curves:
+                stale[name] = grown and stale.get(name, True)
 
     def _tick(self) -> None:
         """The 10 Hz timer. The small plots follow at a third of the rate: they change slowly, and each
@@ -354,14 +384,15 @@ class TrainingPlots(QWidget):
         due = set(CURVE_PLOTS) if details else set(CURVE_PLOTS) - set(DETAIL_CURVES)
         redrawn = set()
         for path in [p for p in self.series if p in self._stale]:  # in the order shown, for a stable legend
-            names = self._stale[path] & due
+            stale = self._stale[path]
+            names = [name for name in stale if name in due]
             if not names:
                 continue
             data, curves = self._curve_data(self.series[path]), self._curves_for(path)
             for name in names:
-                getattr(curves, name).setData(*data[name])
+                curve = getattr(curves, name)
+                (curve.extend if stale.pop(name) else curve.replace)(*data[name])
                 redrawn.add(self._plot_of(name))
-            self._stale[path] -= names
         for plot in redrawn:
             self._keep_in_view(plot)
 
@@ -376,12 +407,13 @@ class TrainingPlots(QWidget):
         x_span, y_span = max(x1 - x0, 1e-9), max(y1 - y0, 0.1 * max(abs(y0), abs(y1)), 1e-9)
         y0, y1 = (y0 + y1 - y_span) / 2, (y0 + y1 + y_span) / 2  # a flat curve (constant learning rate) centred
         if tight or x0 < view_x0 or x1 > view_x1 or x_span < REFIT_BELOW * (view_x1 - view_x0):
-            plot.setXRange(x0, x1 + (0 if tight else FOLLOW_HEADROOM) * x_span, padding=0.02)
+            plot.setXRange(x0, x1 + (0 if tight else X_HEADROOM) * x_span, padding=0.02)
         if tight or y0 < view_y0 or y1 > view_y1 or y_span < REFIT_BELOW * (view_y1 - view_y0):
             # room on the side the data is heading (down, for a falling loss)
-            below = FOLLOW_HEADROOM * y_span if not tight and y0 < view_y0 else 0.0
-            above = FOLLOW_HEADROOM * y_span if not tight and y1 > view_y1 else 0.0
+            below = Y_HEADROOM * y_span if not tight and y0 < view_y0 else 0.0
+            above = Y_HEADROOM * y_span if not tight and y1 > view_y1 else 0.0
             plot.setYRange(y0 - below, y1 + above, padding=0.06)
+        plot.vb.updateMatrix()  # move the items now: pyqtgraph would in the next paint, and then paint again
 
     def _data_bounds(self, plot: pg.PlotItem) -> tuple[float, float, float, float] | None:
         """x0, x1, y0, y1 of everything the plot shows, in view coordinates (log10 on a log axis). From the
@@ -389,31 +421,37 @@ class TrainingPlots(QWidget):
         log_y = plot.getAxis("left").logMode
         xs, ys = [], []
         for series in self.series.values():
-            data = self._curve_data(series)
-            for name in (name for name in CURVE_PLOTS if self._plot_of(name) is plot):
-                x, y = data[name]
-                if log_y:
-                    x, y = x[y > 0], np.log10(y[y > 0])
-                if len(x):
-                    xs += [x[0], x[-1]]
-                    ys += [np.nanmin(y), np.nanmax(y)]
+            for name, (x_columns, y_columns, field) in self._sources(series).items():
+                low, high = y_columns.bounds(field, positive=log_y)
+                if self._plot_of(name) is not plot or not low <= high:  # no points (or, on a log axis, none > 0)
+                    continue
+                x = x_columns[self.x_key]
+                xs += [x[0], x[-1]]
+                ys += list(np.log10([low, high])) if log_y else [low, high]
         if not xs or not np.isfinite(ys).all():
             return None
         return min(xs), max(xs), min(ys), max(ys)
 
+    def end_live_run(self) -> None:
+        """Training ended: the plots that follow the data drop the room they kept for new points."""
+        self.refresh()
+        for plot in self._plots:
+            self._keep_in_view(plot, tight=True)  # if it follows
+
     def fit(self) -> None:
         """Show all the data, and follow new points again."""
         self.refresh()
-        for plot in (self.loss_plot, self.lr_plot, self.grad_plot, self.speed_plot):
+        for plot in self._plots:
             self._following.add(plot)
             self._keep_in_view(plot, tight=True)
 
     def _on_log_y_toggled(self, on: bool) -> None:
         self.loss_plot.setLogMode(y=on)
+        self._mark_stale(*self.series)  # the tails: only the history items map their points to the log axis
         self.fit()
 
     def _on_x_axis_changed(self) -> None:
-        for plot in (self.loss_plot, self.lr_plot, self.grad_plot, self.speed_plot):
+        for plot in self._plots:
             plot.setLabel("bottom", X_AXES[self.x_key])
         self._mark_stale(*self.series)
         self.fit()
@@ -491,14 +529,12 @@ NOISY_POINTS_PER_PIXEL = 1.0  # a (low, high) pair every 2 pixels: the band of n
 SMOOTH_POINTS_PER_PIXEL = 0.25  # a smooth line needs a point only every few pixels
 
 
-def _noisy_curve(pen) -> pg.PlotDataItem:
-    return pg.PlotDataItem(pen=pen, antialias=False, skipFiniteCheck=True,
-                           autoDownsampleFactor=NOISY_POINTS_PER_PIXEL / 2)  # peak mode: 2 points per bucket
+def _noisy_curve(pen) -> LiveCurve:
+    return LiveCurve(pen, antialias=False, points_per_pixel=NOISY_POINTS_PER_PIXEL / 2)  # peak mode: 2 a bucket
 
 
-def _smooth_curve(pen, **options) -> pg.PlotDataItem:
-    return pg.PlotDataItem(pen=pen, antialias=True, skipFiniteCheck=True,
-                           autoDownsampleFactor=SMOOTH_POINTS_PER_PIXEL, **options)
+def _smooth_curve(pen) -> LiveCurve:
+    return LiveCurve(pen, antialias=True, points_per_pixel=SMOOTH_POINTS_PER_PIXEL)
 
 
 def _nearest(sorted_values: np.ndarray, x: float) -> int:

@@ -300,5 +300,6 @@ class TrainTab(QWidget):
             self.progress.show_progress(0, "")
         self._set_state(IDLE)
         self.form.validate()
+        self.plots.end_live_run()
         worker.deleteLater()
         self.training_ended.emit(self._run_dir)

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import csv
+import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt
 from PySide6.QtGui import QImage, QWheelEvent
 from PySide6.QtWidgets import QApplication, QPushButton
 
 from lmcore import events as ev
 
-from app.plots import NOISY_POINTS_PER_PIXEL, SMOOTH_POINTS_PER_PIXEL, X_AXES, SmoothedLoss, TrainingPlots
+from app.live_curve import TAIL_PIXELS
+from app.plots import NOISY_POINTS_PER_PIXEL, SMOOTH_POINTS_PER_PIXEL, X_AXES, Columns, SmoothedLoss, TrainingPlots
 from app.runs_browser import run_label
 from app_helpers import fake_metrics, make_run
 
@@ -37,21 +39,29 @@ def test_100k_points_per_curve_are_downsampled_to_the_plots_width(plots, tmp_pat
     plots.refresh()
     plots.graphics.grab()  # paints every plot
     curves = plots.curves[tmp_path / "live"]
-    assert len(curves.raw_loss.getOriginalDataset()[0]) == 100_000
+    assert len(curves.raw_loss.data()[0]) == 100_000
     width = plots.loss_plot.vb.width()
-    assert len(curves.raw_loss.getData()[0]) <= NOISY_POINTS_PER_PIXEL * width + 4  # peak pairs, spikes kept
-    assert len(curves.smoothed_loss.getData()[0]) <= SMOOTH_POINTS_PER_PIXEL * width + 4
+    assert len(curves.raw_loss.history.getData()[0]) <= NOISY_POINTS_PER_PIXEL * width + 4  # peak pairs, spikes kept
+    assert len(curves.smoothed_loss.history.getData()[0]) <= SMOOTH_POINTS_PER_PIXEL * width + 4
 
 
 def test_redraws_come_from_the_timer_not_from_each_batch(plots, qtbot, tmp_path):
     def drawn():
         curves = plots.curves.get(tmp_path / "live")
-        x = curves.raw_loss.getOriginalDataset()[0] if curves else None
-        return 0 if x is None else len(x)
+        return len(curves.raw_loss.data()[0]) if curves else 0
 
     plots.add_steps(steps(1, 10))
     assert drawn() == 0  # appending only stores the points
     qtbot.waitUntil(lambda: drawn() == 10, timeout=2000)
+
+
+def test_columns_keep_their_bounds_as_rows_arrive():
+    columns = Columns(("step", "loss"))
+    columns.extend([(1, 2.0), (2, float("nan"))])  # a missing value is skipped
+    columns.extend([(3, -1.0), (4, 0.5)])
+    assert columns.bounds("loss") == (-1.0, 2.0)
+    assert columns.bounds("loss", positive=True) == (0.5, 2.0)  # for a log axis
+    assert columns.bounds("step") == (1, 4)
 
 
 def test_smoothing_is_tensorboards_debiased_moving_average(plots, tmp_path):
@@ -81,8 +91,8 @@ def test_x_axis_switches_between_steps_tokens_and_time(plots, tmp_path):
     for key, expected_last in (("step", 20), ("tokens", 20 * 256), ("elapsed", 0.4)):
         plots.x_axis.setCurrentIndex(plots.x_axis.findData(key))
         plots.refresh()
-        x, _ = plots.curves[tmp_path / "live"].raw_loss.getOriginalDataset()
-        x_eval, _ = plots.curves[tmp_path / "live"].val_loss.getOriginalDataset()
+        x, _ = plots.curves[tmp_path / "live"].raw_loss.data()
+        x_eval, _ = plots.curves[tmp_path / "live"].val_loss.data()
         assert x[-1] == pytest.approx(expected_last) and x_eval[-1] == pytest.approx(expected_last)
         assert plots.loss_plot.getAxis("bottom").labelText == X_AXES[key]
 
@@ -123,19 +133,90 @@ def test_the_view_moves_in_steps_not_at_every_point(plots):
     assert len(moves) < 30  # not 100
 
 
+def test_when_training_ends_the_views_drop_the_room_kept_for_new_points(plots):
+    plots.add_steps(steps(1, 300))
+    plots.refresh()
+    assert plots.loss_plot.vb.viewRange()[0][1] > 1.3 * 300  # room ahead while training
+    wheel_over(plots, plots.lr_plot)  # the user zoomed this one: it stays as they left it
+    zoomed = plots.lr_plot.vb.viewRange()
+    plots.end_live_run()
+    assert 300 <= plots.loss_plot.vb.viewRange()[0][1] < 1.1 * 300
+    assert plots.lr_plot.vb.viewRange() == zoomed
+
+
 def test_new_steps_redraw_only_the_curves_they_extend(plots, tmp_path):
     plots.add_steps(steps(1, 50))
     plots.add_evals([ev.EvalMetrics(50, 5000, 1.0, 2.5, 12.2, None, True)])
     plots.refresh()
     curves = plots.curves[tmp_path / "live"]
     redrawn = []
-    for name, item in curves.items().items():
-        item.sigPlotChanged.connect(lambda _, name=name: redrawn.append(name))
+    for name, curve in curves.items().items():
+        for method in ("extend", "replace"):
+            drawn = getattr(curve, method)
+            setattr(curve, method, lambda x, y, name=name, drawn=drawn: (redrawn.append(name), drawn(x, y)))
     plots.add_steps(steps(51, 10))
     plots.refresh(details=False)
-    assert sorted(redrawn) == ["raw_loss", "smoothed_loss"]  # not the validation markers, nor the small plots yet
+    assert sorted(set(redrawn)) == ["raw_loss", "smoothed_loss"]  # not the validation markers, nor the small plots yet
     plots.refresh()
-    assert sorted(redrawn) == ["grad_norm", "lr", "raw_loss", "smoothed_loss", "tokens_per_s"]
+    assert sorted(set(redrawn)) == ["grad_norm", "lr", "raw_loss", "smoothed_loss", "tokens_per_s"]
+
+
+class PaintedRects(QObject):
+    """The rectangles a widget repaints."""
+
+    def __init__(self, widget):
+        super().__init__()
+        self.rects = []
+        self.last_painted = time.monotonic()
+        widget.installEventFilter(self)
+
+    def eventFilter(self, _watched, event):  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Paint:
+            self.rects.extend(event.region())  # the strips, not the rectangle around them
+            self.last_painted = time.monotonic()
+        return False
+
+    def wait_until_still(self, qtbot) -> None:
+        """Until nothing was painted for 0.2 s (a new view range takes two paints), then forget what was."""
+        qtbot.waitUntil(lambda: time.monotonic() - self.last_painted > 0.2, timeout=5000)
+        self.rects.clear()
+
+
+def test_new_points_repaint_only_a_strip_at_the_end_of_the_curves(plots, qtbot, tmp_path):
+    """Painting holds Python's lock and so stops training: a refresh must not repaint the whole plot."""
+    plots.add_steps(steps(1, 2000))
+    plots.refresh()
+    viewport = plots.graphics.viewport()
+    painted = PaintedRects(viewport)
+    painted.wait_until_still(qtbot)
+    curves = plots.curves[tmp_path / "live"]
+    history_before = curves.raw_loss.history.getOriginalDataset()[0]
+    for first in range(2001, 2021, 2):  # ten refreshes of two steps each, as at 20 steps a second
+        plots.add_steps(steps(first, 2))
+        plots.refresh(details=False)
+        qtbot.wait(5)
+    assert painted.rects, "the new points were not painted"
+    assert max(rect.width() for rect in painted.rects) < 0.1 * viewport.width()
+    assert curves.raw_loss.history.getOriginalDataset()[0] is history_before  # the history was not redrawn
+    assert len(curves.raw_loss.data()[0]) == 2020
+
+
+def test_the_tail_of_a_live_curve_joins_its_history_once_it_is_wide(plots, tmp_path):
+    plots.add_steps(steps(1, 1000))
+    plots.refresh()
+    curve = plots.curves[tmp_path / "live"].raw_loss
+    plots.add_steps(steps(1001, 2))
+    plots.refresh()
+    tail_x = curve.tail.x
+    assert list(tail_x) == [1000, 1001, 1002]  # from the history's last point: the line is unbroken
+    for first in range(1003, 1603, 3):  # 600 steps: several tails' worth
+        plots.add_steps(steps(first, 3))
+        plots.refresh()
+    history_x, tail_x = curve.history.getOriginalDataset()[0], curve.tail.x
+    assert 1003 < history_x[-1] < 1602  # joined, and a new tail began
+    assert tail_x[0] == history_x[-1] and tail_x[-1] == 1602
+    (left, right), _ = plots.loss_plot.vb.viewRange()
+    assert (tail_x[-1] - tail_x[0]) / (right - left) * plots.loss_plot.vb.width() <= TAIL_PIXELS
 
 
 def test_a_flat_curve_gets_a_readable_range_around_its_value(plots):
@@ -188,7 +269,7 @@ def test_compared_runs_get_their_own_colour_and_legend_entries(plots, tmp_path):
     plots.compare([lstm, gpt])
     plots.refresh()
     assert set(plots.shown_runs()) == {tmp_path / "live", lstm, gpt}
-    colours = {plots.curves[p].smoothed_loss.opts["pen"].color().name() for p in (lstm, gpt)}
+    colours = {plots.curves[p].smoothed_loss.history.opts["pen"].color().name() for p in (lstm, gpt)}
     assert len(colours) == 2
     legend = [label.text for _, label in plots.legend.items]
     assert legend == ["live", run_label(lstm.name), run_label(gpt.name), "validation"]

@@ -39,8 +39,7 @@ def plotted_steps(tab) -> int:
 
 def drawn_points(tab) -> int:
     curves = tab.plots.curves.get(tab.plots.pinned)
-    x = curves.raw_loss.getOriginalDataset()[0] if curves else None
-    return 0 if x is None else len(x)
+    return len(curves.raw_loss.data()[0]) if curves else 0
 
 
 def test_start_watch_pause_resume_stop(make_window, qtbot, small_corpus, monkeypatch):

@@ -1,0 +1,130 @@
+"""Plot lines that grow at their end several times a second, at the cost of repainting a narrow strip.
+
+Setting new data on a pyqtgraph item repaints the whole plot under it, and the GUI thread holds Python's lock
+while it paints, which stops the training thread. So a live curve is two items: its history, which Qt keeps as a
+picture (redrawn only when the view moves or the history grows), and a short tail with the newest points. A
+refresh changes only the tail, and Qt repaints only the strip under it, pasting the history's picture there.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsItem
+
+TAIL_PIXELS = 100  # the tail joins the history once it is this wide...
+TAIL_POINTS = 500  # ...or holds this many points (a fast model adds hundreds a second)
+
+
+def keep_as_picture(item: pg.PlotDataItem) -> pg.PlotDataItem:
+    """Let Qt paint the item from a cached picture until the item itself changes."""
+    for part in (item.curve, item.scatter):
+        part.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+    return item
+
+
+class LiveCurve:
+    """A line as a cached history item (with the plot's downsampling and clipping) and a light tail item."""
+
+    def __init__(self, pen, antialias: bool, points_per_pixel: float):
+        self.history = keep_as_picture(pg.PlotDataItem(pen=pen, antialias=antialias, skipFiniteCheck=True,
+                                                       autoDownsampleFactor=points_per_pixel))
+        self.tail = Tail(pg.mkPen(pen), antialias)
+        self._history_size = 0
+        self._x, self._y = np.empty(0), np.empty(0)
+
+    @property
+    def items(self) -> tuple[pg.GraphicsObject, ...]:
+        return self.history, self.tail
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        """All the points drawn, x and y."""
+        return self._x, self._y
+
+    def replace(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Draw these points instead of those drawn before (a new run, another x axis, other smoothing)."""
+        self._x, self._y = x, y
+        self.history.setData(x, y)
+        self.tail.set_points(x[:0], y[:0])
+        self._history_size = len(x)
+
+    def extend(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Draw these points, which begin with the points drawn before, unchanged."""
+        start = max(self._history_size - 1, 0)  # the tail starts at the history's last point: an unbroken line
+        if len(x) <= start or len(x) - start > TAIL_POINTS or self._pixels(x[start], x[-1]) > TAIL_PIXELS:
+            self.replace(x, y)
+            return
+        self._x, self._y = x, y
+        tail_y = y[start:]
+        if self.history.opts["logMode"][1]:  # the plot's log axis, which the history item maps itself
+            tail_y = np.log10(tail_y)
+        self.tail.set_points(x[start:], tail_y)
+
+    def _pixels(self, x0: float, x1: float) -> float:
+        """How wide the span from x0 to x1 is on screen."""
+        view = self.history.getViewBox()
+        if view is None:
+            return 0.0
+        (left, right), _ = view.viewRange()
+        return (x1 - x0) / (right - left) * view.width()
+
+
+class Tail(pg.GraphicsObject):
+    """A line through a few points, and nothing else: pyqtgraph's curve items spend more time on their options
+    (and on their bounds, which Qt asks for a dozen times a paint) than this spends drawing."""
+
+    def __init__(self, pen: QPen, antialias: bool):
+        super().__init__()
+        self.pen, self.antialias = pen, antialias
+        self.x = np.empty(0)
+        self._path, self._bounds = QPainterPath(), QRectF()
+        self._pad: tuple[float, float] | None = None  # the pen's width past the points, in data units
+
+    def set_points(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.prepareGeometryChange()
+        self.x = x
+        self._path = pg.arrayToQPath(x, y, connect="finite") if len(x) else QPainterPath()
+        self._bounds = self._padded_bounds()
+        self.update()
+
+    def _padded_bounds(self) -> QRectF:
+        if self._pad is None:  # the pen's width is in pixels
+            pixels = self.pen.widthF() + 1
+            self._pad = pixels * (self.pixelWidth() or 0), pixels * (self.pixelHeight() or 0)
+        pad_x, pad_y = self._pad
+        return self._path.boundingRect().adjusted(-pad_x, -pad_y, pad_x, pad_y)
+
+    def viewTransformChanged(self) -> None:  # noqa: N802 - pyqtgraph's name
+        super().viewTransformChanged()
+        self.prepareGeometryChange()
+        self._pad = None
+        self._bounds = self._padded_bounds()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
+        return self._bounds
+
+    def paint(self, painter: QPainter, _option, _widget) -> None:
+        painter.setRenderHint(QPainter.Antialiasing, self.antialias)
+        painter.setPen(self.pen)
+        painter.drawPath(self._path)
+
+
+class MarkerSeries:
+    """Points that change now and then (validation losses): one item, kept as a picture between changes. Has a
+    LiveCurve's interface, so that the plots can treat every curve alike."""
+
+    def __init__(self, **options):
+        self.item = keep_as_picture(pg.PlotDataItem(pen=None, antialias=True, **options))
+
+    @property
+    def items(self) -> tuple[pg.GraphicsObject, ...]:
+        return (self.item,)
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.item.getOriginalDataset()
+
+    def replace(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.item.setData(x, y)
+
+    extend = replace
