@@ -56,10 +56,30 @@ class LiveCurve:
             self.replace(x, y)
             return
         self._x, self._y = x, y
-        tail_y = y[start:]
-        if self.history.opts["logMode"][1]:  # the plot's log axis, which the history item maps itself
-            tail_y = np.log10(tail_y)
-        self.tail.set_points(x[start:], tail_y)
+        self.tail.set_points(*self._drawn_like_the_history(x[self._history_size:], y[self._history_size:]))
+
+    def _drawn_like_the_history(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """New points as the history item would draw them: mapped to a log axis, downsampled alike (else a noisy
+        tail is a darker band), and joined to where the history's drawn line ends (short of its last point, when
+        downsampled)."""
+        options = self.history.opts
+        if options["logMode"][1]:
+            y = np.log10(y)
+        if options["autoDownsample"]:
+            x, y = _downsampled(x, y, self._bucket_size(options["autoDownsampleFactor"]), options["downsampleMethod"])
+        drawn_x, drawn_y = self.history.getData()
+        if drawn_x is not None and len(drawn_x):
+            x, y = np.concatenate(([drawn_x[-1]], x)), np.concatenate(([drawn_y[-1]], y))
+        return x, y
+
+    def _bucket_size(self, points_per_pixel: float) -> int:
+        """Points per bucket, as pyqtgraph's automatic downsampling chooses for the whole curve."""
+        view, x = self.history.getViewBox(), self._x
+        if view is None or len(x) < 2 or x[-1] == x[0]:
+            return 1
+        (left, right), _ = view.viewRange()
+        points_in_view = (right - left) / ((x[-1] - x[0]) / (len(x) - 1))
+        return max(1, int(points_in_view / (view.width() * points_per_pixel)))
 
     def _pixels(self, x0: float, x1: float) -> float:
         """How wide the span from x0 to x1 is on screen."""
@@ -68,6 +88,23 @@ class LiveCurve:
             return 0.0
         (left, right), _ = view.viewRange()
         return (x1 - x0) / (right - left) * view.width()
+
+
+def _downsampled(x: np.ndarray, y: np.ndarray, bucket: int, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """pyqtgraph's "mean" or "peak" downsampling: each `bucket` points become their mean, or their highest and
+    lowest value, at the bucket's middle (the last bucket may be short). The newest point is kept as it is, so that
+    the line reaches it."""
+    if bucket == 1 or len(x) < 3:
+        return x, y
+    starts = np.arange(0, len(x) - 1, bucket)
+    ends = np.append(starts[1:], len(x) - 1)
+    middles, body = x[(starts + ends) // 2], y[:-1]
+    if method == "mean":
+        xs, ys = middles, np.add.reduceat(body, starts) / (ends - starts)
+    else:
+        xs = np.repeat(middles, 2)
+        ys = np.stack((np.maximum.reduceat(body, starts), np.minimum.reduceat(body, starts)), axis=1).ravel()
+    return np.append(xs, x[-1]), np.append(ys, y[-1])
 
 
 class Tail(pg.GraphicsObject):

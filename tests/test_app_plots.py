@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication, QPushButton
 
 from lmcore import events as ev
 
-from app.live_curve import TAIL_PIXELS
+from app.live_curve import TAIL_PIXELS, _downsampled
 from app.plots import NOISY_POINTS_PER_PIXEL, SMOOTH_POINTS_PER_PIXEL, X_AXES, Columns, SmoothedLoss, TrainingPlots
 from app.runs_browser import run_label
 from app_helpers import fake_metrics, make_run
@@ -207,16 +207,31 @@ def test_the_tail_of_a_live_curve_joins_its_history_once_it_is_wide(plots, tmp_p
     curve = plots.curves[tmp_path / "live"].raw_loss
     plots.add_steps(steps(1001, 2))
     plots.refresh()
-    tail_x = curve.tail.x
-    assert list(tail_x) == [1000, 1001, 1002]  # from the history's last point: the line is unbroken
+    history_end = curve.history.getData()[0][-1]  # where its drawn (downsampled) line ends
+    assert list(curve.tail.x) == [history_end, 1001, 1002]  # the line is unbroken
     for first in range(1003, 1603, 3):  # 600 steps: several tails' worth
         plots.add_steps(steps(first, 3))
         plots.refresh()
     history_x, tail_x = curve.history.getOriginalDataset()[0], curve.tail.x
     assert 1003 < history_x[-1] < 1602  # joined, and a new tail began
-    assert tail_x[0] == history_x[-1] and tail_x[-1] == 1602
+    assert tail_x[0] == curve.history.getData()[0][-1] and tail_x[-1] == 1602
     (left, right), _ = plots.loss_plot.vb.viewRange()
     assert (tail_x[-1] - tail_x[0]) / (right - left) * plots.loss_plot.vb.width() <= TAIL_PIXELS
+
+
+def test_a_tail_is_downsampled_as_its_history_is(plots, tmp_path):
+    """Else a noisy tail, every point drawn, is a darker band than the history beside it."""
+    plots.add_steps(steps(1, 20_000))
+    plots.refresh()
+    plots.add_steps(steps(20_001, 200))
+    plots.refresh()
+    curves = plots.curves[tmp_path / "live"]
+    assert len(curves.raw_loss.tail.x) < 200 / 4  # a peak pair per bucket of 10 or more points
+    assert curves.raw_loss.tail.x[-1] == 20_200  # the newest point is drawn
+    x = np.arange(10.0)
+    assert list(_downsampled(x, x ** 2, 3, "peak")[0]) == [1, 1, 4, 4, 7, 7, 9]  # bucket centres, then the rest
+    assert list(_downsampled(x, x ** 2, 3, "peak")[1]) == [4, 0, 25, 9, 64, 36, 81]  # highest, lowest
+    assert list(_downsampled(x, x, 3, "mean")[1]) == [1, 4, 7, 9]
 
 
 def test_a_flat_curve_gets_a_readable_range_around_its_value(plots):
