@@ -24,7 +24,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QEvent, QEventLoop, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.cpu_cores import use_one_core  # noqa: E402
@@ -93,6 +93,8 @@ def in_window(config, corpus: Path, runs_dir: Path, work: Path) -> tuple[float, 
     tab.start_button.click()
     loop.exec()
     window.close()
+    window.deleteLater()  # else each repeat leaves a window behind, with its timers and objects (slower GC)
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
     late_ms = list(np.maximum(np.diff(ticks) * 1000 - TIMER_MS, 0.0))
     busy = (gui_cpu[1] - gui_cpu[0]) / (ticks[-1] - ticks[0])
     return throughput(ended[0]), late_ms, busy
