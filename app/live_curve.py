@@ -51,7 +51,7 @@ class LiveCurve:
 
     def extend(self, x: np.ndarray, y: np.ndarray) -> None:
         """Draw these points, which begin with the points drawn before, unchanged."""
-        start = max(self._history_size - 1, 0)  # the tail starts at the history's last point: an unbroken line
+        start = max(self._history_size - 1, 0)  # the tail's width counts from the history's last point
         if len(x) <= start or len(x) - start > TAIL_POINTS or self._pixels(x[start], x[-1]) > TAIL_PIXELS:
             self.replace(x, y)
             return
