@@ -249,6 +249,8 @@ class TrainingPlots(QWidget):
         plot.vb.sigRangeChangedManually.connect(lambda _: self._following.discard(plot))
         self._following.add(plot)
         plot.getAxis("left").setWidth(52)
+        # Fewer labelled ticks than pyqtgraph's default, which packs labels edge to edge on a small plot
+        plot.getAxis("bottom").setStyle(textFillLimits=[(0, 0.8), (2, 0.45), (4, 0.3), (6, 0.2)])
         for axis in ("left", "bottom"):
             plot.getAxis(axis).enableAutoSIPrefix(False)  # plain numbers; no "(x0.001)" on an empty plot
             plot.getAxis(axis).setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # redrawn only when moved
