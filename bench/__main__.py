@@ -117,12 +117,8 @@ def print_table(rows: list[Row]) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and cases: a few minutes on 2 CPU cores")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--only", nargs="+", choices=list(SUITE), help="run only these sub-benchmarks")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = train_throughput.parse_with_torch_options(parser, argv)
     train_throughput.use_bench_cache()
     device = pick_device(args.device)
     peak = train_throughput.device_peak(device)

@@ -23,7 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.train_throughput import preset_config, trainer_throughput, use_bench_cache  # noqa: E402
+from bench.train_throughput import (parse_with_torch_options, preset_config, trainer_throughput,  # noqa: E402
+                                    use_bench_cache)
 from lmcore.device import describe_device, pick_device  # noqa: E402
 
 DEFAULT_CUTOFFS = [2000, 10000]
@@ -59,11 +60,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--cutoffs", type=int, nargs="+", default=DEFAULT_CUTOFFS)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_with_torch_options(parser, argv)
     use_bench_cache()
     print(f"{describe_device(pick_device(args.device))}, torch {torch.__version__}; lstm-word, {args.steps} steps")
     with tempfile.TemporaryDirectory() as runs_dir:

@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from lmcore import events as ev
-from lmcore.attention import AttentionProbe
-from lmcore.config import load_config
-from lmcore.trainer import Trainer
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-PRESET = Path(__file__).resolve().parent.parent / "resources" / "presets" / "baby-gpt-char.toml"
+from bench.train_throughput import parse_with_torch_options  # noqa: E402
+from lmcore import events as ev  # noqa: E402
+from lmcore.attention import AttentionProbe  # noqa: E402
+from lmcore.config import load_config  # noqa: E402
+from lmcore.trainer import Trainer  # noqa: E402
+
+PRESET = ROOT / "resources" / "presets" / "baby-gpt-char.toml"
 PROBE_TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak."
 WARMUP = 5
 
@@ -67,11 +72,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--every", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=2, help="pairs of runs, alternating without/with probe")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_with_torch_options(parser)
 
     plain: list[float] = []
     probed: list[float] = []

@@ -24,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.train_throughput import parse_with_torch_options  # noqa: E402
 from lmcore.config import load_config  # noqa: E402
 from lmcore.corpus import read_corpus  # noqa: E402
 from lmcore.device import describe_device, pick_device  # noqa: E402
@@ -97,11 +98,7 @@ def cache_against_recompute(device: torch.device) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=int, default=200, help="tokens generated per measurement")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_with_torch_options(parser)
     device = pick_device(args.device)
     print(f"device: {describe_device(device)}, torch {torch.__version__}\n")
     preset_speeds(args.tokens, device)

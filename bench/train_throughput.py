@@ -159,6 +159,16 @@ def default_presets(device: torch.device) -> list[str]:
     return GPU_PRESETS if device.type == "cuda" else CPU_PRESETS
 
 
+def parse_with_torch_options(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse, with the --device and --threads options every benchmark takes; sets torch's thread count."""
+    parser.add_argument("--device", default="auto", help="cuda, mps or cpu (auto: the first of those there is)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
+
+
 def use_bench_cache() -> None:
     """Tokenizers and encoded corpora cached outside the user's own cache."""
     os.environ.setdefault("LMCORE_CACHE_DIR", str(Path(tempfile.gettempdir()) / "lmcore-bench-cache"))
@@ -169,11 +179,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--presets", nargs="+", help="preset names (default: the CPU presets; on CUDA also "
                                                       "gpt-shakespeare-gpu)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_with_torch_options(parser, argv)
     use_bench_cache()
     device = pick_device(args.device)
     peak = device_peak(device)
