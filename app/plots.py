@@ -377,9 +377,15 @@ class TrainingPlots(QWidget):
 
     def _tick(self) -> None:
         """The 10 Hz timer. The small plots follow at a third of the rate: they change slowly, and each
-        repaint costs as much as the loss plot's, CPU time taken from training."""
+        repaint costs as much as the loss plot's, CPU time taken from training. Hidden plots (another tab is
+        shown) are left stale until they are shown again."""
         self._ticks += 1
-        self.refresh(details=self._ticks % DETAILS_EVERY_TICKS == 0)
+        if self.isVisible():
+            self.refresh(details=self._ticks % DETAILS_EVERY_TICKS == 0)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.refresh()
 
     def refresh(self, details: bool = True) -> None:
         """Redraw the curves that changed since they were last drawn; `details`: the small plots' too."""

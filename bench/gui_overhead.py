@@ -2,10 +2,14 @@
 its own, as a user would run it from a terminal) and inside the window (offscreen, Start pressed as a user would).
 
     python bench/gui_overhead.py [--steps 300] [--repeats 3] [--corpus FILE]
+    python bench/gui_overhead.py --ab gui|plots [--steps 1000]
 
 Prints the tokens/s of each (the first step excluded: it warms up; evaluations are excluded by the trainer),
 their ratio (target >= 0.95), and how late a 10 ms QTimer fires on the GUI thread while the window trains (max and
 p99; target p99 < 50 ms). The two runs alternate, so a busy machine hurts both alike.
+
+--ab trains once in the window, switching the GUI thread (put to sleep) or the plots (hidden) off every few seconds,
+and prints the speed with and without: a cost read within one run, free of the machine's drift between runs.
 """
 from __future__ import annotations
 
@@ -56,9 +60,17 @@ def headless(overrides: list[str], runs_dir: Path) -> float:
     return throughput(run_dir)
 
 
-def in_window(config, corpus: Path, runs_dir: Path, work: Path) -> tuple[float, list[float], float]:
-    """Set the form as a user would, press Start, and time a 10 ms timer until the run ends. Returns tokens/s,
-    the timer's lateness in ms, and the share of one core the GUI thread used while training."""
+@dataclass
+class WindowRun:
+    run_dir: Path
+    late_ms: list[float]  # how late each tick of the 10 ms timer came
+    gui_busy: float  # the share of one core the GUI thread used while training
+    arrivals: list[tuple[float, int]]  # (perf_counter, step) as each batch of steps reached the GUI
+
+
+def in_window(config, corpus: Path, runs_dir: Path, work: Path, on_training=None) -> WindowRun:
+    """Set the form as a user would, press Start, and time a 10 ms timer until the run ends. `on_training` is
+    called with the window when training starts."""
     window = MainWindow(runs_dir, corpus=corpus, settings=QSettings(str(work / "bench.ini"), QSettings.IniFormat),
                         user_presets_dir=work / "presets")
     window.resize(1280, 800)
@@ -80,13 +92,17 @@ def in_window(config, corpus: Path, runs_dir: Path, work: Path) -> tuple[float, 
     def on_started(_) -> None:
         gui_cpu.append(time.thread_time())
         timer.start()
+        if on_training:
+            on_training(window)
 
     def on_finished(_) -> None:
         gui_cpu.append(time.thread_time())
         timer.stop()
 
-    tab.training_started.connect(lambda worker: (worker.started.connect(on_started),
-                                                 worker.finished.connect(on_finished)))
+    arrivals: list[tuple[float, int]] = []
+    tab.training_started.connect(lambda worker: (
+        worker.started.connect(on_started), worker.finished.connect(on_finished),
+        worker.steps.connect(lambda events: arrivals.append((time.perf_counter(), events[-1].step)))))
     loop = QEventLoop()
     ended: list[Path] = []
     tab.training_ended.connect(lambda run_dir: (ended.append(run_dir), loop.quit()))
@@ -97,7 +113,7 @@ def in_window(config, corpus: Path, runs_dir: Path, work: Path) -> tuple[float, 
     QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
     late_ms = list(np.maximum(np.diff(ticks) * 1000 - TIMER_MS, 0.0))
     busy = (gui_cpu[1] - gui_cpu[0]) / (ticks[-1] - ticks[0])
-    return throughput(ended[0]), late_ms, busy
+    return WindowRun(ended[0], late_ms, busy, arrivals)
 
 
 @dataclass
@@ -119,10 +135,54 @@ def compare(steps: int, corpus: Path, work: Path, repeats: int = 1, report=None)
     comparisons = []
     for repeat in range(repeats):
         alone = headless(overrides, work / f"headless-{repeat}")
-        comparisons.append(Comparison(alone, *in_window(config, corpus.resolve(), work / f"window-{repeat}", work)))
+        run = in_window(config, corpus.resolve(), work / f"window-{repeat}", work)
+        comparisons.append(Comparison(alone, throughput(run.run_dir), run.late_ms, run.gui_busy))
         if report:
             report(comparisons[-1])
     return comparisons
+
+
+# What --ab switches off, every AB_PERIOD_S seconds of one window run: `on` is True for "off".
+AB_PERIOD_S = 4.0
+AB_SWITCHES = {
+    # the GUI thread sleeps (Python's lock free, nothing painted): what the window's activity costs in all
+    "gui": lambda window, on: on and QTimer.singleShot(0, lambda: time.sleep(AB_PERIOD_S - 0.05)),
+    # the plots hidden (they stop refreshing, as behind another tab): what the live plots cost
+    "plots": lambda window, on: window.train_tab.plots.setVisible(not on),
+}
+
+
+def switched_in_window(switch: str, steps: int, corpus: Path, work: Path) -> tuple[float, float]:
+    """One window run with `switch` off and on in turns; the tokens/s of the steps trained with it on, and off.
+    Free of the machine's drift, which a comparison of separate runs is not. Needs the QApplication."""
+    os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache"))
+    config = load_config(PRESET, [f"train.max_steps={steps}", f"train.eval_interval={steps}",
+                                  f"data.train=[{json.dumps(str(corpus.resolve()))}]"])
+    config.runs_dir = str(work / "runs")
+    flips: list[tuple[float, bool]] = []  # (perf_counter, switched off)
+
+    def on_training(window) -> None:
+        flipper = QTimer(window, interval=int(AB_PERIOD_S * 1000))
+        flipper.timeout.connect(lambda: (flips.append((time.perf_counter(), not flips[-1][1])),
+                                         AB_SWITCHES[switch](window, flips[-1][1])))
+        flips.append((time.perf_counter(), False))
+        flipper.start()
+
+    run = in_window(config, corpus.resolve(), work / "window", work, on_training)
+    records = [r for r in RunFolder(run.run_dir).read_metrics() if r["kind"] == "step"]
+    # The trainer's clock against perf_counter: a step reaches the GUI after it ends, at the soonest right away.
+    elapsed = {r["step"]: r["elapsed"] for r in records}
+    start = min(t - elapsed[step] for t, step in run.arrivals)
+    flip_times = np.array([t for t, _ in flips])
+    totals = {False: [0.0, 0.0], True: [0.0, 0.0]}  # tokens, seconds
+    for previous, record in zip(records, records[1:]):
+        when = start + record["elapsed"]
+        k = np.searchsorted(flip_times, when) - 1
+        if k < 0 or when - flip_times[k] < 0.5:  # the half second after a switch belongs to neither
+            continue
+        totals[flips[k][1]][0] += record["tokens"] - previous["tokens"]
+        totals[flips[k][1]][1] += record["elapsed"] - previous["elapsed"]
+    return totals[False][0] / totals[False][1], totals[True][0] / totals[True][1]
 
 
 def main() -> None:
@@ -131,6 +191,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--corpus", type=Path, default=SAMPLE_CORPUS)
     parser.add_argument("--json", action="store_true", help="print each pair's figures as a line of JSON only")
+    parser.add_argument("--ab", choices=list(AB_SWITCHES),
+                        help="instead: one window run with the GUI thread (gui) or the plots (plots) switched off "
+                             f"every {AB_PERIOD_S:.0f} s, and the training speed with and without")
     args = parser.parse_args()
 
     use_one_core()  # as lm-workbench does on its GUI thread
@@ -138,6 +201,11 @@ def main() -> None:
     apply_theme(app)
     _collector = collect_garbage_on_the_gui_thread()  # as lm-workbench does
     work = Path(tempfile.mkdtemp(prefix="gui-overhead-"))
+    if args.ab:
+        live, switched_off = switched_in_window(args.ab, args.steps, args.corpus, work)
+        print(f"baby-gpt-char, {args.steps} steps in one window, {args.ab} off every other {AB_PERIOD_S:.0f} s: "
+              f"{live:,.0f} tokens/s with it, {switched_off:,.0f} without ({switched_off / live - 1:+.1%})")
+        return
     if args.json:
         compare(args.steps, args.corpus, work, args.repeats, lambda c: print(json.dumps(asdict(c)), flush=True))
         return

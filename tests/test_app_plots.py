@@ -292,3 +292,13 @@ def test_compared_runs_get_their_own_colour_and_legend_entries(plots, tmp_path):
     plots.compare([gpt])
     assert lstm not in plots.curves
     assert [label.text for _, label in plots.legend.items] == ["live", run_label(gpt.name), "validation"]
+
+
+def test_hidden_plots_wait_to_be_shown_before_they_redraw(plots, qtbot, tmp_path):
+    """Behind another tab, redrawing would take CPU from training for nothing."""
+    plots.hide()
+    plots.add_steps(steps(1, 10))
+    qtbot.wait(350)  # three ticks of the refresh timer
+    assert tmp_path / "live" not in plots.curves  # nothing drawn yet
+    plots.show()
+    assert len(plots.curves[tmp_path / "live"].raw_loss.data()[0]) == 10
