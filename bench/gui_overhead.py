@@ -36,7 +36,7 @@ from app.main import collect_garbage_on_the_gui_thread  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.resources import PRESETS_DIR, SAMPLE_CORPUS  # noqa: E402
 from app.style import apply_theme  # noqa: E402
-from lmcore.config import config_to_dict, load_config  # noqa: E402
+from lmcore.config import RunConfig, config_to_dict, load_config  # noqa: E402
 from lmcore.runs import RunFolder  # noqa: E402
 
 PRESET = PRESETS_DIR / "baby-gpt-char.toml"
@@ -124,14 +124,21 @@ class Comparison:
     gui_busy: float  # share of one core
 
 
-def compare(steps: int, corpus: Path, work: Path, repeats: int = 1, report=None) -> list[Comparison]:
-    """Train `steps` steps headless and then in the window, `repeats` times, alternating; `report` gets each
-    Comparison as it is measured. Needs the QApplication."""
-    os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache"))  # shared with the headless runs
+def run_settings(steps: int, corpus: Path, work: Path) -> tuple[list[str], RunConfig]:
+    """The preset, `steps` long on `corpus`: as `--set` overrides for `lmcore train`, and as the RunConfig the
+    window's form must produce. Tokenizers and encoded corpora are cached in `work`, for every run alike."""
+    os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache"))
     overrides = [f"train.max_steps={steps}", f"train.eval_interval={steps}",
                  f"data.train=[{json.dumps(str(corpus.resolve()))}]"]
     config = load_config(PRESET, overrides)
     config.runs_dir = str(work / "runs")
+    return overrides, config
+
+
+def compare(steps: int, corpus: Path, work: Path, repeats: int = 1, report=None) -> list[Comparison]:
+    """Train `steps` steps headless and then in the window, `repeats` times, alternating; `report` gets each
+    Comparison as it is measured. Needs the QApplication."""
+    overrides, config = run_settings(steps, corpus, work)
     comparisons = []
     for repeat in range(repeats):
         alone = headless(overrides, work / f"headless-{repeat}")
@@ -142,23 +149,20 @@ def compare(steps: int, corpus: Path, work: Path, repeats: int = 1, report=None)
     return comparisons
 
 
-# What --ab switches off, every AB_PERIOD_S seconds of one window run: `on` is True for "off".
+# What --ab switches off (off=True) and on again, every AB_PERIOD_S seconds of one window run.
 AB_PERIOD_S = 4.0
 AB_SWITCHES = {
     # the GUI thread sleeps (Python's lock free, nothing painted): what the window's activity costs in all
-    "gui": lambda window, on: on and QTimer.singleShot(0, lambda: time.sleep(AB_PERIOD_S - 0.05)),
+    "gui": lambda window, off: off and QTimer.singleShot(0, lambda: time.sleep(AB_PERIOD_S - 0.05)),
     # the plots hidden (they stop refreshing, as behind another tab): what the live plots cost
-    "plots": lambda window, on: window.train_tab.plots.setVisible(not on),
+    "plots": lambda window, off: window.train_tab.plots.setVisible(not off),
 }
 
 
 def switched_in_window(switch: str, steps: int, corpus: Path, work: Path) -> tuple[float, float]:
     """One window run with `switch` off and on in turns; the tokens/s of the steps trained with it on, and off.
     Free of the machine's drift, which a comparison of separate runs is not. Needs the QApplication."""
-    os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache"))
-    config = load_config(PRESET, [f"train.max_steps={steps}", f"train.eval_interval={steps}",
-                                  f"data.train=[{json.dumps(str(corpus.resolve()))}]"])
-    config.runs_dir = str(work / "runs")
+    _, config = run_settings(steps, corpus, work)
     flips: list[tuple[float, bool]] = []  # (perf_counter, switched off)
 
     def on_training(window) -> None:
