@@ -2,7 +2,8 @@
 its own, as a user would run it from a terminal) and inside the window (offscreen, Start pressed as a user would).
 
     python bench/gui_overhead.py [--steps 300] [--repeats 3] [--corpus FILE]
-    python bench/gui_overhead.py --ab gui|plots [--steps 1000]
+    python bench/gui_overhead.py --ab gui|plots|busy [--steps 1000]
+    python bench/gui_overhead.py --gui-asleep [--steps 300] [--repeats 3]
 
 Prints the tokens/s of each (the first step excluded: it warms up; evaluations are excluded by the trainer),
 their ratio (target >= 0.95), and how late a 10 ms QTimer fires on the GUI thread while the window trains (max and
@@ -10,6 +11,11 @@ p99; target p99 < 50 ms). The two runs alternate, so a busy machine hurts both a
 
 --ab trains once in the window, switching the GUI thread (put to sleep) or the plots (hidden) off every few seconds,
 and prints the speed with and without: a cost read within one run, free of the machine's drift between runs.
+`--ab busy` instead adds BUSY_MS of Python on the GUI thread every 100 ms, every other few seconds: what a share
+of a core of GUI work costs training.
+
+--gui-asleep runs the comparison with the window's GUI thread asleep for 98% of each second while it trains
+(nothing painted): what the window's process and training thread cost, apart from the GUI's work.
 """
 from __future__ import annotations
 
@@ -135,27 +141,52 @@ def run_settings(steps: int, corpus: Path, work: Path) -> tuple[list[str], RunCo
     return overrides, config
 
 
-def compare(steps: int, corpus: Path, work: Path, repeats: int = 1, report=None) -> list[Comparison]:
+def put_gui_to_sleep(window) -> None:
+    """From now on the GUI thread sleeps for all but 20 ms of each second (Python's lock free, nothing painted)."""
+    sleeper = QTimer(window, interval=1000)
+    sleeper.timeout.connect(lambda: time.sleep(0.98))
+    sleeper.start()
+
+
+def compare(steps: int, corpus: Path, work: Path, repeats: int = 1, report=None, on_training=None) -> list[Comparison]:
     """Train `steps` steps headless and then in the window, `repeats` times, alternating; `report` gets each
-    Comparison as it is measured. Needs the QApplication."""
+    Comparison as it is measured; `on_training` is passed to in_window. Needs the QApplication."""
     overrides, config = run_settings(steps, corpus, work)
     comparisons = []
     for repeat in range(repeats):
         alone = headless(overrides, work / f"headless-{repeat}")
-        run = in_window(config, corpus.resolve(), work / f"window-{repeat}", work)
+        run = in_window(config, corpus.resolve(), work / f"window-{repeat}", work, on_training)
         comparisons.append(Comparison(alone, throughput(run.run_dir), run.late_ms, run.gui_busy))
         if report:
             report(comparisons[-1])
     return comparisons
 
 
+def _busy_gui(window, busy: bool) -> None:
+    """Every 100 ms, BUSY_MS of Python on the GUI thread (holding Python's lock, as painting does), or not."""
+    load = window.findChild(QTimer, "bench-busy")
+    if load is None:
+        load = QTimer(window, objectName="bench-busy", interval=100)
+        load.timeout.connect(lambda: _spin(BUSY_MS / 1000))
+    load.start() if busy else load.stop()
+
+
+def _spin(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
 # What --ab switches off (off=True) and on again, every AB_PERIOD_S seconds of one window run.
 AB_PERIOD_S = 4.0
+BUSY_MS = 3.0
 AB_SWITCHES = {
     # the GUI thread sleeps (Python's lock free, nothing painted): what the window's activity costs in all
     "gui": lambda window, off: off and QTimer.singleShot(0, lambda: time.sleep(AB_PERIOD_S - 0.05)),
     # the plots hidden (they stop refreshing, as behind another tab): what the live plots cost
     "plots": lambda window, off: window.train_tab.plots.setVisible(not off),
+    # the reverse: extra GUI work switched on (3% of a core), with the plots hidden so that they add nothing
+    "busy": lambda window, off: (window.train_tab.plots.hide(), _busy_gui(window, off)),
 }
 
 
@@ -170,6 +201,7 @@ def switched_in_window(switch: str, steps: int, corpus: Path, work: Path) -> tup
         flipper.timeout.connect(lambda: (flips.append((time.perf_counter(), not flips[-1][1])),
                                          AB_SWITCHES[switch](window, flips[-1][1])))
         flips.append((time.perf_counter(), False))
+        AB_SWITCHES[switch](window, False)
         flipper.start()
 
     run = in_window(config, corpus.resolve(), work / "window", work, on_training)
@@ -197,7 +229,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print each pair's figures as a line of JSON only")
     parser.add_argument("--ab", choices=list(AB_SWITCHES),
                         help="instead: one window run with the GUI thread (gui) or the plots (plots) switched off "
-                             f"every {AB_PERIOD_S:.0f} s, and the training speed with and without")
+                             f"every {AB_PERIOD_S:.0f} s, or {BUSY_MS:.0f} ms of GUI work every 100 ms switched on "
+                             "(busy), and the training speed with and without")
+    parser.add_argument("--gui-asleep", action="store_true",
+                        help="diagnostic: the window's GUI thread sleeps 98%% of each second while it trains")
     args = parser.parse_args()
 
     use_one_core()  # as lm-workbench does on its GUI thread
@@ -207,19 +242,27 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="gui-overhead-"))
     if args.ab:
         live, switched_off = switched_in_window(args.ab, args.steps, args.corpus, work)
-        print(f"baby-gpt-char, {args.steps} steps in one window, {args.ab} off every other {AB_PERIOD_S:.0f} s: "
-              f"{live:,.0f} tokens/s with it, {switched_off:,.0f} without ({switched_off / live - 1:+.1%})")
+        if args.ab == "busy":
+            print(f"baby-gpt-char, {args.steps} steps in one window (plots hidden), {BUSY_MS:.0f} ms of Python on "
+                  f"the GUI thread every 100 ms, every other {AB_PERIOD_S:.0f} s: {live:,.0f} tokens/s without it, "
+                  f"{switched_off:,.0f} with it ({switched_off / live - 1:+.1%})")
+        else:
+            print(f"baby-gpt-char, {args.steps} steps in one window, {args.ab} off every other {AB_PERIOD_S:.0f} s: "
+                  f"{live:,.0f} tokens/s with it, {switched_off:,.0f} without ({switched_off / live - 1:+.1%})")
         return
+    on_training = put_gui_to_sleep if args.gui_asleep else None
     if args.json:
-        compare(args.steps, args.corpus, work, args.repeats, lambda c: print(json.dumps(asdict(c)), flush=True))
+        compare(args.steps, args.corpus, work, args.repeats, lambda c: print(json.dumps(asdict(c)), flush=True),
+                on_training)
         return
     results = compare(args.steps, args.corpus, work, args.repeats,
                       lambda c: print(f"headless {c.headless:,.0f} tokens/s, in the window {c.window:,.0f} tokens/s "
-                                      f"(ratio {c.window / c.headless:.3f})", flush=True))
+                                      f"(ratio {c.window / c.headless:.3f})", flush=True), on_training)
     head = statistics.median(c.headless for c in results)
     win = statistics.median(c.window for c in results)
     late_ms = [ms for c in results for ms in c.late_ms]
-    print(f"\nbaby-gpt-char, {args.steps} steps, {len(results)} alternating pairs")
+    print(f"\nbaby-gpt-char, {args.steps} steps, {len(results)} alternating pairs"
+          + (" (diagnostic: the window's GUI thread asleep 98% of the time)" if args.gui_asleep else ""))
     print(f"headless (lmcore train): {head:,.0f} tokens/s (median)")
     print(f"in the window:           {win:,.0f} tokens/s (median)")
     print(f"ratio:                   {win / head:.3f}   (target >= 0.95; median of the pairs' ratios "
