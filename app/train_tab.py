@@ -158,7 +158,7 @@ class TrainTab(QWidget):
         except LMCoreError as exc:
             self._show_banner(str(exc), "error")
             return
-        self._train(trainer)
+        self.train(trainer)
 
     def resume_run(self, run_dir: Path) -> None:
         """Continue a stopped, failed or interrupted run from its last checkpoint."""
@@ -169,14 +169,15 @@ class TrainTab(QWidget):
         except LMCoreError as exc:
             self._show_banner(str(exc), "error")
             return
-        self._train(trainer)
+        self.train(trainer)
 
     def fine_tune(self, run_dir: Path) -> None:
         """Set the form up to train the run's model further on new text; Start begins it."""
         if self.state == IDLE:
             self.form.enter_fine_tune(run_dir)
 
-    def _train(self, trainer: Trainer) -> None:
+    def train(self, trainer: Trainer) -> None:
+        """Run this trainer (or anything with its interface) on a worker thread, and show it live."""
         self.worker = worker = TrainingWorker(trainer, self)
         worker.preparing.connect(self._on_preparing)
         worker.started.connect(self._on_started)

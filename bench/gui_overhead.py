@@ -4,6 +4,7 @@ its own, as a user would run it from a terminal) and inside the window (offscree
     python bench/gui_overhead.py [--steps 300] [--repeats 3] [--corpus FILE]
     python bench/gui_overhead.py --ab gui|plots|busy [--steps 1000]
     python bench/gui_overhead.py --gui-asleep [--steps 300] [--repeats 3]
+    python bench/gui_overhead.py --replay [--steps 600] [--repeats 3]
 
 Prints the tokens/s of each (the first step excluded: it warms up; evaluations are excluded by the trainer),
 their ratio (target >= 0.95), and how late a 10 ms QTimer fires on the GUI thread while the window trains (max and
@@ -16,6 +17,11 @@ of a core of GUI work costs training.
 
 --gui-asleep runs the comparison with the window's GUI thread asleep for 98% of each second while it trains
 (nothing painted): what the window's process and training thread cost, apart from the GUI's work.
+
+--replay trains once headless, then shows that run in the window again and again, its step events replayed at the
+pace they came by a stand-in that trains nothing, and prints how busy the GUI thread was: the window's own work,
+measured without the training beside it, so a fraction of the throughput ratio's noise (a millisecond of GUI work
+costs training about two, see docs/performance.md).
 """
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ from app.main import collect_garbage_on_the_gui_thread  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.resources import PRESETS_DIR, SAMPLE_CORPUS  # noqa: E402
 from app.style import apply_theme  # noqa: E402
+from lmcore import events as ev  # noqa: E402
 from lmcore.config import RunConfig, config_to_dict, load_config  # noqa: E402
 from lmcore.runs import RunFolder  # noqa: E402
 
@@ -162,6 +169,61 @@ def compare(steps: int, corpus: Path, work: Path, repeats: int = 1, report=None,
     return comparisons
 
 
+class ReplayTrainer:
+    """Stands in for a Trainer: emits a finished run's step events at the pace they came, and trains nothing."""
+
+    def __init__(self, source_run: Path, run_dir: Path):
+        records = RunFolder(source_run).read_metrics()
+        fields = list(ev.StepMetrics.__dataclass_fields__)
+        self.steps = [ev.StepMetrics(**{f: r[f] for f in fields}) for r in records if r["kind"] == "step"]
+        self.tokens_per_step = self.steps[1].tokens - self.steps[0].tokens
+        self.folder = RunFolder(run_dir)
+        self._subscribers = []
+
+    def subscribe(self, callback) -> None:
+        self._subscribers.append(callback)
+
+    def request_stop(self) -> None:
+        pass
+
+    request_pause = request_resume = request_stop
+
+    def _emit(self, event) -> None:
+        for callback in self._subscribers:
+            callback(event)
+
+    def run(self) -> str:
+        self._emit(ev.Started(self.folder.path, "cpu", 0, len(self.steps), 0, self.tokens_per_step, 0.0))
+        start = time.perf_counter() - self.steps[0].elapsed
+        for step in self.steps:
+            time.sleep(max(0.0, start + step.elapsed - time.perf_counter()))
+            self._emit(step)
+        self._emit(ev.Finished(len(self.steps), "finished", None, self.folder.path))
+        return "finished"
+
+
+def replayed_in_window(source_run: Path, work: Path, repeat: int) -> float:
+    """Show `source_run` training again in a window, replayed; the share of one core the GUI thread used."""
+    runs_dir = work / f"replay-{repeat}"
+    (runs_dir / source_run.name).mkdir(parents=True)
+    window = MainWindow(runs_dir, corpus=SAMPLE_CORPUS, user_presets_dir=work / "presets",
+                        settings=QSettings(str(work / "bench.ini"), QSettings.IniFormat))
+    window.resize(1280, 800)
+    window.show()
+    tab, times = window.train_tab, []  # (thread_time, perf_counter) when the run starts and ends
+    mark = lambda _: times.append((time.thread_time(), time.perf_counter()))  # noqa: E731
+    tab.training_started.connect(lambda worker: (worker.started.connect(mark), worker.finished.connect(mark)))
+    loop = QEventLoop()
+    tab.training_ended.connect(lambda _: loop.quit())
+    tab.train(ReplayTrainer(source_run, runs_dir / source_run.name))
+    loop.exec()
+    window.close()
+    window.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    (cpu0, wall0), (cpu1, wall1) = times
+    return (cpu1 - cpu0) / (wall1 - wall0)
+
+
 def _busy_gui(window, busy: bool) -> None:
     """Every 100 ms, BUSY_MS of Python on the GUI thread (holding Python's lock, as painting does), or not."""
     load = window.findChild(QTimer, "bench-busy")
@@ -233,6 +295,8 @@ def main() -> None:
                              "(busy), and the training speed with and without")
     parser.add_argument("--gui-asleep", action="store_true",
                         help="diagnostic: the window's GUI thread sleeps 98%% of each second while it trains")
+    parser.add_argument("--replay", action="store_true",
+                        help="instead: how busy the GUI thread is while the window shows a headless run replayed")
     args = parser.parse_args()
 
     use_one_core()  # as lm-workbench does on its GUI thread
@@ -249,6 +313,15 @@ def main() -> None:
         else:
             print(f"baby-gpt-char, {args.steps} steps in one window, {args.ab} off every other {AB_PERIOD_S:.0f} s: "
                   f"{live:,.0f} tokens/s with it, {switched_off:,.0f} without ({switched_off / live - 1:+.1%})")
+        return
+    if args.replay:
+        overrides, _ = run_settings(args.steps, args.corpus, work)
+        headless(overrides, work / "source")
+        (source_run,) = (work / "source").iterdir()
+        shares = [replayed_in_window(source_run, work, repeat) for repeat in range(args.repeats)]
+        print(f"baby-gpt-char, {args.steps} steps trained headless, replayed in the window {len(shares)} times: "
+              f"GUI thread busy {statistics.median(shares):.2%} of one core (median; "
+              f"{', '.join(f'{share:.2%}' for share in shares)})")
         return
     on_training = put_gui_to_sleep if args.gui_asleep else None
     if args.json:
