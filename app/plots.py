@@ -246,6 +246,9 @@ class TrainingPlots(QWidget):
         plot.setClipToView(True)
         plot.disableAutoRange()  # the view follows the data in steps (_keep_in_view), not at every point
         plot.hideButtons()  # the Fit button does what pyqtgraph's "A" button would
+        # Everything a plot shows lies inside it: Qt then skips the plot (and its items' bounds, asked of Python)
+        # when it repaints a strip elsewhere
+        plot.setFlag(QGraphicsItem.ItemClipsChildrenToShape)
         plot.vb.sigRangeChangedManually.connect(lambda _: self._following.discard(plot))
         self._following.add(plot)
         plot.getAxis("left").setWidth(52)
