@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -81,13 +82,30 @@ class WindowRun:
     arrivals: list[tuple[float, int]]  # (perf_counter, step) as each batch of steps reached the GUI
 
 
-def in_window(config, corpus: Path, runs_dir: Path, work: Path, on_training=None) -> WindowRun:
-    """Set the form as a user would, press Start, and time a 10 ms timer until the run ends. `on_training` is
-    called with the window when training starts."""
+@contextmanager
+def shown_window(runs_dir: Path, corpus: Path, work: Path):
+    """The main window at 1280x800, with its settings and presets in `work`; deleted afterwards, else each repeat
+    leaves a window behind, with its timers and objects (slower GC)."""
     window = MainWindow(runs_dir, corpus=corpus, settings=QSettings(str(work / "bench.ini"), QSettings.IniFormat),
                         user_presets_dir=work / "presets")
     window.resize(1280, 800)
     window.show()
+    try:
+        yield window
+    finally:
+        window.close()
+        window.deleteLater()
+        QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+
+
+def in_window(config, corpus: Path, runs_dir: Path, work: Path, on_training=None) -> WindowRun:
+    """Set the form as a user would, press Start, and time a 10 ms timer until the run ends. `on_training` is
+    called with the window when training starts."""
+    with shown_window(runs_dir, corpus, work) as window:
+        return _trained_in(window, config, on_training)
+
+
+def _trained_in(window, config, on_training) -> WindowRun:
     form, tab = window.train_tab.form, window.train_tab
     form.preset.setCurrentIndex(form.preset.findText(PRESET.stem))
     form.editors["train.max_steps"].setValue(config.train.max_steps)
@@ -121,9 +139,6 @@ def in_window(config, corpus: Path, runs_dir: Path, work: Path, on_training=None
     tab.training_ended.connect(lambda run_dir: (ended.append(run_dir), loop.quit()))
     tab.start_button.click()
     loop.exec()
-    window.close()
-    window.deleteLater()  # else each repeat leaves a window behind, with its timers and objects (slower GC)
-    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
     late_ms = list(np.maximum(np.diff(ticks) * 1000 - TIMER_MS, 0.0))
     busy = (gui_cpu[1] - gui_cpu[0]) / (ticks[-1] - ticks[0])
     return WindowRun(ended[0], late_ms, busy, arrivals)
@@ -206,20 +221,15 @@ def replayed_in_window(source_run: Path, work: Path, repeat: int) -> float:
     """Show `source_run` training again in a window, replayed; the share of one core the GUI thread used."""
     runs_dir = work / f"replay-{repeat}"
     (runs_dir / source_run.name).mkdir(parents=True)
-    window = MainWindow(runs_dir, corpus=SAMPLE_CORPUS, user_presets_dir=work / "presets",
-                        settings=QSettings(str(work / "bench.ini"), QSettings.IniFormat))
-    window.resize(1280, 800)
-    window.show()
-    tab, times = window.train_tab, []  # (thread_time, perf_counter) when the run starts and ends
-    mark = lambda _: times.append((time.thread_time(), time.perf_counter()))  # noqa: E731
-    tab.training_started.connect(lambda worker: (worker.started.connect(mark), worker.finished.connect(mark)))
-    loop = QEventLoop()
-    tab.training_ended.connect(lambda _: loop.quit())
-    tab.train(ReplayTrainer(source_run, runs_dir / source_run.name))
-    loop.exec()
-    window.close()
-    window.deleteLater()
-    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    times = []  # (thread_time, perf_counter) when the run starts and ends
+    with shown_window(runs_dir, SAMPLE_CORPUS, work) as window:
+        tab = window.train_tab
+        mark = lambda _: times.append((time.thread_time(), time.perf_counter()))  # noqa: E731
+        tab.training_started.connect(lambda worker: (worker.started.connect(mark), worker.finished.connect(mark)))
+        loop = QEventLoop()
+        tab.training_ended.connect(lambda _: loop.quit())
+        tab.train(ReplayTrainer(source_run, runs_dir / source_run.name))
+        loop.exec()
     (cpu0, wall0), (cpu1, wall1) = times
     return (cpu1 - cpu0) / (wall1 - wall0)
 
