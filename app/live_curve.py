@@ -52,13 +52,16 @@ class LiveCurve:
     def extend(self, x: np.ndarray, y: np.ndarray) -> None:
         """Draw these points, which begin with the points drawn before, unchanged."""
         start = max(self._history_size - 1, 0)  # the tail's width counts from the history's last point
-        if len(x) <= start or len(x) - start > TAIL_POINTS or self._pixels(x[start], x[-1]) > TAIL_PIXELS:
+        pixels_per_unit = self._pixels_per_unit()
+        if len(x) <= start or len(x) - start > TAIL_POINTS or (x[-1] - x[start]) * pixels_per_unit > TAIL_PIXELS:
             self.replace(x, y)
             return
         self._x, self._y = x, y
-        self.tail.set_points(*self._drawn_like_the_history(x[self._history_size:], y[self._history_size:]))
+        self.tail.set_points(*self._drawn_like_the_history(x[self._history_size:], y[self._history_size:],
+                                                           pixels_per_unit))
 
-    def _drawn_like_the_history(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _drawn_like_the_history(self, x: np.ndarray, y: np.ndarray,
+                                pixels_per_unit: float) -> tuple[np.ndarray, np.ndarray]:
         """New points as the history item would draw them: mapped to a log axis, downsampled alike (else a noisy
         tail is a darker band), and joined to where the history's drawn line ends (short of its last point, when
         downsampled)."""
@@ -66,28 +69,28 @@ class LiveCurve:
         if options["logMode"][1]:
             y = np.log10(y)
         if options["autoDownsample"]:
-            x, y = _downsampled(x, y, self._bucket_size(options["autoDownsampleFactor"]), options["downsampleMethod"])
+            bucket = self._bucket_size(options["autoDownsampleFactor"], pixels_per_unit)
+            x, y = _downsampled(x, y, bucket, options["downsampleMethod"])
         drawn_x, drawn_y = self.history.getData()
         if drawn_x is not None and len(drawn_x):
             x, y = np.concatenate(([drawn_x[-1]], x)), np.concatenate(([drawn_y[-1]], y))
         return x, y
 
-    def _bucket_size(self, points_per_pixel: float) -> int:
+    def _bucket_size(self, points_per_pixel: float, pixels_per_unit: float) -> int:
         """Points per bucket, as pyqtgraph's automatic downsampling chooses for the whole curve."""
-        view, x = self.history.getViewBox(), self._x
-        if view is None or len(x) < 2 or x[-1] == x[0]:
+        x = self._x
+        if not pixels_per_unit or len(x) < 2 or x[-1] == x[0]:
             return 1
-        (left, right), _ = view.viewRange()
-        points_in_view = (right - left) / ((x[-1] - x[0]) / (len(x) - 1))
-        return max(1, int(points_in_view / (view.width() * points_per_pixel)))
+        points_per_unit = (len(x) - 1) / (x[-1] - x[0])
+        return max(1, int(points_per_unit / (pixels_per_unit * points_per_pixel)))
 
-    def _pixels(self, x0: float, x1: float) -> float:
-        """How wide the span from x0 to x1 is on screen."""
+    def _pixels_per_unit(self) -> float:
+        """How many pixels wide one unit of x is on screen (0 before the curve is in a plot)."""
         view = self.history.getViewBox()
         if view is None:
             return 0.0
         (left, right), _ = view.viewRange()
-        return (x1 - x0) / (right - left) * view.width()
+        return view.width() / (right - left)
 
 
 def _downsampled(x: np.ndarray, y: np.ndarray, bucket: int, method: str) -> tuple[np.ndarray, np.ndarray]:

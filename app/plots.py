@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGraphicsItem,
 from lmcore.runs import RunFolder
 
 from .live_curve import LiveCurve, MarkerSeries
+from .plot_items import add_plot
 from .runs_browser import run_label
 from .style import MUTED, RUN_COLOURS
 
@@ -158,6 +159,7 @@ class TrainingPlots(QWidget):
         self._stale: dict[Path, dict[str, bool]] = {}
         self._ticks = 0
         self._following: set[pg.PlotItem] = set()  # plots whose view follows the data (until the user zooms)
+        self.x_key = "step"  # the x-axis choice: a column of the steps and evaluations
 
         self.x_axis = QComboBox()
         for key, label in X_AXIS_CHOICES.items():
@@ -239,7 +241,7 @@ class TrainingPlots(QWidget):
         self._refresh_timer.start()
 
     def _add_plot(self, row: int, col: int, title: str, y_label: str, colspan: int = 1) -> pg.PlotItem:
-        plot = self.graphics.addPlot(row=row, col=col, colspan=colspan)
+        plot = add_plot(self.graphics.ci, row, col, colspan)
         plot.setTitle(title, size="10pt", bold=True)
         plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setDownsampling(auto=True, mode="peak")
@@ -256,6 +258,9 @@ class TrainingPlots(QWidget):
         plot.getAxis("bottom").setStyle(textFillLimits=[(0, 0.8), (2, 0.45), (4, 0.3), (6, 0.2)])
         for axis in ("left", "bottom"):
             plot.getAxis(axis).enableAutoSIPrefix(False)  # plain numbers; no "(x0.001)" on an empty plot
+            # Grid lines at the major and minor ticks only: pyqtgraph's third level adds dozens of faint lines
+            # that nearly double the cost of redrawing an axis when the view moves
+            plot.getAxis(axis).setStyle(maxTickLevel=1)
             plot.getAxis(axis).setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # redrawn only when moved
         if y_label:
             plot.setLabel("left", y_label)
@@ -265,10 +270,6 @@ class TrainingPlots(QWidget):
     @property
     def smoothing_weight(self) -> float:
         return self.smoothing.value() / 100
-
-    @property
-    def x_key(self) -> str:
-        return self.x_axis.currentData()
 
     def begin_live_run(self, run_dir: Path, history: list[dict] = ()) -> None:
         """Pin the run being trained; `history` holds its earlier records when it is resumed."""
@@ -335,10 +336,6 @@ class TrainingPlots(QWidget):
                 "val_loss": (series.evals, series.evals, "val_loss"), "lr": (steps, steps, "lr"),
                 "grad_norm": (steps, steps, "grad_norm"), "tokens_per_s": (steps, steps, "tokens_per_s")}
 
-    def _curve_data(self, series: RunSeries) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """(x, y) of each curve of a run, x as the x-axis choice says."""
-        return {name: (xs[self.x_key], ys[field]) for name, (xs, ys, field) in self._sources(series).items()}
-
     def _colour(self, path: Path) -> str:
         if path not in self._colours:
             self._colours[path] = RUN_COLOURS[len(self._colours) % len(RUN_COLOURS)]
@@ -399,10 +396,10 @@ class TrainingPlots(QWidget):
             names = [name for name in stale if name in due]
             if not names:
                 continue
-            data, curves = self._curve_data(self.series[path]), self._curves_for(path)
+            sources, curves = self._sources(self.series[path]), self._curves_for(path)
             for name in names:
-                curve = getattr(curves, name)
-                (curve.extend if stale.pop(name) else curve.replace)(*data[name])
+                curve, (xs, ys, field) = getattr(curves, name), sources[name]
+                (curve.extend if stale.pop(name) else curve.replace)(xs[self.x_key], ys[field])
                 redrawn.add(self._plot_of(name))
         for plot in redrawn:
             self._keep_in_view(plot)
@@ -462,6 +459,7 @@ class TrainingPlots(QWidget):
         self.fit()
 
     def _on_x_axis_changed(self) -> None:
+        self.x_key = self.x_axis.currentData()
         for plot in self._plots:
             plot.setLabel("bottom", X_AXES[self.x_key])
         self._mark_stale(*self.series)

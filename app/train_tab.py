@@ -20,7 +20,9 @@ from .worker import TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
 START_KEYS, PAUSE_KEYS, STOP_KEYS = "Ctrl+Return", "Ctrl+P", "Ctrl+."
-READOUT_INTERVAL_S = 0.5  # progress, speed and time left: text that changes faster cannot be read anyway
+# Progress, speed and time left once a second, as `top` does: text that changes faster cannot be read, and each
+# change repaints the labels' parents too (their style sheets' backgrounds), CPU time taken from training
+READOUT_INTERVAL_S = 1.0
 
 
 def format_duration(seconds: float) -> str:

@@ -1,0 +1,43 @@
+"""pyqtgraph's plot, view and axis items, with their bounds answered cheaply.
+
+Qt asks every item under a repainted region for its bounding rectangle, several times a paint, and pyqtgraph
+answers in Python: about 70 calls for each strip of the loss plot repainted ten times a second, each taking
+Python's lock from the training thread. A plot or view box is a plain rectangle, so Qt's own C++ answers (for its
+bounds, and for its shape, which clips what it holds) are the same; an axis, whose grid lines cover its view,
+keeps its answer until either is resized.
+"""
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import QGraphicsWidget
+
+
+class PlotItem(pg.PlotItem):
+    boundingRect = QGraphicsWidget.boundingRect  # noqa: N815 - Qt's name
+    shape = QGraphicsWidget.shape  # pyqtgraph's keeps a path it only renews in its own boundingRect
+
+
+class ViewBox(pg.ViewBox):
+    boundingRect = QGraphicsWidget.boundingRect  # noqa: N815 - Qt's name
+    shape = QGraphicsWidget.shape
+
+
+class AxisItem(pg.AxisItem):
+    def __init__(self, orientation: str):
+        super().__init__(orientation)
+        self._bounds_for = None  # the geometries the kept bounds were computed for
+        self._bounds = None
+
+    def boundingRect(self):  # noqa: N802 - Qt's name
+        view = self.linkedView()
+        geometries = (self.geometry(), None if view is None else view.geometry())
+        if geometries != self._bounds_for:
+            self._bounds_for, self._bounds = geometries, super().boundingRect()
+        return self._bounds
+
+
+def add_plot(layout: pg.GraphicsLayout, row: int, col: int, colspan: int = 1) -> PlotItem:
+    """A plot with these items (the left and bottom axes shown), in the layout's cell."""
+    plot = PlotItem(viewBox=ViewBox(), axisItems={side: AxisItem(side) for side in ("left", "bottom")})
+    layout.addItem(plot, row=row, col=col, colspan=colspan)
+    return plot
