@@ -8,7 +8,8 @@ its own, as a user would run it from a terminal) and inside the window (offscree
 
 Prints the tokens/s of each (the first step excluded: it warms up; evaluations are excluded by the trainer),
 their ratio (target >= 0.95), and how late a 10 ms QTimer fires on the GUI thread while the window trains (max and
-p99; target p99 < 50 ms). The two runs alternate, so a busy machine hurts both alike.
+p99; target p99 < 50 ms). The two runs alternate (headless first, then the window first, and so on), so a busy
+machine hurts both alike.
 
 --ab trains once in the window, switching the GUI thread (put to sleep) or the plots (hidden) off every few seconds,
 and prints the speed with and without: a cost read within one run, free of the machine's drift between runs.
@@ -171,13 +172,18 @@ def put_gui_to_sleep(window) -> None:
 
 
 def compare(steps: int, corpus: Path, work: Path, repeats: int = 1, report=None, on_training=None) -> list[Comparison]:
-    """Train `steps` steps headless and then in the window, `repeats` times, alternating; `report` gets each
-    Comparison as it is measured; `on_training` is passed to in_window. Needs the QApplication."""
+    """Train `steps` steps headless and in the window, `repeats` times; `report` gets each Comparison as it is
+    measured; `on_training` is passed to in_window. Needs the QApplication. Every other pair trains in the window
+    first, so that the machine's drift (often 10% over minutes here) favours neither."""
     overrides, config = run_settings(steps, corpus, work)
     comparisons = []
     for repeat in range(repeats):
-        alone = headless(overrides, work / f"headless-{repeat}")
-        run = in_window(config, corpus.resolve(), work / f"window-{repeat}", work, on_training)
+        if repeat % 2:
+            run = in_window(config, corpus.resolve(), work / f"window-{repeat}", work, on_training)
+            alone = headless(overrides, work / f"headless-{repeat}")
+        else:
+            alone = headless(overrides, work / f"headless-{repeat}")
+            run = in_window(config, corpus.resolve(), work / f"window-{repeat}", work, on_training)
         comparisons.append(Comparison(alone, throughput(run.run_dir), run.late_ms, run.gui_busy))
         if report:
             report(comparisons[-1])
