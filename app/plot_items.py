@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QGraphicsWidget
 
 class PlotItem(pg.PlotItem):
     boundingRect = QGraphicsWidget.boundingRect  # noqa: N815 - Qt's name
-    shape = QGraphicsWidget.shape  # pyqtgraph's keeps a path it only renews in its own boundingRect
+    shape = QGraphicsWidget.shape  # asked at every paint too, to clip the plot's items
 
 
 class ViewBox(pg.ViewBox):

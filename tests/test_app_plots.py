@@ -201,6 +201,28 @@ def test_new_points_repaint_only_a_strip_at_the_end_of_the_curves(plots, qtbot, 
     assert len(curves.raw_loss.data()[0]) == 2020
 
 
+def test_plot_items_bounds_follow_a_resize(plots, qtbot):
+    """The plot, view and axis items answer their bounds without pyqtgraph's Python (and an axis keeps its
+    answer): after a resize the answers must be the new size, or curves would be clipped to the old one."""
+    plots.add_steps(steps(1, 200))
+    plots.refresh()
+    plots.graphics.grab()
+    plot = plots.loss_plot
+    axis = plot.getAxis("left")
+    old_axis_bounds = axis.boundingRect()
+    old_shapes = [item.shape().boundingRect() for item in (plot, plot.vb)]  # as Qt asks, to clip their items
+    plots.resize(1200, 800)
+    qtbot.waitUntil(lambda: plot.size().width() > 900 * 0.9)
+    plots.graphics.grab()
+    for item, old_shape in zip((plot, plot.vb), old_shapes):
+        size = item.size()
+        assert item.boundingRect().size() == size
+        assert item.shape().boundingRect().size() == size != old_shape.size()
+    view_in_axis = plot.vb.mapRectToItem(axis, plot.vb.boundingRect())
+    assert axis.boundingRect() != old_axis_bounds
+    assert axis.boundingRect().contains(view_in_axis)  # its grid lines cross the whole view
+
+
 def test_the_tail_of_a_live_curve_joins_its_history_once_it_is_wide(plots, tmp_path):
     plots.add_steps(steps(1, 1000))
     plots.refresh()
