@@ -4,7 +4,7 @@ Qt asks every item under a repainted region for its bounding rectangle, several 
 answers in Python: about 70 calls for each strip of the loss plot repainted ten times a second, each taking
 Python's lock from the training thread. A plot or view box is a plain rectangle, so Qt's own C++ answers (for its
 bounds, and for its shape, which clips what it holds) are the same; an axis, whose grid lines cover its view,
-keeps its answer until either is resized.
+keeps its answer until either is resized (or its grid is switched).
 """
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ class ViewBox(pg.ViewBox):
 class AxisItem(pg.AxisItem):
     def __init__(self, orientation: str):
         super().__init__(orientation)
-        self._bounds_for = None  # the geometries the kept bounds were computed for
+        self._bounds_for = None  # what the kept bounds were computed for: geometries and grid
         self._bounds = None
 
     def boundingRect(self):  # noqa: N802 - Qt's name
         view = self.linkedView()
-        geometries = (self.geometry(), None if view is None else view.geometry())
-        if geometries != self._bounds_for:
-            self._bounds_for, self._bounds = geometries, super().boundingRect()
+        key = (self.geometry(), None if view is None else view.geometry(), self.grid)
+        if key != self._bounds_for:
+            self._bounds_for, self._bounds = key, super().boundingRect()
         return self._bounds
 
 
