@@ -2,6 +2,7 @@
 waiting for the GUI."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from lmcore import events as ev
 
-from app.worker import TrainingWorker
+from app.worker import LOCK_SWITCH_INTERVAL_S, TrainingWorker
 
 
 @dataclass
@@ -67,6 +68,19 @@ def test_a_flood_of_events_arrives_in_a_few_batches_in_order(qtbot):
         worker.start()
     assert received == script  # every event, in the engine's order, unknown ones included
     assert len(step_batches) < 100  # batched: far fewer signals than the 5000 steps
+
+
+def test_training_beside_the_gui_hands_pythons_lock_over_quickly(qtbot):
+    """At Python's default 5 ms, the training thread waited ~12 ms a step for the lock the GUI thread holds."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        worker = TrainingWorker(ScriptedTrainer([ev.Finished(0, "finished", None, Path("run"))]))
+        with qtbot.waitSignal(worker.done, timeout=10_000):
+            worker.start()
+        assert sys.getswitchinterval() == LOCK_SWITCH_INTERVAL_S < 0.005
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def test_unknown_events_go_out_batched_through_other_events(qtbot):
