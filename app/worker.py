@@ -19,7 +19,8 @@ from .cpu_cores import use_training_cores
 FLUSH_INTERVAL_MS = 100  # 10 Hz, in step with the plots' refresh: cheap for the event loop
 # A thread waiting for Python's lock forces the holder to hand it over after this long (Python's default: 5 ms).
 # The GUI thread takes and drops the lock dozens of times a repaint, and the training thread needs it between
-# operations: at 5 ms each step of baby-gpt-char waited about 12 ms for it (65 against 53 ms headless).
+# operations. At 5 ms, baby-gpt-char's steps took ~12 ms longer in the window than headless (65 against 53 ms); at
+# 0.5 ms the gap shrank in the first runs (docs/performance.md).
 LOCK_SWITCH_INTERVAL_S = 0.0005
 
 
