@@ -178,12 +178,13 @@ def compare(steps: int, corpus: Path, work: Path, repeats: int = 1, report=None,
     overrides, config = run_settings(steps, corpus, work)
     comparisons = []
     for repeat in range(repeats):
-        if repeat % 2:
-            run = in_window(config, corpus.resolve(), work / f"window-{repeat}", work, on_training)
-            alone = headless(overrides, work / f"headless-{repeat}")
-        else:
-            alone = headless(overrides, work / f"headless-{repeat}")
-            run = in_window(config, corpus.resolve(), work / f"window-{repeat}", work, on_training)
+        trainings = {
+            "headless": lambda: headless(overrides, work / f"headless-{repeat}"),
+            "window": lambda: in_window(config, corpus.resolve(), work / f"window-{repeat}", work, on_training),
+        }
+        order = ["headless", "window"] if repeat % 2 == 0 else ["window", "headless"]
+        done = {side: trainings[side]() for side in order}
+        alone, run = done["headless"], done["window"]
         comparisons.append(Comparison(alone, throughput(run.run_dir), run.late_ms, run.gui_busy))
         if report:
             report(comparisons[-1])
