@@ -8,8 +8,10 @@ its own, as a user would run it from a terminal) and inside the window (offscree
 
 Prints the tokens/s of each (the first step excluded: it warms up; evaluations are excluded by the trainer),
 their ratio (target >= 0.95), and how late a 10 ms QTimer fires on the GUI thread while the window trains (max and
-p99; target p99 < 50 ms). The two runs alternate (headless first, then the window first, and so on), so a busy
-machine hurts both alike.
+p99; target p99 < 50 ms). The two trainings run at the same time, each in a process of its own, taking turns: one
+trains alone for SLICE_S seconds while the other is stopped (SIGSTOP), then the other way round, and the time a
+process was stopped is taken out of its training time. So the machine's drift (10% over minutes on a shared
+machine) falls on both alike; two runs one after the other differed by that much.
 
 --ab trains once in the window, switching the GUI thread (put to sleep) or the plots (hidden) off every few seconds,
 and prints the speed with and without: a cost read within one run, free of the machine's drift between runs.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -58,28 +61,26 @@ PRESET = PRESETS_DIR / "baby-gpt-char.toml"
 TIMER_MS = 10
 
 
-def throughput(run_dir: Path) -> float:
-    """Tokens per second of training time, from the run's metrics file: from the first step to the last."""
-    steps = [r for r in RunFolder(run_dir).read_metrics() if r["kind"] == "step"]
-    first, last = steps[0], steps[-1]
-    return (last["tokens"] - first["tokens"]) / (last["elapsed"] - first["elapsed"])
-
-
-def headless(overrides: list[str], runs_dir: Path) -> float:
-    """`lmcore train` in a fresh process, as from a terminal."""
+def headless_command(overrides: list[str], runs_dir: Path) -> list[str]:
+    """`lmcore train`, as from a terminal."""
     command = [sys.executable, "-m", "lmcore.cli", "train", str(PRESET), "--quiet", "--runs-dir", str(runs_dir)]
     for override in overrides:
         command += ["--set", override]
-    subprocess.run(command, check=True)
+    return command
+
+
+def headless(overrides: list[str], runs_dir: Path) -> Path:
+    """`lmcore train` in a fresh process, to its end; the run's folder."""
+    subprocess.run(headless_command(overrides, runs_dir), check=True)
     (run_dir,) = runs_dir.iterdir()
-    return throughput(run_dir)
+    return run_dir
 
 
 @dataclass
 class WindowRun:
     run_dir: Path
-    late_ms: list[float]  # how late each tick of the 10 ms timer came
-    gui_busy: float  # the share of one core the GUI thread used while training
+    ticks: list[float]  # perf_counter at each tick of the 10 ms timer while training
+    gui_cpu_s: float  # CPU seconds the GUI thread used while training
     arrivals: list[tuple[float, int]]  # (perf_counter, step) as each batch of steps reached the GUI
 
 
@@ -140,17 +141,7 @@ def _trained_in(window, config, on_training) -> WindowRun:
     tab.training_ended.connect(lambda run_dir: (ended.append(run_dir), loop.quit()))
     tab.start_button.click()
     loop.exec()
-    late_ms = list(np.maximum(np.diff(ticks) * 1000 - TIMER_MS, 0.0))
-    busy = (gui_cpu[1] - gui_cpu[0]) / (ticks[-1] - ticks[0])
-    return WindowRun(ended[0], late_ms, busy, arrivals)
-
-
-@dataclass
-class Comparison:
-    headless: float  # tokens/s
-    window: float
-    late_ms: list[float]  # how late each tick of the 10 ms timer came
-    gui_busy: float  # share of one core
+    return WindowRun(ended[0], ticks, gui_cpu[1] - gui_cpu[0], arrivals)
 
 
 def run_settings(steps: int, corpus: Path, work: Path) -> tuple[list[str], RunConfig]:
@@ -171,24 +162,123 @@ def put_gui_to_sleep(window) -> None:
     sleeper.start()
 
 
-def compare(steps: int, corpus: Path, work: Path, repeats: int = 1, report=None, on_training=None) -> list[Comparison]:
-    """Train `steps` steps headless and in the window, `repeats` times; `report` gets each Comparison as it is
-    measured; `on_training` is passed to in_window. Needs the QApplication. Every other pair trains in the window
-    first, so that the machine's drift (often 10% over minutes here) favours neither."""
-    overrides, config = run_settings(steps, corpus, work)
-    comparisons = []
-    for repeat in range(repeats):
-        trainings = {
-            "headless": lambda: headless(overrides, work / f"headless-{repeat}"),
-            "window": lambda: in_window(config, corpus.resolve(), work / f"window-{repeat}", work, on_training),
-        }
-        order = ["headless", "window"] if repeat % 2 == 0 else ["window", "headless"]
-        done = {side: trainings[side]() for side in order}
-        alone, run = done["headless"], done["window"]
-        comparisons.append(Comparison(alone, throughput(run.run_dir), run.late_ms, run.gui_busy))
-        if report:
-            report(comparisons[-1])
-    return comparisons
+SLICE_S = 2.0  # in a comparison, each process trains alone this long, then waits as long while the other trains
+
+
+@dataclass
+class Pause:
+    start: float  # perf_counter
+    end: float
+    steps_done: int  # steps in the run's metrics file while it was paused
+
+
+def steps_done(runs_dir: Path) -> int:
+    files = list(runs_dir.glob("*/metrics.jsonl"))
+    return sum('"kind": "step"' in line for line in files[0].open()) if files else 0
+
+
+class TakingTurns:
+    """Two processes that run one at a time, SLICE_S each in turn (the other stopped by SIGSTOP), until both have
+    ended. Each one's pauses are kept, with how far its training had got, to be taken out of its training time."""
+
+    def __init__(self, processes: dict[str, subprocess.Popen], runs_dirs: dict[str, Path]):
+        self.processes, self.runs_dirs = processes, runs_dirs
+        self.pauses: dict[str, list[Pause]] = {side: [] for side in processes}
+        self._paused_since: dict[str, float] = {}
+
+    def run(self) -> None:
+        running, waiting = self.processes  # the first named runs first
+        self._pause(waiting)
+        try:
+            while True:
+                try:
+                    self.processes[running].wait(timeout=SLICE_S)
+                except subprocess.TimeoutExpired:
+                    pass
+                if waiting in self._paused_since:  # it has work left: its turn
+                    if self.processes[running].poll() is None:
+                        self._pause(running)
+                    self._resume(waiting)
+                    running, waiting = waiting, running
+                elif self.processes[running].poll() is not None:
+                    return
+        finally:
+            for side in list(self._paused_since):  # never leave a stopped process behind
+                self._resume(side)
+
+    def _pause(self, side: str) -> None:
+        self.processes[side].send_signal(signal.SIGSTOP)
+        self._paused_since[side] = time.perf_counter()
+
+    def _resume(self, side: str) -> None:
+        steps = steps_done(self.runs_dirs[side])  # read while it is surely stopped
+        self.processes[side].send_signal(signal.SIGCONT)
+        self.pauses[side].append(Pause(self._paused_since.pop(side), time.perf_counter(), steps))
+
+
+def throughput(run_dir: Path, pauses: list[Pause]) -> float:
+    """Tokens per second of training time, from the run's metrics file: from the first step (which warms up) to
+    the last, less the time its process was paused in between."""
+    steps = [r for r in RunFolder(run_dir).read_metrics() if r["kind"] == "step"]
+    first, last = steps[0], steps[-1]
+    paused = sum(p.end - p.start for p in pauses if 1 <= p.steps_done < len(steps))
+    return (last["tokens"] - first["tokens"]) / (last["elapsed"] - first["elapsed"] - paused)
+
+
+def lateness_ms(ticks: list[float], pauses: list[Pause]) -> list[float]:
+    """How late each tick of the 10 ms timer came, but for the ticks that waited out a pause of the process."""
+    ticks, starts, ends = np.array(ticks), np.array([p.start for p in pauses]), np.array([p.end for p in pauses])
+    # Pauses are sorted and apart: a gap between ticks overlaps one if the last pause to start before it ends ends
+    # after it begins.
+    last = np.searchsorted(starts, ticks[1:]) - 1
+    spans_pause = (last >= 0) & (ends[np.maximum(last, 0)] > ticks[:-1]) if len(pauses) else False
+    return list(np.maximum(np.diff(ticks) * 1000 - TIMER_MS, 0.0)[~spans_pause])
+
+
+def paused_between(pauses: list[Pause], start: float, end: float) -> float:
+    return sum(max(0.0, min(p.end, end) - max(p.start, start)) for p in pauses)
+
+
+@dataclass
+class Comparison:
+    headless: float  # tokens/s
+    window: float
+    late_ms: list[float]  # how late each tick of the 10 ms timer came
+    gui_busy: float  # share of one core
+
+
+def compare(steps: int, corpus: Path, work: Path, repeat: int, gui_asleep: bool = False) -> Comparison:
+    """Train `steps` steps with `lmcore train` and in the window, each in a process of its own, taking turns every
+    SLICE_S seconds: the machine's drift (often 10% over minutes here) falls on both alike. Every other repeat,
+    the window takes the first turn."""
+    overrides, _ = run_settings(steps, corpus, work)
+    pair = work / f"pair-{repeat}"
+    runs_dirs = {"headless": pair / "headless", "window": pair / "window"}
+    commands = {
+        "headless": headless_command(overrides, runs_dirs["headless"]),
+        "window": [sys.executable, str(Path(__file__).resolve()), "--window-run", str(pair), "--steps", str(steps),
+                   "--corpus", str(corpus)] + (["--gui-asleep"] if gui_asleep else []),
+    }
+    order = ["window", "headless"] if repeat % 2 else ["headless", "window"]
+    processes = {side: subprocess.Popen(commands[side]) for side in order}
+    turns = TakingTurns(processes, runs_dirs)
+    turns.run()
+    for side, process in processes.items():
+        if process.returncode:
+            raise RuntimeError(f"the {side} training failed (exit status {process.returncode}); see its output above")
+    (headless_run,) = runs_dirs["headless"].iterdir()
+    window = WindowRun(**json.loads((pair / "window.json").read_text()))
+    pauses = turns.pauses["window"]
+    trained_s = window.ticks[-1] - window.ticks[0] - paused_between(pauses, window.ticks[0], window.ticks[-1])
+    return Comparison(throughput(headless_run, turns.pauses["headless"]), throughput(Path(window.run_dir), pauses),
+                      lateness_ms(window.ticks, pauses), window.gui_cpu_s / trained_s)
+
+
+def train_in_window(steps: int, corpus: Path, work: Path, gui_asleep: bool) -> None:
+    """A comparison's window side (in a process of its own): train, then write the WindowRun to work/window.json."""
+    _, config = run_settings(steps, corpus, work)
+    run = in_window(config, corpus.resolve(), work / "window", work, put_gui_to_sleep if gui_asleep else None)
+    (work / "window.json").write_text(json.dumps(asdict(run), default=str))
 
 
 class ReplayTrainer:
@@ -314,14 +404,20 @@ def main() -> None:
                         help="diagnostic: the window's GUI thread sleeps 98%% of each second while it trains")
     parser.add_argument("--replay", action="store_true",
                         help="instead: how busy the GUI thread is while the window shows a headless run replayed")
+    parser.add_argument("--window-run", type=Path, help=argparse.SUPPRESS)  # a comparison's window side, in FOLDER
     args = parser.parse_args()
 
+    work = Path(tempfile.mkdtemp(prefix="gui-overhead-"))
+    if not (args.window_run or args.ab or args.replay):
+        compare_and_print(args, work)
+        return
     use_one_core()  # as lm-workbench does on its GUI thread
     app = QApplication.instance() or QApplication([])
     apply_theme(app)
     _collector = collect_garbage_on_the_gui_thread()  # as lm-workbench does
-    work = Path(tempfile.mkdtemp(prefix="gui-overhead-"))
-    if args.ab:
+    if args.window_run:
+        train_in_window(args.steps, args.corpus, args.window_run, args.gui_asleep)
+    elif args.ab:
         live, switched_off = switched_in_window(args.ab, args.steps, args.corpus, work)
         if args.ab == "busy":
             print(f"baby-gpt-char, {args.steps} steps in one window (plots hidden), {BUSY_MS:.0f} ms of Python on "
@@ -330,33 +426,33 @@ def main() -> None:
         else:
             print(f"baby-gpt-char, {args.steps} steps in one window, {args.ab} off every other {AB_PERIOD_S:.0f} s: "
                   f"{live:,.0f} tokens/s with it, {switched_off:,.0f} without ({switched_off / live - 1:+.1%})")
-        return
-    if args.replay:
+    else:
         overrides, _ = run_settings(args.steps, args.corpus, work)
-        headless(overrides, work / "source")
-        (source_run,) = (work / "source").iterdir()
+        source_run = headless(overrides, work / "source")
         shares = [replayed_in_window(source_run, work, repeat) for repeat in range(args.repeats)]
         print(f"baby-gpt-char, {args.steps} steps trained headless, replayed in the window {len(shares)} times: "
               f"GUI thread busy {statistics.median(shares):.2%} of one core (median; "
               f"{', '.join(f'{share:.2%}' for share in shares)})")
-        return
-    on_training = put_gui_to_sleep if args.gui_asleep else None
+
+
+def compare_and_print(args, work: Path) -> None:
+    results = []
+    for repeat in range(args.repeats):
+        results.append(compare(args.steps, args.corpus, work, repeat, args.gui_asleep))
+        c = results[-1]
+        print(json.dumps(asdict(c)) if args.json else
+              f"headless {c.headless:,.0f} tokens/s, in the window {c.window:,.0f} tokens/s "
+              f"(ratio {c.window / c.headless:.3f})", flush=True)
     if args.json:
-        compare(args.steps, args.corpus, work, args.repeats, lambda c: print(json.dumps(asdict(c)), flush=True),
-                on_training)
         return
-    results = compare(args.steps, args.corpus, work, args.repeats,
-                      lambda c: print(f"headless {c.headless:,.0f} tokens/s, in the window {c.window:,.0f} tokens/s "
-                                      f"(ratio {c.window / c.headless:.3f})", flush=True), on_training)
-    head = statistics.median(c.headless for c in results)
-    win = statistics.median(c.window for c in results)
+    ratios = sorted(c.window / c.headless for c in results)
     late_ms = [ms for c in results for ms in c.late_ms]
-    print(f"\nbaby-gpt-char, {args.steps} steps, {len(results)} alternating pairs"
-          + (" (diagnostic: the window's GUI thread asleep 98% of the time)" if args.gui_asleep else ""))
-    print(f"headless (lmcore train): {head:,.0f} tokens/s (median)")
-    print(f"in the window:           {win:,.0f} tokens/s (median)")
-    print(f"ratio:                   {win / head:.3f}   (target >= 0.95; median of the pairs' ratios "
-          f"{statistics.median(c.window / c.headless for c in results):.3f})")
+    print(f"\nbaby-gpt-char, {args.steps} steps, {len(results)} pairs, each pair's two processes taking turns every "
+          f"{SLICE_S:.0f} s" + (" (diagnostic: the window's GUI thread asleep 98% of the time)" if args.gui_asleep else ""))
+    print(f"headless (lmcore train): {statistics.median(c.headless for c in results):,.0f} tokens/s (median)")
+    print(f"in the window:           {statistics.median(c.window for c in results):,.0f} tokens/s (median)")
+    print(f"ratio:                   {statistics.median(ratios):.3f}   (target >= 0.95; the median pair; pairs "
+          f"{ratios[0]:.3f}-{ratios[-1]:.3f})")
     print(f"10 ms timer lateness while training: max {max(late_ms):.1f} ms, "
           f"p99 {np.percentile(late_ms, 99):.1f} ms   (target p99 < 50 ms; {len(late_ms):,} ticks)")
     print(f"GUI thread busy while training: {statistics.median(c.gui_busy for c in results):.1%} of one core")
