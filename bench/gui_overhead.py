@@ -227,12 +227,16 @@ def throughput(run_dir: Path, pauses: list[Pause]) -> float:
 
 def lateness_ms(ticks: list[float], pauses: list[Pause]) -> list[float]:
     """How late each tick of the 10 ms timer came, but for the ticks that waited out a pause of the process."""
-    ticks, starts, ends = np.array(ticks), np.array([p.start for p in pauses]), np.array([p.end for p in pauses])
-    # Pauses are sorted and apart: a gap between ticks overlaps one if the last pause to start before it ends ends
-    # after it begins.
+    ticks = np.array(ticks)
+    late = np.maximum(np.diff(ticks) * 1000 - TIMER_MS, 0.0)
+    if not pauses:
+        return list(late)
+    starts, ends = np.array([p.start for p in pauses]), np.array([p.end for p in pauses])
+    # Pauses are sorted and apart: the gap before a tick overlaps one if the last pause to start before the tick
+    # ends after the tick before it.
     last = np.searchsorted(starts, ticks[1:]) - 1
-    spans_pause = (last >= 0) & (ends[np.maximum(last, 0)] > ticks[:-1]) if len(pauses) else False
-    return list(np.maximum(np.diff(ticks) * 1000 - TIMER_MS, 0.0)[~spans_pause])
+    spans_pause = (last >= 0) & (ends[np.maximum(last, 0)] > ticks[:-1])
+    return list(late[~spans_pause])
 
 
 def paused_between(pauses: list[Pause], start: float, end: float) -> float:
