@@ -19,8 +19,9 @@ from .cpu_cores import use_training_cores
 FLUSH_INTERVAL_MS = 100  # 10 Hz, in step with the plots' refresh: cheap for the event loop
 # A thread waiting for Python's lock forces the holder to hand it over after this long (Python's default: 5 ms).
 # The GUI thread takes and drops the lock dozens of times a repaint, and the training thread needs it between
-# operations. At 5 ms, baby-gpt-char's steps took ~12 ms longer in the window than headless (65 against 53 ms); at
-# 0.5 ms the gap shrank in the first runs (docs/performance.md).
+# operations, so a shorter interval lets it start its next operation sooner. Measured with the bench's pairs taking
+# turns: 0.920 and 0.931 of headless at 0.5 ms, 0.914 at 5 ms, 0.919 at 0.1 ms; a gain of a percent at most,
+# within the noise (docs/performance.md).
 LOCK_SWITCH_INTERVAL_S = 0.0005
 
 

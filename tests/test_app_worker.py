@@ -71,7 +71,8 @@ def test_a_flood_of_events_arrives_in_a_few_batches_in_order(qtbot):
 
 
 def test_training_beside_the_gui_hands_pythons_lock_over_quickly(qtbot):
-    """At Python's default 5 ms, baby-gpt-char's steps took ~12 ms longer in the window than headless."""
+    """Training sets a shorter switch interval than Python's 5 ms for its process, so that the training thread
+    waits less for the lock the GUI thread holds while it paints (a percent at most, docs/performance.md)."""
     previous = sys.getswitchinterval()
     sys.setswitchinterval(0.005)
     try:
