@@ -11,7 +11,7 @@ their ratio (target >= 0.95), and how late a 10 ms QTimer fires on the GUI threa
 p99; target p99 < 50 ms). The two trainings run at the same time, each in a process of its own, taking turns: one
 trains alone for SLICE_S seconds while the other is stopped (SIGSTOP), then the other way round, and the time a
 process was stopped is taken out of its training time. So the machine's drift (10% over minutes on a shared
-machine) falls on both alike; two runs one after the other differed by that much.
+machine) falls on both alike; two runs one after the other differed by that much. (POSIX only, for SIGSTOP.)
 
 --ab trains once in the window, switching the GUI thread (put to sleep) or the plots (hidden) off every few seconds,
 and prints the speed with and without: a cost read within one run, free of the machine's drift between runs.
@@ -202,6 +202,10 @@ class TakingTurns:
                     running, waiting = waiting, running
                 elif self.processes[running].poll() is not None:
                     return
+        except BaseException:  # e.g. Ctrl-C: no training goes on without the bench
+            for process in self.processes.values():
+                process.kill()
+            raise
         finally:
             for side in list(self._paused_since):  # never leave a stopped process behind
                 self._resume(side)
@@ -411,7 +415,7 @@ def main() -> None:
     parser.add_argument("--window-run", type=Path, help=argparse.SUPPRESS)  # a comparison's window side, in FOLDER
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="gui-overhead-"))
+    work = args.window_run or Path(tempfile.mkdtemp(prefix="gui-overhead-"))
     if not (args.window_run or args.ab or args.replay):
         compare_and_print(args, work)
         return
@@ -420,7 +424,7 @@ def main() -> None:
     apply_theme(app)
     _collector = collect_garbage_on_the_gui_thread()  # as lm-workbench does
     if args.window_run:
-        train_in_window(args.steps, args.corpus, args.window_run, args.gui_asleep)
+        train_in_window(args.steps, args.corpus, work, args.gui_asleep)
     elif args.ab:
         live, switched_off = switched_in_window(args.ab, args.steps, args.corpus, work)
         if args.ab == "busy":
@@ -451,8 +455,9 @@ def compare_and_print(args, work: Path) -> None:
         return
     ratios = sorted(c.window / c.headless for c in results)
     late_ms = [ms for c in results for ms in c.late_ms]
+    diagnostic = " (diagnostic: the window's GUI thread asleep 98% of the time)" if args.gui_asleep else ""
     print(f"\nbaby-gpt-char, {args.steps} steps, {len(results)} pairs, each pair's two processes taking turns every "
-          f"{SLICE_S:.0f} s" + (" (diagnostic: the window's GUI thread asleep 98% of the time)" if args.gui_asleep else ""))
+          f"{SLICE_S:.0f} s{diagnostic}")
     print(f"headless (lmcore train): {statistics.median(c.headless for c in results):,.0f} tokens/s (median)")
     print(f"in the window:           {statistics.median(c.window for c in results):,.0f} tokens/s (median)")
     print(f"ratio:                   {statistics.median(ratios):.3f}   (target >= 0.95; the median pair; pairs "
