@@ -30,6 +30,9 @@ DETAILS_EVERY_TICKS = 3  # the small plots at ~3 Hz
 # Room left past the newest point while the view follows the data, so that it moves (and the axes, the costliest
 # part of a repaint, are redrawn) only now and then: the steps axis doubles, a dozen moves in a long run.
 X_HEADROOM = 1.0
+# While a run trains, its planned end (steps or tokens) is known: the view shows at least this share of it and never
+# runs past it, so the steps axis moves 3 times in a run instead of doubling a dozen times from step 1
+PLANNED_FIRST_VIEW = 1 / 8
 Y_HEADROOM = 0.25
 REFIT_BELOW = 0.4  # refit when the data fills less of the view than this (e.g. a compared run was removed)
 STEP_FIELDS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm", "tokens_per_s")
@@ -160,6 +163,7 @@ class TrainingPlots(QWidget):
         self._ticks = 0
         self._following: set[pg.PlotItem] = set()  # plots whose view follows the data (until the user zooms)
         self.x_key = "step"  # the x-axis choice: a column of the steps and evaluations
+        self._planned_end: dict[str, float] = {}  # the live run's last step and tokens, while it trains
 
         self.x_axis = QComboBox()
         for key, label in X_AXIS_CHOICES.items():
@@ -271,9 +275,12 @@ class TrainingPlots(QWidget):
     def smoothing_weight(self) -> float:
         return self.smoothing.value() / 100
 
-    def begin_live_run(self, run_dir: Path, history: list[dict] = ()) -> None:
-        """Pin the run being trained; `history` holds its earlier records when it is resumed."""
+    def begin_live_run(self, run_dir: Path, history: list[dict] = (), max_steps: int = 0,
+                       tokens_per_step: int = 0) -> None:
+        """Pin the run being trained; `history` holds its earlier records when it is resumed. `max_steps` and
+        `tokens_per_step` (when known) say where it will end on the steps and tokens axes."""
         previous, self.pinned = self.pinned, Path(run_dir)
+        self._planned_end = {"step": max_steps, "tokens": max_steps * tokens_per_step} if max_steps else {}
         self._remove(self.pinned)
         self.series[self.pinned] = RunSeries.from_records(self.pinned.name, list(history), self.smoothing_weight)
         if previous is not None and previous not in self._compared:
@@ -414,14 +421,25 @@ class TrainingPlots(QWidget):
         (view_x0, view_x1), (view_y0, view_y1) = plot.vb.viewRange()
         x_span, y_span = max(x1 - x0, 1e-9), max(y1 - y0, 0.1 * max(abs(y0), abs(y1)), 1e-9)
         y0, y1 = (y0 + y1 - y_span) / 2, (y0 + y1 + y_span) / 2  # a flat curve (constant learning rate) centred
-        if tight or x0 < view_x0 or x1 > view_x1 or x_span < REFIT_BELOW * (view_x1 - view_x0):
-            plot.setXRange(x0, x1 + (0 if tight else X_HEADROOM) * x_span, padding=0.02)
+        right = self._right_edge(x1, x_span)
+        # refit when the data, with its headroom, fills much less of the view than it would after a refit
+        if tight or x0 < view_x0 or x1 > view_x1 or right - x0 < REFIT_BELOW * (1 + X_HEADROOM) * (view_x1 - view_x0):
+            plot.setXRange(x0, x1 if tight else right, padding=0.02)
         if tight or y0 < view_y0 or y1 > view_y1 or y_span < REFIT_BELOW * (view_y1 - view_y0):
             # room on the side the data is heading (down, for a falling loss)
             below = Y_HEADROOM * y_span if not tight and y0 < view_y0 else 0.0
             above = Y_HEADROOM * y_span if not tight and y1 > view_y1 else 0.0
             plot.setYRange(y0 - below, y1 + above, padding=0.06)
         plot.vb.updateMatrix()  # move the items now: pyqtgraph would in the next paint, and then paint again
+
+    def _right_edge(self, x1: float, x_span: float) -> float:
+        """Where the view ends while it follows data that ends at x1: X_HEADROOM of the data's span past it,
+        within [PLANNED_FIRST_VIEW, 1] of the live run's planned end when the x axis has one."""
+        right = x1 + X_HEADROOM * x_span
+        end = self._planned_end.get(self.x_key, 0)
+        if end >= x1:
+            right = min(max(right, PLANNED_FIRST_VIEW * end), end)
+        return right
 
     def _data_bounds(self, plot: pg.PlotItem) -> tuple[float, float, float, float] | None:
         """x0, x1, y0, y1 of everything the plot shows, in view coordinates (log10 on a log axis). From the
@@ -442,6 +460,7 @@ class TrainingPlots(QWidget):
 
     def end_live_run(self) -> None:
         """Training ended: the plots that follow the data drop the room they kept for new points."""
+        self._planned_end = {}
         self.refresh()
         for plot in self._plots:
             self._keep_in_view(plot, tight=True)  # if it follows

@@ -255,7 +255,7 @@ class TrainTab(QWidget):
         history = []
         if event.start_step:  # resumed: show what came before, up to the checkpoint it continues from
             history = [r for r in RunFolder(event.run_dir).read_metrics() if r.get("step", 0) <= event.start_step]
-        self.plots.begin_live_run(Path(event.run_dir), history)
+        self.plots.begin_live_run(Path(event.run_dir), history, event.max_steps, event.tokens_per_step)
         self._max_steps, self._tokens_per_step = event.max_steps, event.tokens_per_step
         self._show_step(event.start_step)
         self.banner.hide()

@@ -6,6 +6,7 @@ queued signal per event would flood the GUI's event loop, so events go into a lo
 """
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from itertools import groupby
@@ -98,6 +99,10 @@ class TrainingWorker(QObject):
 
     def start(self) -> None:
         sys.setswitchinterval(LOCK_SWITCH_INTERVAL_S)  # for the whole process, which now trains beside a GUI
+        # What the app has built so far (PyTorch's and Qt's modules, the window) lives on: leave it out of
+        # garbage collection. A full collection walks every object, 0.1-0.25 s with Python's lock held, which
+        # stops training and the event loop; the GUI thread's collector (app.main) made one every minute or so.
+        gc.freeze()
         self._flush_timer.start()
         self._thread.start()
 

@@ -133,6 +133,21 @@ def test_the_view_moves_in_steps_not_at_every_point(plots):
     assert len(moves) < 30  # not 100
 
 
+def test_a_run_with_a_planned_end_moves_the_steps_axis_three_times_and_never_past_it(plots, tmp_path):
+    """Shown from step 1 with room to double, the axis would move a dozen times in 2,000 steps."""
+    plots.begin_live_run(tmp_path / "planned", max_steps=2000, tokens_per_step=100)
+    rights = []
+    plots.loss_plot.vb.sigXRangeChanged.connect(lambda *_: rights.append(plots.loss_plot.vb.viewRange()[0][1]))
+    for first in range(1, 2001, 10):
+        plots.add_steps(steps(first, 10))
+        plots.refresh()
+    assert 2000 <= rights[-1] < 1.1 * 2000  # the planned end, and the padding
+    assert rights[0] >= 2000 / 8
+    assert len(rights) <= 5  # the first view, 3 moves, and one for the y axis's padding at most
+    plots.x_axis.setCurrentIndex(plots.x_axis.findData("tokens"))  # the tokens axis knows its end too
+    assert plots.loss_plot.vb.viewRange()[0][1] < 1.1 * 2000 * 100
+
+
 def test_when_training_ends_the_views_drop_the_room_kept_for_new_points(plots):
     plots.add_steps(steps(1, 300))
     plots.refresh()

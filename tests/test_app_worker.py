@@ -2,6 +2,7 @@
 waiting for the GUI."""
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -82,6 +83,22 @@ def test_training_beside_the_gui_hands_pythons_lock_over_quickly(qtbot):
         assert sys.getswitchinterval() == LOCK_SWITCH_INTERVAL_S < 0.005
     finally:
         sys.setswitchinterval(previous)
+
+
+def test_what_lives_when_training_starts_is_left_out_of_garbage_collection(qtbot):
+    """A full collection walks every object the process holds (0.1-0.25 s with Python's lock held, which stops
+    training); the app's modules and window, made before the run, are kept out of it."""
+    gc.unfreeze()
+    made_before = {"a window": []}
+    collected = lambda: any(o is made_before for o in gc.get_objects())  # noqa: E731 - the generations GC walks
+    assert collected()
+    try:
+        worker = TrainingWorker(ScriptedTrainer([ev.Finished(0, "finished", None, Path("run"))]))
+        with qtbot.waitSignal(worker.done, timeout=10_000):
+            worker.start()
+        assert not collected() and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_unknown_events_go_out_batched_through_other_events(qtbot):
