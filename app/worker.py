@@ -101,7 +101,7 @@ class TrainingWorker(QObject):
         sys.setswitchinterval(LOCK_SWITCH_INTERVAL_S)  # for the whole process, which now trains beside a GUI
         # What the app has built so far (PyTorch's and Qt's modules, the window) lives on: leave it out of
         # garbage collection. A full collection walks every object, 0.1-0.25 s with Python's lock held, which
-        # stops training and the event loop; the GUI thread's collector (app.main) made one every minute or so.
+        # stops training and the event loop; the GUI thread's collector (app.main) made two in a 55 s replayed run.
         gc.freeze()
         self._flush_timer.start()
         self._thread.start()
