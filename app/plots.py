@@ -28,7 +28,8 @@ from .style import MUTED, RUN_COLOURS
 REFRESH_INTERVAL_MS = 100  # 10 Hz: smooth to the eye; each repaint takes CPU from training
 DETAILS_EVERY_TICKS = 3  # the small plots at ~3 Hz
 # Room left past the newest point while the view follows the data, so that it moves (and the axes, the costliest
-# part of a repaint, are redrawn) only now and then: the steps axis doubles, a dozen moves in a long run.
+# part of a repaint, are redrawn) only now and then: the x axis doubles, a dozen moves in a long run (fewer while
+# a run with a planned end trains, PLANNED_FIRST_VIEW).
 X_HEADROOM = 1.0
 # While a run trains, its planned end (steps or tokens) is known: the view shows at least this share of it and never
 # runs past it, so the steps axis moves 3 times in a run instead of doubling a dozen times from step 1

@@ -99,9 +99,10 @@ class TrainingWorker(QObject):
 
     def start(self) -> None:
         sys.setswitchinterval(LOCK_SWITCH_INTERVAL_S)  # for the whole process, which now trains beside a GUI
-        # What the app has built so far (PyTorch's and Qt's modules, the window) lives on: leave it out of
-        # garbage collection. A full collection walks every object, 0.1-0.25 s with Python's lock held, which
+        # While the run trains, what the app built before it (PyTorch's and Qt's modules, the window) is left out
+        # of garbage collection. A full collection walks every object, 0.1-0.25 s with Python's lock held, which
         # stops training and the event loop; the GUI thread's collector (app.main) made two in a 55 s replayed run.
+        # Unfrozen when the run ends, so that garbage among those objects is still collected then.
         gc.freeze()
         self._flush_timer.start()
         self._thread.start()
@@ -139,6 +140,7 @@ class TrainingWorker(QObject):
         return kind if known else None
 
     def _on_thread_finished(self) -> None:
+        gc.unfreeze()
         self._flush_timer.stop()
         self.flush()
         self.done.emit()
