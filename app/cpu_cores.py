@@ -1,4 +1,4 @@
-"""Which of the app's threads may spread PyTorch operations over several cores: the training thread only.
+"""Which of the app's threads may spread work over several cores: the training thread only.
 
 PyTorch runs CPU operations on OpenMP teams (libgomp). libgomp keeps a team's workers spinning between
 operations, ready for the next one, only while the process has no more OpenMP threads than cores. Once a second
@@ -8,6 +8,8 @@ than a small operation itself, and baby-gpt-char trained about 30% slower (2 cor
 PyTorch says how many cores it takes, before its first operation.
 """
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -27,3 +29,11 @@ def use_one_core() -> None:
 def use_training_cores() -> None:
     """For the training thread, first thing: as many threads as PyTorch would use in a process of its own."""
     _use_threads(TRAINING_THREADS)
+
+
+def keep_painting_on_the_gui_thread() -> None:
+    """Before the QApplication paints: Qt's raster engine hands each fill or picture it draws over 96 rows or more
+    to a pool of threads, one per core, and waits for them. Beside training, every repaint of a plot's strip
+    then woke threads that took cores from training's OpenMP workers, and cost more than it saved: a refresh of
+    the window took 1.03 ms of CPU with the pool, 0.70 ms without (docs/performance.md). Qt reads this once."""
+    os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QApplication
 
-from .cpu_cores import use_one_core
+from .cpu_cores import keep_painting_on_the_gui_thread, use_one_core
 from .main_window import MainWindow
 from .style import apply_theme
 
@@ -29,6 +29,7 @@ def open_window(argv: list[str] | None = None):
     """Set the application up from the command line and show the main window; returns (app, window)."""
     args = build_parser().parse_args(argv)
     use_one_core()  # on the GUI thread: the other cores are training's (see cpu_cores)
+    keep_painting_on_the_gui_thread()
     QCoreApplication.setOrganizationName("LM Workbench")
     QCoreApplication.setApplicationName("LM Workbench")
     app = QApplication.instance() or QApplication(sys.argv[:1])

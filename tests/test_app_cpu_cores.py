@@ -2,7 +2,11 @@
 OpenMP keeps training's fast path (see app/cpu_cores.py)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,3 +81,28 @@ def test_the_generation_worker_keeps_to_one_core(qtbot, two_training_threads):
         thread.quit()
         thread.wait()
     assert seen == [1]
+
+
+PAINT_THE_WINDOW = """
+import os, sys
+from PySide6.QtCore import QStandardPaths, QTimer
+QStandardPaths.setTestModeEnabled(True)  # no settings written where the user's are
+from app.main import open_window
+app, window = open_window(["--runs-dir", sys.argv[1]])
+window.grab()  # paints all of it
+threads = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
+print(threads.count("Thread (pooled)"))
+QTimer.singleShot(0, app.quit)  # the app's own way out, which ends its worker threads
+app.exec()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process's threads from /proc")
+def test_qt_paints_the_window_on_the_gui_thread_alone(tmp_path):
+    """Else Qt's raster engine wakes a thread per core for each large fill, beside training. In a process of its
+    own: Qt reads the setting once, and this one's QApplication has painted already."""
+    environment = {name: value for name, value in os.environ.items() if name != "QT_NO_GUI_THREADPOOL"}
+    painted = subprocess.run([sys.executable, "-c", PAINT_THE_WINDOW, str(tmp_path / "runs")], env=environment,
+                             capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert painted.returncode == 0, painted.stderr
+    assert painted.stdout.split()[-1] == "0"  # Qt's image threads ("Thread (pooled)") never started
