@@ -1,4 +1,4 @@
-"""pyqtgraph's plot, view and axis items, with their bounds answered cheaply.
+"""pyqtgraph's plot, view and axis items, with their bounds answered (and a view's nothing painted) cheaply.
 
 Qt asks every item under a repainted region for its bounding rectangle, several times a paint, and pyqtgraph
 answers in Python: about 70 calls for each strip of the loss plot repainted ten times a second, each taking
@@ -20,6 +20,7 @@ class PlotItem(pg.PlotItem):
 class ViewBox(pg.ViewBox):
     boundingRect = QGraphicsWidget.boundingRect  # noqa: N815 - Qt's name
     shape = QGraphicsWidget.shape
+    paint = QGraphicsWidget.paint  # pyqtgraph's draws a border, which these views have none of: paint nothing
 
 
 class AxisItem(pg.AxisItem):

@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QEvent, QEventLoop, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.cpu_cores import use_one_core  # noqa: E402
+from app.cpu_cores import keep_painting_on_the_gui_thread, use_one_core  # noqa: E402
 from app.main import collect_garbage_on_the_gui_thread  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.resources import PRESETS_DIR, SAMPLE_CORPUS  # noqa: E402
@@ -322,21 +322,22 @@ class ReplayTrainer:
         return "finished"
 
 
-def replayed_in_window(source_run: Path, work: Path, repeat: int) -> float:
-    """Show `source_run` training again in a window, replayed; the share of one core the GUI thread used."""
+def replayed_in_window(source_run: Path, work: Path, repeat: int) -> tuple[float, float]:
+    """Show `source_run` training again in a window, replayed; the shares of one core that the GUI thread, and the
+    whole process (Qt's helper threads too; the stand-in trainer sleeps), used."""
     runs_dir = work / f"replay-{repeat}"
     (runs_dir / source_run.name).mkdir(parents=True)
-    times = []  # (thread_time, perf_counter) when the run starts and ends
+    times = []  # (thread_time, process_time, perf_counter) when the run starts and ends
     with shown_window(runs_dir, SAMPLE_CORPUS, work) as window:
         tab = window.train_tab
-        mark = lambda _: times.append((time.thread_time(), time.perf_counter()))  # noqa: E731
+        mark = lambda _: times.append((time.thread_time(), time.process_time(), time.perf_counter()))  # noqa: E731
         tab.training_started.connect(lambda worker: (worker.started.connect(mark), worker.finished.connect(mark)))
         loop = QEventLoop()
         tab.training_ended.connect(lambda _: loop.quit())
         tab.train(ReplayTrainer(source_run, runs_dir / source_run.name))
         loop.exec()
-    (cpu0, wall0), (cpu1, wall1) = times
-    return (cpu1 - cpu0) / (wall1 - wall0)
+    (thread0, process0, wall0), (thread1, process1, wall1) = times
+    return (thread1 - thread0) / (wall1 - wall0), (process1 - process0) / (wall1 - wall0)
 
 
 def _busy_gui(window, busy: bool) -> None:
@@ -420,6 +421,7 @@ def main() -> None:
         compare_and_print(args, work)
         return
     use_one_core()  # as lm-workbench does on its GUI thread
+    keep_painting_on_the_gui_thread()
     app = QApplication.instance() or QApplication([])
     apply_theme(app)
     _collector = collect_garbage_on_the_gui_thread()  # as lm-workbench does
@@ -438,9 +440,10 @@ def main() -> None:
         overrides, _ = run_settings(args.steps, args.corpus, work)
         source_run = headless(overrides, work / "source")
         shares = [replayed_in_window(source_run, work, repeat) for repeat in range(args.repeats)]
-        print(f"baby-gpt-char, {args.steps} steps trained headless, replayed in the window {len(shares)} times: "
-              f"GUI thread busy {statistics.median(shares):.2%} of one core (median; "
-              f"{', '.join(f'{share:.2%}' for share in shares)})")
+        for name, column in (("GUI thread", 0), ("whole process", 1)):
+            print(f"baby-gpt-char, {args.steps} steps trained headless, replayed in the window {len(shares)} times: "
+                  f"{name} busy {statistics.median(s[column] for s in shares):.2%} of one core (median; "
+                  f"{', '.join(f'{s[column]:.2%}' for s in shares)})")
 
 
 def compare_and_print(args, work: Path) -> None:
