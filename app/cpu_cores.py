@@ -35,5 +35,6 @@ def keep_painting_on_the_gui_thread() -> None:
     """Before the QApplication paints: Qt's raster engine hands each fill or picture it draws over 96 rows or more
     to a pool of threads, one per core, and waits for them. Beside training, every repaint of a plot's strip
     then woke threads that took cores from training's OpenMP workers, and cost more than it saved: a refresh of
-    the window took 1.03 ms of CPU with the pool, 0.70 ms without (docs/performance.md). Qt reads this once."""
+    the window took 1.08 ms of CPU with the pool, 0.73 ms without (`bench/gui_overhead.py --ticks`). Qt reads this
+    once."""
     os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")

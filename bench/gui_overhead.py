@@ -5,6 +5,7 @@ its own, as a user would run it from a terminal) and inside the window (offscree
     python bench/gui_overhead.py --ab gui|plots|busy [--steps 1000]
     python bench/gui_overhead.py --gui-asleep [--steps 300] [--repeats 3]
     python bench/gui_overhead.py --replay [--steps 600] [--repeats 3]
+    python bench/gui_overhead.py --ticks [--repeats 3] [--qt-thread-pool]
 
 Prints the tokens/s of each (the first step excluded: it warms up; evaluations are excluded by the trainer),
 their ratio (target >= 0.95), and how late a 10 ms QTimer fires on the GUI thread while the window trains (max and
@@ -25,6 +26,12 @@ of a core of GUI work costs training.
 pace they came by a stand-in that trains nothing, and prints how busy the GUI thread was: the window's own work,
 measured without the training beside it, so a fraction of the throughput ratio's noise (a millisecond of GUI work
 costs training about two, see docs/performance.md).
+
+--ticks times the live plots' refresh in the shown window alone: REFRESH_TICKS refreshes, each after STEPS_PER_TICK
+new steps of a made-up run and painted at once, and prints the CPU a tick takes on the GUI thread and in all of the
+process's threads. No training, no timers and no start-up: the steadiest figure to compare code by (within a few
+percent between runs). --qt-thread-pool lets Qt paint with its pool of threads, as the app did before
+keep_painting_on_the_gui_thread (for --ticks and --replay).
 """
 from __future__ import annotations
 
@@ -51,6 +58,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from app.cpu_cores import keep_painting_on_the_gui_thread, use_one_core  # noqa: E402
 from app.main import collect_garbage_on_the_gui_thread  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
+from app.plots import DETAILS_EVERY_TICKS  # noqa: E402
 from app.resources import PRESETS_DIR, SAMPLE_CORPUS  # noqa: E402
 from app.style import apply_theme  # noqa: E402
 from lmcore import events as ev  # noqa: E402
@@ -340,6 +348,37 @@ def replayed_in_window(source_run: Path, work: Path, repeat: int) -> tuple[float
     return (thread1 - thread0) / (wall1 - wall0), (process1 - process0) / (wall1 - wall0)
 
 
+REFRESH_TICKS = 600
+STEPS_PER_TICK = 3  # baby-gpt-char's pace on a 2-core machine (about 30 steps a second), at the plots' 10 Hz
+
+
+def refresh_cost(work: Path, repeat: int) -> tuple[float, float]:
+    """The CPU milliseconds one refresh of the live plots takes in the shown window, painting included: on the GUI
+    thread, and in all of the process's threads (Qt's own included)."""
+    rng = np.random.default_rng(repeat)
+    steps = [ev.StepMetrics(step, 768 * step, 1.2 + 2.5 / (1 + step / 300) + 0.15 * rng.standard_normal(),
+                            1e-3 * min(1.0, step / 100), 0.5 + 0.2 * rng.random(), 24_000 + 800 * rng.standard_normal(),
+                            0.03 * step) for step in range(1, REFRESH_TICKS * STEPS_PER_TICK + 1)]
+    runs_dir = work / f"ticks-{repeat}"
+    with shown_window(runs_dir, SAMPLE_CORPUS, work) as window:
+        _wait(0.3)  # laid out and painted
+        plots = window.train_tab.plots
+        plots.begin_live_run(runs_dir / "live", max_steps=2000, tokens_per_step=768)
+        thread0, process0 = time.thread_time(), time.process_time()
+        for tick in range(REFRESH_TICKS):
+            plots.add_steps(steps[tick * STEPS_PER_TICK:(tick + 1) * STEPS_PER_TICK])
+            plots.refresh(details=tick % DETAILS_EVERY_TICKS == 0)
+            QApplication.processEvents()  # paints what the refresh changed
+        thread1, process1 = time.thread_time(), time.process_time()
+    return 1000 * (thread1 - thread0) / REFRESH_TICKS, 1000 * (process1 - process0) / REFRESH_TICKS
+
+
+def _wait(seconds: float) -> None:
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+
+
 def _busy_gui(window, busy: bool) -> None:
     """Every 100 ms, BUSY_MS of Python on the GUI thread (holding Python's lock, as painting does), or not."""
     load = window.findChild(QTimer, "bench-busy")
@@ -413,15 +452,20 @@ def main() -> None:
                         help="diagnostic: the window's GUI thread sleeps 98%% of each second while it trains")
     parser.add_argument("--replay", action="store_true",
                         help="instead: how busy the GUI thread is while the window shows a headless run replayed")
+    parser.add_argument("--ticks", action="store_true",
+                        help="instead: the CPU one refresh of the live plots takes in the window, painting included")
+    parser.add_argument("--qt-thread-pool", action="store_true",
+                        help="diagnostic, with --ticks or --replay: Qt paints with its pool of threads")
     parser.add_argument("--window-run", type=Path, help=argparse.SUPPRESS)  # a comparison's window side, in FOLDER
     args = parser.parse_args()
 
     work = args.window_run or Path(tempfile.mkdtemp(prefix="gui-overhead-"))
-    if not (args.window_run or args.ab or args.replay):
+    if not (args.window_run or args.ab or args.replay or args.ticks):
         compare_and_print(args, work)
         return
     use_one_core()  # as lm-workbench does on its GUI thread
-    keep_painting_on_the_gui_thread()
+    if not args.qt_thread_pool:
+        keep_painting_on_the_gui_thread()
     app = QApplication.instance() or QApplication([])
     apply_theme(app)
     _collector = collect_garbage_on_the_gui_thread()  # as lm-workbench does
@@ -436,6 +480,13 @@ def main() -> None:
         else:
             print(f"baby-gpt-char, {args.steps} steps in one window, {args.ab} off every other {AB_PERIOD_S:.0f} s: "
                   f"{live:,.0f} tokens/s with it, {switched_off:,.0f} without ({switched_off / live - 1:+.1%})")
+    elif args.ticks:
+        costs = [refresh_cost(work, repeat) for repeat in range(args.repeats)]
+        pool = "with Qt's thread pool" if args.qt_thread_pool else "painting on the GUI thread"
+        for name, column in (("GUI thread", 0), ("all threads", 1)):
+            print(f"{REFRESH_TICKS} refreshes of the live plots, {STEPS_PER_TICK} new steps each, {pool}: {name} "
+                  f"{statistics.median(c[column] for c in costs):.3f} ms of CPU a refresh (median; "
+                  f"{', '.join(f'{c[column]:.3f}' for c in costs)})")
     else:
         overrides, _ = run_settings(args.steps, args.corpus, work)
         source_run = headless(overrides, work / "source")
