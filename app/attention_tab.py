@@ -1,31 +1,36 @@
 """Attention tab: what each head of a Transformer looks at, for a text the user types, sends from the Generate
 tab, or watches change while the run trains. An RNN run gets gradient saliency in the same views instead.
 
-The numbers come from lmcore.attention; this module only loads the run, asks for a snapshot and draws it.
+The numbers come from lmcore.attention. The tab only draws: its worker (attention_worker.py, on a thread of its
+own) loads the run and captures a snapshot, or reads one the training run wrote for the live probe.
 """
 from __future__ import annotations
 
 import contextlib
 import html
+import itertools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit,
-                               QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
+                               QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
-from lmcore.attention import SALIENCY_WINDOW, AttentionProbe, AttentionSnapshot, capture, opening_text
+from lmcore.attention import SALIENCY_WINDOW, AttentionSnapshot, opening_text
 from lmcore.errors import LMCoreError
-from lmcore.runs import RunFolder, load_trained_model, resolve_checkpoint
+from lmcore.events import AttentionSaved
+from lmcore.runs import RunFolder
 
 from .attention_focus import TokenFocusView
 from .attention_heatmap import Axis, HeatmapView, ModelGridView, future_mask
+from .attention_worker import AttentionWorker
+from .background import start_in_background, stop_background
 from .style import monospace_font, set_tone
 
 HEATMAP, MODEL, FOCUS = range(3)  # the view tabs
-RETRY_MS = 250  # how often to look for the worker's trainer until it exists
 RNN_NOTICE = (
     "<b>An RNN has no attention.</b> It reads the text one token at a time and carries everything it has seen "
     "in its hidden state, so there are no weights over earlier tokens to show. Shown instead: "
@@ -33,20 +38,32 @@ RNN_NOTICE = (
     "of the next token (‖gradient × input‖ of the log-probability of its top prediction, as a share of the row).")
 
 
+@dataclass
+class Request:
+    """What the tab last asked its worker for: only the answer to this one is shown."""
+    id: int
+    live: AttentionSaved | None = None  # the live snapshot being read; None for a capture of the editor's text
+    live_run: Path | None = None  # the training run that wrote it
+
+
 class AttentionTab(QWidget):
+    # Requests to the worker thread (queued connections: the GUI thread never waits on the model).
+    _capture_requested = Signal(int, object, str, str)  # request id, run dir, checkpoint, text
+    _snapshot_requested = Signal(int, object)  # request id, path of a snapshot the training run wrote
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self._run_dir: Path | None = None
-        self._loaded: tuple[tuple, tuple] | None = None  # (checkpoint path, mtime), (model, tokenizer, meta)
         self._snapshot: AttentionSnapshot | None = None
         self._source = ""  # where the snapshot came from, for the header
         self._focus: int | None = None  # the query position of the Token focus view
         self._pending_capture = False  # set_run while hidden: capture when shown
-        self._worker = None
-        self._probe: tuple | None = None  # (handle, trainer, text, every) while the live probe is attached
-        self._retry = QTimer(self, interval=RETRY_MS)
-        self._retry.timeout.connect(self._sync_probe)
+        self._request_ids = itertools.count(1)
+        self._request: Request | None = None  # awaiting the worker's answer
+        self._training = None  # the training worker followed by the live probe
+        self._probe: tuple[str, int] | None = None  # (text, every) last sent to it
         self._build()
+        self._start_worker()
         self.set_run(None)
 
     # ---- layout --------------------------------------------------------------------------------
@@ -76,8 +93,8 @@ class AttentionTab(QWidget):
         text_row.addWidget(self.show_button, 0, Qt.AlignmentFlag.AlignTop)
 
         self.live = QCheckBox("Live while training: refresh every")
-        self.live.setToolTip("While a run trains in this window, capture this text with the model being trained "
-                             "every N steps, so you can watch the heads form.")
+        self.live.setToolTip("While a run trains in this window, the training process captures this text with "
+                             "the model being trained every N steps, so you can watch the heads form.")
         self.live.toggled.connect(self._sync_probe)
         self.every = QSpinBox(minimum=1, maximum=100_000, value=20, suffix=" steps")
         self.every.valueChanged.connect(self._sync_probe)
@@ -132,16 +149,42 @@ class AttentionTab(QWidget):
         layout.addLayout(controls)
         layout.addWidget(self.views, 1)
 
+    # ---- the worker ----------------------------------------------------------------------------
+    def _start_worker(self) -> None:
+        self.worker = AttentionWorker()
+        self._capture_requested.connect(self.worker.capture)
+        self._snapshot_requested.connect(self.worker.load_snapshot)
+        self.worker.captured.connect(self._on_captured)
+        self.worker.failed.connect(self._on_failed)
+        self._thread = start_in_background(self.worker, "attention-worker")
+
+    def shutdown(self) -> None:
+        """End the worker thread (on close; background.py does it when the application quits)."""
+        stop_background(self._thread)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.shutdown()
+        super().closeEvent(event)
+
+    def is_busy(self) -> bool:
+        """Whether an answer from the worker is still to come."""
+        return self._request is not None
+
+    def _send(self, live: AttentionSaved | None = None, live_run: Path | None = None) -> int:
+        """Start a request, making any earlier one stale; returns its id."""
+        self._request = Request(next(self._request_ids), live, live_run)
+        return self._request.id
+
     # ---- the main window's contract ------------------------------------------------------------
     def set_run(self, run_dir: Path | None) -> None:
         """Show the run the user picked in the runs browser (None: no run selected)."""
         self._run_dir = Path(run_dir) if run_dir else None
-        self._loaded = None
+        self._request = None  # an answer about the previous run is stale
+        self._show_notes()  # no longer "Capturing…"
         if self._run_dir is None:
             self.run_label.setText("<b>No run selected.</b> Pick a run in the runs browser.")
             self._set_family("transformer")
             self._show_snapshot(None)
-            self._say("")
             return
         try:
             family = RunFolder(self._run_dir).load_config().family
@@ -163,83 +206,88 @@ class AttentionTab(QWidget):
         self._on_show_clicked()
 
     def attach_worker(self, worker) -> None:
-        """Follow a training worker (None when its run ends): the live probe rides on its trainer."""
-        if self._worker is not None:
+        """Follow a training worker (None when its run ends): the live probe runs in its training process, which
+        writes a snapshot every N steps and announces it with `attention_saved`."""
+        if self._training is not None:
             with contextlib.suppress(RuntimeError, TypeError):  # the old worker may be gone already
-                self._worker.other_events.disconnect(self._on_engine_events)
-        self._worker = worker
+                self._training.attention_saved.disconnect(self._on_attention_saved)
+        self._training = worker
+        was_live, self._probe = self._probe is not None, None  # a new worker has no probe yet
         if worker is not None:
-            worker.other_events.connect(self._on_engine_events)
-        was_live = self._probe is not None
+            worker.attention_saved.connect(self._on_attention_saved)
         self._sync_probe()
         if worker is None and was_live and self._snapshot is not None:
             self.live_status.setText(f"training ended; showing step {self._snapshot.step}")
 
     # ---- capturing -----------------------------------------------------------------------------
     def capture_text(self) -> None:
-        """Capture the editor's text with the selected run's checkpoint and show it."""
+        """Ask the worker to capture the editor's text with the selected run's checkpoint; shown when it answers."""
         self._pending_capture = False
         text = self.editor.toPlainText()
         if self._run_dir is None or not text:
             return
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            model, tokenizer, meta = self._model()
-            snapshot = capture(model, tokenizer, text, step=meta.get("step"))
-        except (LMCoreError, OSError) as exc:  # OSError: the checkpoint went away while being read
-            self._fail(str(exc))
-            return
-        finally:
-            QApplication.restoreOverrideCursor()
-        self._source = f"{self.checkpoint.currentText()} checkpoint, step {snapshot.step}"
-        self._show_snapshot(snapshot)
-
-    def _model(self):
-        """The selected checkpoint, loaded once and again only when the file changes (a run still training)."""
-        path = resolve_checkpoint(self._run_dir, self.checkpoint.currentText())
-        key = (path, path.stat().st_mtime_ns)
-        if self._loaded is None or self._loaded[0] != key:
-            self._loaded = (key, load_trained_model(path, device="cpu"))
-        return self._loaded[1]
+        request_id = self._send()
+        self._say("Capturing…")  # the snapshot shown stays until the new one comes
+        self._capture_requested.emit(request_id, self._run_dir, self.checkpoint.currentText(), text)
 
     def _on_show_clicked(self) -> None:
         self.capture_text()
         self._sync_probe()  # a live probe follows the new text
 
+    def _on_captured(self, request_id: int, snapshot: AttentionSnapshot, source: str) -> None:
+        request = self._answered(request_id)
+        if request is None:
+            return
+        if request.live is not None:
+            snapshot.run_dir = request.live_run
+            self.live_status.setText(f"refreshed at step {snapshot.step} ({snapshot.run_dir.name})")
+        self._source = source
+        self._show_snapshot(snapshot)
+
+    def _on_failed(self, request_id: int, message: str) -> None:
+        request = self._answered(request_id)
+        if request is None:
+            return
+        if request.live is None:
+            self._fail(message)
+            return
+        # Keep showing the last one: training goes on and the next snapshot will come. Usually the file was
+        # rotated away already; the message, with its long path, would only widen the tab.
+        self.live_status.setText(f"could not read the snapshot of step {request.live.step}; waiting for the next one")
+        self._show_notes()
+
+    def _answered(self, request_id: int) -> Request | None:
+        """The request this answers, or None when the tab has asked for something else since."""
+        request = self._request
+        if request is None or request.id != request_id:
+            return None
+        self._request = None
+        return request
+
     # ---- live probe ----------------------------------------------------------------------------
     def _sync_probe(self) -> None:
-        """Make the trainer's probe match the controls: attach, re-attach with new settings, or remove.
-        The worker's trainer may not exist yet when the run is starting: retry until it does."""
-        trainer = getattr(self._worker, "trainer", None)
+        """Make the training process's probe match the controls: send the text and interval when they change,
+        turn it off when Live is unticked."""
         text = self.editor.toPlainText()
-        wanted = (trainer, text, self.every.value()) if self.live.isChecked() and trainer is not None and text else None
-        if self._probe and self._probe[1:] != wanted:
-            self._probe[1].remove_periodic(self._probe[0])
-            self._probe = None
-        if wanted and not self._probe:
-            self._probe = (AttentionProbe(text, self.every.value()).attach(trainer), *wanted)
-            self.live_status.setText("waiting for the next refresh…")
-        waiting = self.live.isChecked() and self._worker is not None and trainer is None
-        if waiting:
-            self._retry.start()
-        else:
-            self._retry.stop()
+        wanted = (text, self.every.value()) if self.live.isChecked() and text else None
+        if self._training is not None and wanted != self._probe:
+            if wanted:
+                self._training.set_probe(*wanted)
+                self.live_status.setText("waiting for the next refresh…")
+            else:
+                self._training.clear_probe()
+            self._probe = wanted
         if not self.live.isChecked():
             self.live_status.setText("")
-        elif self._worker is None:
+        elif self._training is None:
             self.live_status.setText("starts when a run trains in this window")
         elif not text:
             self.live_status.setText("type a probe text first")
 
-    def _on_engine_events(self, events: list) -> None:
-        snapshots = [e for e in events if isinstance(e, AttentionSnapshot)]
-        if snapshots and self.live.isChecked():
-            snapshot = snapshots[-1]
-            self._source = f"live, step {snapshot.step}"
-            self.live_status.setText(f"refreshed at step {snapshot.step} ({Path(snapshot.run_dir).name})")
-            self._show_snapshot(snapshot)
-        if self._probe is None:
-            self._sync_probe()
+    def _on_attention_saved(self, event: AttentionSaved) -> None:
+        if self.live.isChecked() and self._training is not None:  # not an event still queued from a detached worker
+            run_dir = self._training.run_dir or event.path.parent.parent  # snapshots lie in <run>/attention/
+            self._snapshot_requested.emit(self._send(event, run_dir), event.path)
 
     # ---- showing -------------------------------------------------------------------------------
     def _set_family(self, family: str) -> None:
@@ -254,6 +302,7 @@ class AttentionTab(QWidget):
         self._snapshot = snapshot
         for button in (self.export_png, self.export_npy, self.fit):
             button.setEnabled(snapshot is not None)
+        self._show_notes()
         if snapshot is None:
             self.heatmap.clear()
             self.grid.clear()
@@ -267,13 +316,19 @@ class AttentionTab(QWidget):
         _fill_combo(self.head, ["mean over heads"] + [f"head {i + 1}" for i in range(n_head)], 0)
         if self._focus is None or self._focus >= T:
             self._focus = T - 1
-        notes = [RNN_NOTICE] if snapshot.kind == "saliency" else []
-        if snapshot.dropped:
+        self._render()
+
+    def _show_notes(self) -> None:
+        """What the reader needs to know about the snapshot shown: an RNN's saliency, a text cut to fit."""
+        snapshot, notes = self._snapshot, []
+        if snapshot is not None and snapshot.kind == "saliency":
+            notes.append(RNN_NOTICE)
+        if snapshot is not None and snapshot.dropped:
+            T = len(snapshot.tokens)
             window = (f"the model's context is {T} tokens" if snapshot.kind == "attention"
                       else f"saliency is limited to {SALIENCY_WINDOW} tokens")
             notes.append(f"Showing the last {T} of {T + snapshot.dropped} tokens: {window}.")
         self._say("<br>".join(notes), "info")
-        self._render()
 
     def _render(self) -> None:
         """Draw the snapshot in the visible view only: the others are drawn when they are opened."""

@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QSpinBox
 
+import torch
+
 from lmcore.device import DEVICE_CHOICES, pick_device
 from lmcore.errors import ConfigError
 
 BY_STEPS, BY_EPOCHS = "steps", "epochs"
 TRAIN_BY = "train.by"  # a form-only choice: whether train.max_steps or train.epochs sets the length
+GPUS = "launch.gpus"  # a form-only choice: how many processes (one per GPU) torchrun starts
+FORM_ONLY = (TRAIN_BY, GPUS)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,15 @@ def available_devices() -> tuple[tuple[str, str], ...]:
             continue
         usable.append((choice, labels[choice]))
     return tuple(usable)
+
+
+def gpu_fields() -> tuple[Field, ...]:
+    """With several CUDA GPUs visible, how many to train on: one process each, through torchrun (DDP)."""
+    count = torch.cuda.device_count()
+    if count < 2:
+        return ()
+    return (Field(GPUS, "GPUs", f"How many of the {count} GPUs to train on, one process each (DistributedDataParallel); "
+                  "the batch size is per GPU.", low=1, high=count, show_if=("train.device", ("auto", "cuda"))),)
 
 
 WORD = ("tokenizer.kind", ("word",))
@@ -147,6 +160,7 @@ SECTIONS: tuple[tuple[str, bool, tuple[Field, ...]], ...] = (  # (title, expande
               "also saves a checkpoint. 100 to 500; smaller gives more points but trains slower."),
         Field("train.device", "Device", "Where to train. Auto picks a CUDA GPU, then Apple's GPU, then the CPU.",
               "choice", available_devices()),
+        *gpu_fields(),
         Field("train.seed", "Seed", "Random seed: the same seed and settings give the same run. Any whole number "
               "from 0 to 2,147,483,647.",
               low=0, high=2**31 - 1, thousands=False),

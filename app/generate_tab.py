@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, Qt, QThread, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
                                QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox,
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
 from lmcore.generation import PRESETS, SamplingSettings
 from lmcore.runs import RunFolder
 
+from .background import start_in_background, stop_background
 from .generate_views import ColorLegend, TokenInspector, TokenView
 from .generate_worker import (GenerationFinished, GenerationRequest, GenerationStarted, GenerationWorker,
                               ModelSummary, TokenInfo)
@@ -284,11 +285,7 @@ class GenerateTab(QWidget):
 
     # ---- the worker ---------------------------------------------------------------------------
     def _start_worker(self) -> None:
-        self._thread = QThread()
-        self._thread.setObjectName("generate-worker")
         self.worker = GenerationWorker()
-        self.worker.moveToThread(self._thread)
-        self._thread.started.connect(self.worker.on_thread_started)
         self._load_requested.connect(self.worker.load)
         self._generate_requested.connect(self.worker.generate)
         self._score_requested.connect(self.worker.score)
@@ -298,15 +295,11 @@ class GenerateTab(QWidget):
         self.worker.finished.connect(self._on_finished)
         self.worker.scored.connect(self._on_scored)
         self.worker.failed.connect(self._on_failed)
-        self._thread.start()
-        QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
+        self._thread = start_in_background(self.worker, "generate-worker", interrupt=self.worker.stop_requested.set)
 
     def shutdown(self) -> None:
-        """Stop generating and end the worker thread (on close, and when the application quits)."""
-        if self._thread.isRunning():
-            self.worker.stop_requested.set()
-            self._thread.quit()
-            self._thread.wait()
+        """Stop generating and end the worker thread (on close; background.py does it when the application quits)."""
+        stop_background(self._thread)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.shutdown()

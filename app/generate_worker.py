@@ -1,17 +1,15 @@
 """The Generate tab's worker: loads a run's model and runs lmcore generation and scoring off the GUI thread.
 
-The worker lives on its own QThread; the tab calls its slots through queued signals and hears back through its
-signals. Tokens travel in batches at most every EMIT_INTERVAL seconds, so fast generation cannot flood the GUI
-thread's event loop. Stop is a threading.Event the generation loop polls between tokens.
+The worker lives on its own thread (background.py); the tab calls its slots through queued signals and hears
+back through its signals. Tokens travel in batches at most every EMIT_INTERVAL seconds, so fast generation cannot
+flood the GUI thread's event loop. Stop is a threading.Event the generation loop polls between tokens.
 """
 from __future__ import annotations
 
 import threading
 import time
-import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -20,7 +18,7 @@ from lmcore.errors import LMCoreError
 from lmcore.generation import SamplingSettings, fresh_seed, generate, prompt_ids, score_text
 from lmcore.runs import load_trained_model, resolve_checkpoint
 
-from .cpu_cores import use_one_core
+from .background import report_errors
 
 EMIT_INTERVAL = 0.05  # seconds between token batches sent to the GUI
 
@@ -81,32 +79,18 @@ class GenerationWorker(QObject):
         self.model = self.tokenizer = None
         self.device = pick_device("auto")
 
-    @Slot()
-    def on_thread_started(self) -> None:
-        use_one_core()  # the training thread keeps the other cores (see cpu_cores)
-
     @Slot(object, str)
     def load(self, run_dir: Path, which: str) -> None:
         self.model = self.tokenizer = None
-        self._guarded(lambda: self._load(run_dir, which))
+        report_errors(lambda: self._load(run_dir, which), self.failed.emit)
 
     @Slot(object)
     def generate(self, request: GenerationRequest) -> None:
-        self._guarded(lambda: self._generate(request))
+        report_errors(lambda: self._generate(request), self.failed.emit)
 
     @Slot(str)
     def score(self, text: str) -> None:
-        self._guarded(lambda: self._score(text))
-
-    def _guarded(self, work: Callable[[], None]) -> None:
-        """Run `work`, turning any error into a `failed` message: the worker must outlive bad input and bugs."""
-        try:
-            work()
-        except LMCoreError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 - a bug: report it inline, keep the details for the console
-            traceback.print_exc()
-            self.failed.emit(f"Unexpected error ({type(exc).__name__}: {exc}). Details were printed to the console.")
+        report_errors(lambda: self._score(text), self.failed.emit)
 
     def _load(self, run_dir: Path, which: str) -> None:
         path = resolve_checkpoint(run_dir, which)  # best falls back to last: the summary says which was loaded

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QApplication
 
-from .cpu_cores import keep_painting_on_the_gui_thread, use_one_core
 from .main_window import MainWindow
 from .style import apply_theme
 
@@ -25,10 +25,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def keep_painting_on_the_gui_thread() -> None:
+    """Before the QApplication paints: Qt's raster engine hands each fill or picture it draws over 96 rows or more
+    to a pool of threads, one per core, and waits for them. Beside a training process, every repaint of a plot's
+    strip woke threads that took cores from training, and cost more than it saved: a refresh of the window took
+    1.08 ms of CPU with the pool, 0.73 ms without (docs/performance.md, sixth look). Qt reads this once."""
+    os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")
+
+
 def open_window(argv: list[str] | None = None):
     """Set the application up from the command line and show the main window; returns (app, window)."""
     args = build_parser().parse_args(argv)
-    use_one_core()  # on the GUI thread: the other cores are training's (see cpu_cores)
     keep_painting_on_the_gui_thread()
     QCoreApplication.setOrganizationName("LM Workbench")
     QCoreApplication.setApplicationName("LM Workbench")

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QLabel, QMainWindow, QMessageBox, QScrollArea, QS
 from lmcore.config import config_from_dict
 from lmcore.device import describe_device, pick_device
 from lmcore.errors import LMCoreError
+from lmcore.runs import list_runs
 
 from .attention_tab import AttentionTab
 from .generate_tab import GenerateTab
@@ -22,6 +23,7 @@ from .style import app_icon, fix_size
 from .train_tab import PAUSE_KEYS, START_KEYS, STOP_KEYS, TrainTab
 
 DEFAULT_SIZE = (1280, 800)
+STOP_AND_CLOSE, KEEP_TRAINING = "stop", "keep"
 
 
 def default_user_presets_dir() -> Path:
@@ -76,6 +78,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self._restore_settings(corpus)
+        self.follow_runs_still_training()
 
     # ---- wiring ----------------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -134,16 +137,22 @@ class MainWindow(QMainWindow):
         self.train_tab.fine_tune(run_dir)
 
     def _on_training_started(self, worker) -> None:
-        self.runs_browser.set_active_run(worker.run_dir, "running")
-        self.run_label.setText(f"Run: {run_label(worker.run_dir.name)}")
+        worker.launched.connect(lambda event: self._show_active_run(event.run_dir, "running"))
+        if worker.run_dir is not None:
+            self._show_active_run(worker.run_dir, "preparing")
         worker.started.connect(lambda event: self.device_label.setText(f"Device: {event.device}"))
         worker.evals.connect(lambda _: self.runs_browser.refresh())  # best validation loss changed
         if hasattr(self.attention_tab, "attach_worker"):
             self.attention_tab.attach_worker(worker)
 
+    def _show_active_run(self, run_dir: Path, state: str) -> None:
+        self.runs_browser.set_active_run(run_dir, state)
+        self.run_label.setText(f"Run: {run_label(Path(run_dir).name)}")
+
     def _on_state_changed(self, state: str) -> None:
-        if self.train_tab.worker is not None and state in ("running", "paused"):
-            self.runs_browser.set_active_run(self.train_tab.worker.run_dir, state)
+        worker = self.train_tab.worker
+        if worker is not None and worker.run_dir is not None and state in ("running", "paused"):
+            self.runs_browser.set_active_run(worker.run_dir, state)
 
     def _on_training_ended(self, run_dir: Path | None) -> None:
         if hasattr(self.attention_tab, "attach_worker"):
@@ -159,26 +168,46 @@ class MainWindow(QMainWindow):
 
     # ---- closing ---------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
-        """While training, ask; stopping saves a checkpoint on the training thread, and the window closes when
-        the worker reports it has ended (the GUI never waits on it)."""
+        """While training, ask: stop and save (the window closes once the run has saved), keep training in the
+        background (the next window shows the run again), or cancel. The GUI never waits on the run."""
         if self.train_tab.is_training():
             event.ignore()
             if self._close_when_stopped:
                 return
-            answer = QMessageBox.question(
-                self, "Training in progress", "A run is training. Stop it, save a checkpoint and close?\n\n"
-                "You can resume it later from the runs list.", QMessageBox.Yes | QMessageBox.Cancel,
-                QMessageBox.Yes)
-            if answer == QMessageBox.Yes:
+            choice = self._ask_about_training()
+            if choice == STOP_AND_CLOSE:
                 self._close_when_stopped = True
                 self.train_tab.stop()
                 self.statusBar().showMessage("Saving a checkpoint before closing…")
-            return
+                return
+            if choice != KEEP_TRAINING:
+                return
+            self.train_tab.detach()
+            event.accept()
         self._save_settings()
         for tab in (self.generate_tab, self.attention_tab):
             if hasattr(tab, "shutdown"):  # tabs with threads of their own end them before the window goes
                 tab.shutdown()
         super().closeEvent(event)
+
+    def _ask_about_training(self) -> str:
+        box = QMessageBox(QMessageBox.Question, "Training in progress",
+                          "A run is training. Stop it and save a checkpoint, or let it keep training in the "
+                          "background?\n\nA stopped run can be resumed from the runs list; a run training in the "
+                          "background appears again, live, the next time LM Workbench starts.", parent=self)
+        buttons = {box.addButton("Stop and save", QMessageBox.AcceptRole): STOP_AND_CLOSE,
+                   box.addButton("Keep training", QMessageBox.AcceptRole): KEEP_TRAINING,
+                   box.addButton(QMessageBox.Cancel): "cancel"}
+        box.setDefaultButton(next(iter(buttons)))
+        box.exec()
+        return buttons.get(box.clickedButton(), "cancel")
+
+    def follow_runs_still_training(self) -> None:
+        """Show the newest run that still trains in a process of its own (its window closed with Keep training)."""
+        live = [run for run in list_runs(self.runs_dir) if run.status in ("running", "paused") and run.pid]
+        if live and not self.train_tab.is_training():
+            self.train_tab.follow_run(live[0].path, live[0].pid)
+            self.statusBar().showMessage(f"{run_label(live[0].name)} is still training; following it live.", 8000)
 
     # ---- remembered between sessions -------------------------------------------------------------
     def _save_settings(self) -> None:

@@ -18,6 +18,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGraphicsItem, QHBoxLayout, QLabel, QMenu,
                                QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget)
 
+from lmcore.events import EvalMetrics, StepMetrics
+from lmcore.metrics import read_metric_events
 from lmcore.runs import RunFolder
 
 from .live_curve import LiveCurve, MarkerSeries
@@ -112,21 +114,20 @@ class RunSeries:
         self.smoothed = SmoothedLoss(smoothing)
 
     @classmethod
-    def from_records(cls, name: str, records: list[dict], smoothing: float = DEFAULT_SMOOTHING) -> RunSeries:
-        """From metrics.jsonl records ({"kind": "step"|"eval", ...})."""
+    def from_events(cls, name: str, events: list, smoothing: float = DEFAULT_SMOOTHING) -> RunSeries:
+        """From a run's StepMetrics and EvalMetrics, live or read back from its metrics file (lmcore.metrics)."""
         series = cls(name, smoothing)
-        series.add_steps([r for r in records if r.get("kind") == "step"], field=dict.get)
-        series.add_evals([r for r in records if r.get("kind") == "eval"], field=dict.get)
+        series.add_steps([e for e in events if isinstance(e, StepMetrics)])
+        series.add_evals([e for e in events if isinstance(e, EvalMetrics)])
         return series
 
-    def add_steps(self, items, field=getattr) -> None:
-        """StepMetrics events (or, with field=dict.get, their records)."""
-        rows = [tuple(field(item, name) for name in STEP_FIELDS) for item in items]
+    def add_steps(self, events: list[StepMetrics]) -> None:
+        rows = [tuple(getattr(event, name) for name in STEP_FIELDS) for event in events]
         self.steps.extend(rows)
         self.smoothed.extend(row[3] for row in rows)
 
-    def add_evals(self, items, field=getattr) -> None:
-        self.evals.extend([tuple(field(item, name) for name in EVAL_FIELDS) for item in items])
+    def add_evals(self, events: list[EvalMetrics]) -> None:
+        self.evals.extend([tuple(getattr(event, name) for name in EVAL_FIELDS) for event in events])
 
     def set_smoothing(self, weight: float) -> None:
         self.smoothed = SmoothedLoss(weight)
@@ -276,15 +277,15 @@ class TrainingPlots(QWidget):
     def smoothing_weight(self) -> float:
         return self.smoothing.value() / 100
 
-    def begin_live_run(self, run_dir: Path, history: list[dict] = (), max_steps: int = 0,
+    def begin_live_run(self, run_dir: Path, history: list = (), max_steps: int = 0,
                        tokens_per_step: int = 0) -> None:
-        """Pin the run being trained; `history` holds its earlier records when it is resumed. `max_steps` and
+        """Pin the run being trained; `history` holds its earlier metric events when it is resumed. `max_steps` and
         `tokens_per_step` (when known) say where it will end on the steps and tokens axes."""
         previous, self.pinned = self.pinned, Path(run_dir)
         self._planned_end = {"step": max_steps, "tokens": max_steps * tokens_per_step} if max_steps else {}
         self._remove(self.pinned)
-        self.series[self.pinned] = RunSeries.from_records(self.pinned.name, list(history), self.smoothing_weight)
-        if previous is not None and previous not in self._compared:
+        self.series[self.pinned] = RunSeries.from_events(self.pinned.name, list(history), self.smoothing_weight)
+        if previous not in (None, self.pinned) and previous not in self._compared:  # the resumed run stays
             self._remove(previous)
         self._mark_stale(self.pinned)
 
@@ -305,8 +306,8 @@ class TrainingPlots(QWidget):
             self._remove(path)
         for path in self._compared:
             if path != self.pinned:
-                records = RunFolder(path).read_metrics()
-                self.series[path] = RunSeries.from_records(path.name, records, self.smoothing_weight)
+                events = read_metric_events(RunFolder(path).metrics_path)
+                self.series[path] = RunSeries.from_events(path.name, events, self.smoothing_weight)
                 self._mark_stale(path)
 
     def forget(self, run_dir: Path) -> None:

@@ -192,12 +192,10 @@ class RunsBrowser(QWidget):
         return " · ".join(parts)
 
     def display_status(self, info: RunInfo) -> str:
-        """A run marked running or paused that is not the one training here was cut off (the app closed or
-        crashed): it is 'interrupted', and can be resumed from its last checkpoint."""
+        """The run training in this window shows its live state; any other, what lmcore says of it (a run whose
+        process died unannounced is 'interrupted', one training in a process of its own 'running')."""
         if info.path == self.active_run and self.active_status:
             return self.active_status
-        if info.status in ("running", "paused"):
-            return "interrupted"
         return info.status
 
     def set_active_run(self, run_dir: Path | None, status: str = "") -> None:

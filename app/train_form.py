@@ -24,7 +24,7 @@ from lmcore.runs import RunFolder
 from lmcore.tokenizers import load_tokenizer
 
 from .corpus_picker import CorpusPicker, format_bytes
-from .form_fields import BY_EPOCHS, BY_STEPS, FIELDS, SECTIONS, TRAIN_BY, Field, make_editor
+from .form_fields import BY_EPOCHS, BY_STEPS, FIELDS, FORM_ONLY, GPUS, SECTIONS, TRAIN_BY, Field, make_editor
 from .runs_browser import format_count
 from .style import fix_size, set_invalid, set_tone
 
@@ -286,7 +286,7 @@ class TrainForm(QWidget):
         if self.fine_tune_source is None:
             raw["model"] = {"family": family}
         for key, editor in self.editors.items():
-            if key == TRAIN_BY or not self.is_shown(key) or (key.startswith("model.") and self.fine_tune_source):
+            if key in FORM_ONLY or not self.is_shown(key) or (key.startswith("model.") and self.fine_tune_source):
                 continue
             try:
                 value = editor.config_value()
@@ -300,6 +300,10 @@ class TrainForm(QWidget):
         if family == "transformer" and self.fine_tune_source is None:
             raw["model"]["context_length"] = raw["train"]["context"]  # the model's window is the training window
         return raw
+
+    def processes(self) -> int:
+        """Training processes to start: the GPUs field where the machine has several GPUs, else one."""
+        return self.editors[GPUS].config_value() if GPUS in self.editors and self.is_shown(GPUS) else 1
 
     def is_shown(self, key: str) -> bool:
         condition = FIELDS[key].show_if

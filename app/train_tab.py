@@ -8,15 +8,14 @@ from PySide6.QtCore import QMarginsF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
-from lmcore.errors import LMCoreError
+from lmcore.metrics import read_metric_events
 from lmcore.runs import RunFolder
-from lmcore.trainer import Trainer
 
 from .plots import TrainingPlots
 from .runs_browser import run_label
 from .style import ACCENT, BORDER, PANEL, TEXT, WINDOW, set_tone
 from .train_form import TrainForm
-from .worker import TrainingWorker
+from .worker import RunFollower, TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
 START_KEYS, PAUSE_KEYS, STOP_KEYS = "Ctrl+Return", "Ctrl+P", "Ctrl+."
@@ -67,8 +66,8 @@ class RunProgress(QWidget):
 
 
 class TrainTab(QWidget):
-    """Starts runs (new, resumed or fine-tuned) and shows the one in progress. A TrainingWorker does the work
-    on its own thread; this tab only reacts to its signals and forwards button presses to it."""
+    """Starts runs (new, resumed or fine-tuned) and shows the one in progress. A TrainingWorker supervises the
+    process that trains; this tab only reacts to its signals and forwards button presses to it."""
 
     training_started = Signal(object)  # TrainingWorker: other views may listen to it too
     training_ended = Signal(object)  # Path | None: the run folder, once its thread has ended
@@ -155,32 +154,27 @@ class TrainTab(QWidget):
         """Train a new run (or fine-tune) with the form's settings."""
         if self.state != IDLE or not self.form.validate():
             return
-        try:
-            trainer = Trainer.new(self.form.config(), self.runs_dir)
-        except LMCoreError as exc:
-            self._show_banner(str(exc), "error")
-            return
-        self.train(trainer)
+        self.train(TrainingWorker.for_new_run(self.form.config(), self.runs_dir, self.form.processes(), self))
 
     def resume_run(self, run_dir: Path) -> None:
         """Continue a stopped, failed or interrupted run from its last checkpoint."""
-        if self.state != IDLE:
-            return
-        try:
-            trainer = Trainer.resume(run_dir)
-        except LMCoreError as exc:
-            self._show_banner(str(exc), "error")
-            return
-        self.train(trainer)
+        if self.state == IDLE:
+            self.train(TrainingWorker.for_resumed_run(run_dir, self.form.processes(), self))
+
+    def follow_run(self, run_dir: Path, pid: int) -> None:
+        """Show a run that trains in a process of its own, started by an earlier window."""
+        if self.state == IDLE:
+            self.train(RunFollower(run_dir, pid, self))
 
     def fine_tune(self, run_dir: Path) -> None:
         """Set the form up to train the run's model further on new text; Start begins it."""
         if self.state == IDLE:
             self.form.enter_fine_tune(run_dir)
 
-    def train(self, trainer: Trainer) -> None:
-        """Run this trainer (or anything with its interface) on a worker thread, and show it live."""
-        self.worker = worker = TrainingWorker(trainer, self)
+    def train(self, worker: TrainingWorker) -> None:
+        """Start the worker's run and show it live."""
+        self.worker = worker
+        worker.launched.connect(self._on_launched)
         worker.preparing.connect(self._on_preparing)
         worker.started.connect(self._on_started)
         worker.steps.connect(self._on_steps)
@@ -191,13 +185,13 @@ class TrainTab(QWidget):
         worker.failed.connect(self._on_failed)
         worker.done.connect(self._on_done)
         self._run_dir = worker.run_dir
-        self.run_title.setText(run_label(worker.run_dir.name))
-        self.run_title.setToolTip(str(worker.run_dir))
+        self.run_title.setText(run_label(worker.run_dir.name) if worker.run_dir else "New run")
+        self.run_title.setToolTip(str(worker.run_dir or ""))
         self._max_steps, self._last_readout = 0, 0.0
-        self.progress.show_progress(0, "preparing…")
+        self.progress.show_progress(0, "starting…")
         self.form.set_locked(True)
         self.form.summary.show_step_time(None)
-        self._show_banner("Preparing…", "info")
+        self._show_banner("Starting the training process…", "info")
         self._set_state(PREPARING)
         worker.start()
         self.training_started.emit(worker)
@@ -215,6 +209,11 @@ class TrainTab(QWidget):
         if self.worker is not None and self.state in (PREPARING, RUNNING, PAUSED):
             self.worker.stop()
             self._set_state(STOPPING)
+
+    def detach(self) -> None:
+        """The window is closing and the run trains on by itself."""
+        if self.worker is not None:
+            self.worker.detach()
 
     def is_training(self) -> bool:
         return self.worker is not None
@@ -236,7 +235,7 @@ class TrainTab(QWidget):
         else:
             tip = f"Fix this first: {self.form.first_error()}"
         self.start_button.setToolTip(tip)
-        self.pause_button.setEnabled(self.state in (RUNNING, PAUSED))
+        self.pause_button.setEnabled(self.state in (RUNNING, PAUSED) and self.worker.can_pause)
         self.pause_button.setText("Resume" if self.state == PAUSED else "Pause")
         self.stop_button.setEnabled(self.state in (PREPARING, RUNNING, PAUSED))
 
@@ -246,6 +245,11 @@ class TrainTab(QWidget):
         self.banner.show()
 
     # ---- what the worker reports ------------------------------------------------------------------
+    def _on_launched(self, event) -> None:
+        self._run_dir = Path(event.run_dir)
+        self.run_title.setText(run_label(self._run_dir.name))
+        self.run_title.setToolTip(str(self._run_dir))
+
     def _on_preparing(self, event) -> None:
         fraction = f" {event.fraction:.0%}" if event.fraction is not None else ""
         self._show_banner(f"Preparing: {event.message}{fraction}", "info")
@@ -254,7 +258,8 @@ class TrainTab(QWidget):
     def _on_started(self, event) -> None:
         history = []
         if event.start_step:  # resumed: show what came before, up to the checkpoint it continues from
-            history = [r for r in RunFolder(event.run_dir).read_metrics() if r.get("step", 0) <= event.start_step]
+            history = [e for e in read_metric_events(RunFolder(event.run_dir).metrics_path)
+                       if e.step <= event.start_step]
         self.plots.begin_live_run(Path(event.run_dir), history, event.max_steps, event.tokens_per_step)
         self._max_steps, self._tokens_per_step = event.max_steps, event.tokens_per_step
         self._show_step(event.start_step)
@@ -293,8 +298,11 @@ class TrainTab(QWidget):
                               "the runs list and press Resume to continue.", "info")
 
     def _on_failed(self, event) -> None:
-        self._show_banner(f"Training failed at step {event.step:,}. {event.message}\nThe run is marked failed and "
-                          "keeps its checkpoints.", "error")
+        if event.run_dir is None:  # nothing was created: the settings or the run to resume were at fault
+            self._show_banner(event.message, "error")
+        else:
+            self._show_banner(f"Training failed at step {event.step:,}. {event.message}\nThe run is marked failed "
+                              "and keeps its checkpoints.", "error")
 
     def _on_done(self) -> None:
         worker, self.worker = self.worker, None

@@ -1,68 +1,58 @@
-"""Training on a QThread, with the engine's events handed to the GUI in batches.
+"""The GUI's handle on a training run that trains in a process of its own.
 
-The trainer calls its subscribers on the training thread, possibly thousands of times a second. Emitting a
-queued signal per event would flood the GUI's event loop, so events go into a lock-protected buffer instead
-(appending never waits on the GUI), and a timer on the GUI thread drains it ten times a second.
+A TrainingWorker starts `lmcore train ... --events -` (or torchrun around it), reads the child's event stream on
+a background thread (app/background.py) and forwards the events to the GUI thread as queued signals, batched so
+that thousands of steps a second cannot flood the event loop. Pause, resume, stop and the attention probe go to
+the child as control lines on its standard input (docs/event-protocol.md). The window never trains: whatever
+kills training (an out-of-memory abort, a crash in a kernel, kill -9) ends the child, not the window, and the
+run keeps its last checkpoint and its metrics.
+
+A run that keeps training after its window closed is followed again by a later window through a RunFollower,
+which reads the run's metrics.jsonl and status.json and emits the same signals.
 """
 from __future__ import annotations
 
-import gc
+import collections
+import json
+import os
+import selectors
+import signal
+import subprocess
 import sys
-import threading
+import tempfile
+import time
 from itertools import groupby
+from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from lmcore import events as ev
+from lmcore.config import RunConfig, save_config
+from lmcore.metrics import MetricsTail
+from lmcore.runs import RunFolder, is_alive
 
-from .cpu_cores import use_training_cores
+from .background import start_in_background, stop_background
 
-FLUSH_INTERVAL_MS = 100  # 10 Hz, in step with the plots' refresh: cheap for the event loop
-# A thread waiting for Python's lock forces the holder to hand it over after this long (Python's default: 5 ms).
-# The GUI thread takes and drops the lock dozens of times a repaint, and the training thread needs it between
-# operations, so a shorter interval lets it start its next operation sooner. Measured with the bench's pairs taking
-# turns: 0.920 and 0.931 of headless at 0.5 ms, 0.914 at 5 ms, 0.919 at 0.1 ms; a gain of a percent at most,
-# within the noise (docs/performance.md).
-LOCK_SWITCH_INTERVAL_S = 0.0005
-
-
-class EventBuffer:
-    """Events from the training thread, kept until the GUI takes them."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._events: list[object] = []
-
-    def append(self, event: object) -> None:
-        with self._lock:
-            self._events.append(event)
-
-    def take(self) -> list[object]:
-        with self._lock:
-            events, self._events = self._events, []
-        return events
+BATCH_INTERVAL_S = 0.1  # events reach the GUI at most 10 times a second, in step with the plots' refresh
+STDERR_LINES = 12  # the last lines of the child's error output shown when it dies
+FOLLOW_INTERVAL_S = 0.5  # how often a followed run's files are read again
 
 
-class TrainerRunner(QObject):
-    """The part that lives on the training thread: runs the trainer to its end, then says so."""
-
-    returned = Signal(str)
-
-    def __init__(self, trainer):
-        super().__init__()
-        self.trainer = trainer
-
-    @Slot()
-    def run(self) -> None:
-        use_training_cores()
-        self.returned.emit(self.trainer.run())  # Trainer.run reports every error as a Failed event
+def train_command(args: list[str], processes: int = 1) -> list[str]:
+    """`lmcore train ARGS --events -` with this Python, or under torchrun with one process per GPU."""
+    lmcore = ["-m", "lmcore", "train", *args, "--events", "-"]
+    if processes > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+                *lmcore]
+    return [sys.executable, *lmcore]
 
 
 class TrainingWorker(QObject):
-    """The GUI's handle on one training run. Lives on the GUI thread; its signals arrive there, in the order the
-    engine emitted the events. Other tabs may listen too (e.g. `other_events` for attention probes)."""
+    """One training run, from start to the child's exit. Lives on the GUI thread; its signals arrive there, in the
+    order the engine emitted the events."""
 
-    preparing = Signal(object)  # the latest lmcore.events.Preparing of a batch
+    launched = Signal(object)  # lmcore.events.Launched: the run folder is known
+    preparing = Signal(object)  # the latest Preparing of a batch
     started = Signal(object)  # Started
     steps = Signal(list)  # [StepMetrics, ...]
     evals = Signal(list)  # [EvalMetrics, ...]
@@ -70,77 +60,290 @@ class TrainingWorker(QObject):
     paused = Signal(object)  # Paused
     resumed = Signal(object)  # Resumed
     finished = Signal(object)  # Finished (status "finished" or "stopped")
-    failed = Signal(object)  # Failed
-    other_events = Signal(list)  # events of types this worker does not know, batched
-    done = Signal()  # the thread has ended and every event has been delivered
+    failed = Signal(object)  # Failed, also made up here when the child dies without saying why
+    attention_saved = Signal(object)  # AttentionSaved
+    done = Signal()  # the child has exited (or was detached) and every event has been delivered
+    can_pause = True
 
-    def __init__(self, trainer, parent: QObject | None = None):
+    def __init__(self, command: list[str], parent: QObject | None = None, cleanup: Path | None = None):
         super().__init__(parent)
-        self.trainer = trainer
-        self._buffer = EventBuffer()
-        trainer.subscribe(self._buffer.append)
+        self.command, self._cleanup = command, cleanup
+        self.run_dir: Path | None = None
+        self.process: subprocess.Popen | None = None
+        self.last_step = 0
+        self._ended = False  # a Finished or Failed event arrived
+        self._detached = False
+        self._unsent: list[str] = []  # control lines given before the child started
+        self._thread: QThread | None = None
+        self._reader: StreamReader | None = None
         self._batched = {ev.StepMetrics: self.steps, ev.EvalMetrics: self.evals}
-        self._single = {ev.Started: self.started, ev.CheckpointSaved: self.checkpoint_saved,
-                        ev.Paused: self.paused, ev.Resumed: self.resumed, ev.Finished: self.finished,
-                        ev.Failed: self.failed}
-        self._thread = QThread(self)
-        self._runner = TrainerRunner(trainer)
-        self._runner.moveToThread(self._thread)
-        self._thread.started.connect(self._runner.run)
-        self._runner.returned.connect(self._thread.quit)
-        self._thread.finished.connect(self._on_thread_finished)
-        self._flush_timer = QTimer(self)
-        self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
-        self._flush_timer.timeout.connect(self.flush)
+        self._single = {ev.Launched: self._on_launched, ev.Started: self.started.emit,
+                        ev.CheckpointSaved: self.checkpoint_saved.emit, ev.Paused: self.paused.emit,
+                        ev.Resumed: self.resumed.emit, ev.Finished: self._on_ended, ev.Failed: self._on_ended,
+                        ev.AttentionSaved: self.attention_saved.emit}
 
-    @property
-    def run_dir(self):
-        return self.trainer.folder.path
+    @classmethod
+    def for_new_run(cls, config: RunConfig, runs_dir: Path, processes: int = 1,
+                parent: QObject | None = None) -> TrainingWorker:
+        """Train `config` from scratch (or fine-tune) in a new run folder under `runs_dir`."""
+        handle, name = tempfile.mkstemp(prefix="lm-workbench-", suffix=".toml")
+        os.close(handle)
+        save_config(config, Path(name))  # the child reads it once, and writes its own copy into the run folder
+        return cls(train_command([name, "--runs-dir", str(runs_dir)], processes), parent, cleanup=Path(name))
+
+    @classmethod
+    def for_resumed_run(cls, run_dir: Path, processes: int = 1, parent: QObject | None = None) -> TrainingWorker:
+        worker = cls(train_command(["--resume", str(run_dir)], processes), parent)
+        worker.run_dir = Path(run_dir)
+        return worker
 
     def start(self) -> None:
-        sys.setswitchinterval(LOCK_SWITCH_INTERVAL_S)  # for the whole process, which now trains beside a GUI
-        # While the run trains, what the app built before it (PyTorch's and Qt's modules, the window) is left out
-        # of garbage collection. A full collection walks every object, 0.1-0.25 s with Python's lock held, which
-        # stops training and the event loop; the GUI thread's collector (app.main) made two in a 55 s replayed run.
-        # Unfrozen when the run ends, so that garbage among those objects is still collected then.
-        gc.freeze()
-        self._flush_timer.start()
-        self._thread.start()
+        # A session of its own: Ctrl-C in the terminal that started the app does not reach the run, which saves and
+        # stops when the window goes (end of its standard input) unless it was asked to keep training.
+        self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+        for line in self._unsent:  # e.g. the attention tab's probe, set as the run was being started
+            self._send(line)
+        self._read(StreamReader(self.process), "training-events")
+
+    def _read(self, reader: StreamReader | FollowReader, thread_name: str) -> None:
+        """Start `reader` on a thread of its own; its batches and its end come back as queued signals."""
+        self._reader = reader
+        reader.batch.connect(self._deliver)
+        reader.exited.connect(self._on_exited)
+        self._thread = start_in_background(reader, thread_name)
+        reader.start_reading.connect(reader.read_until_exit)
+        reader.start_reading.emit()
 
     def is_running(self) -> bool:
-        return self._thread.isRunning()
+        return self._thread is not None and self._thread.isRunning()
 
-    # Thread-safe requests, honoured by the trainer within one step; the outcome arrives as an event.
+    # ---- control lines, answered by the child within one step ----------------------------------
     def pause(self) -> None:
-        self.trainer.request_pause()
+        self._send("pause")
 
     def resume(self) -> None:
-        self.trainer.request_resume()
+        self._send("resume")
 
     def stop(self) -> None:
-        self.trainer.request_stop()
+        self._send("stop")
 
-    def flush(self) -> None:
-        """Deliver the buffered events: runs of metrics as one list each, control events one by one."""
-        for kind, group in groupby(self._buffer.take(), key=self._route):
-            events = list(group)
+    def set_probe(self, text: str, every: int) -> None:
+        self._send("probe " + json.dumps({"text": text, "every": every}))
+
+    def clear_probe(self) -> None:
+        self._send("probe off")
+
+    def detach(self) -> None:
+        """Let the run train on after the window has gone: the child stops listening and writes to its train.log."""
+        self._send("detach")
+        self._close_input()
+        self._detached = True
+        if self._reader is not None:
+            self._reader.detached = True
+
+    def _send(self, line: str) -> None:
+        if self.process is None:
+            self._unsent.append(line)
+            return
+        if self.process.stdin.closed:
+            return
+        try:
+            self.process.stdin.write((line + "\n").encode("utf-8"))
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):  # the child has gone; its exit is reported by the reader
+            pass
+
+    def _close_input(self) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+
+    # ---- events from the child ----------------------------------------------------------------
+    @Slot(list)
+    def _deliver(self, events: list) -> None:
+        """Runs of metrics as one list each, other events one by one, in the engine's order."""
+        for kind, group in groupby(events, key=type):
+            batch = list(group)
             if kind is ev.Preparing:
-                self.preparing.emit(events[-1])  # progress messages supersede each other
+                self.preparing.emit(batch[-1])  # progress messages supersede each other
             elif kind in self._batched:
-                self._batched[kind].emit(events)
+                self.last_step = batch[-1].step
+                self._batched[kind].emit(batch)
             elif kind in self._single:
-                for event in events:
-                    self._single[kind].emit(event)
-            else:
-                self.other_events.emit(events)
+                for event in batch:
+                    self._single[kind](event)
 
-    def _route(self, event: object) -> type | None:
-        kind = type(event)
-        known = kind is ev.Preparing or kind in self._batched or kind in self._single
-        return kind if known else None
+    def _on_launched(self, event) -> None:
+        self.run_dir = Path(event.run_dir)
+        if self._cleanup is not None:  # the run folder has its own config.toml now
+            self._cleanup.unlink(missing_ok=True)
+            self._cleanup = None
+        self.launched.emit(event)
 
-    def _on_thread_finished(self) -> None:
-        gc.unfreeze()
-        self._flush_timer.stop()
-        self.flush()
+    def _on_ended(self, event) -> None:
+        self._ended = True
+        (self.finished if isinstance(event, ev.Finished) else self.failed).emit(event)
+
+    @Slot(int, list)
+    def _on_exited(self, code: int, stderr_tail: list) -> None:
+        if not self._ended and not self._detached:
+            self._report_death(code, stderr_tail)
+        self._close_input()
+        if self._cleanup is not None:
+            self._cleanup.unlink(missing_ok=True)
+        stop_background(self._thread)
         self.done.emit()
+
+    def _report_death(self, code: int, stderr_tail: list[str]) -> None:
+        """The child ended without a Finished or Failed event: killed, crashed, or out of memory in a kernel."""
+        how = (f"was killed by signal {-code} ({signal.Signals(-code).name})" if code < 0 and _known_signal(-code)
+               else f"exited with code {code}")
+        tail = "\n".join(stderr_tail)
+        message = (f"The training process {how} at step {self.last_step:,}."
+                   + (f" Its last output:\n{tail}\n" if tail else " It printed nothing. ")
+                   + "The run keeps its last checkpoint and its metrics: select it in the runs list and press Resume "
+                     "to continue from there.")
+        if self.run_dir is not None:
+            folder = RunFolder(self.run_dir)
+            if folder.read_status().get("status") in ("running", "paused", None):
+                folder.write_status("failed", message, step=folder.read_status().get("step", 0))
+        self.failed.emit(ev.Failed(self.last_step, message, self.run_dir))
+
+
+def _known_signal(number: int) -> bool:
+    try:
+        signal.Signals(number)
+    except ValueError:
+        return False
+    return True
+
+
+class StreamReader(QObject):
+    """On its own thread: reads the child's events (stdout) and error output (stderr) until both close, sends the
+    events on in batches, then waits for the child's exit code."""
+
+    start_reading = Signal()
+    batch = Signal(list)
+    exited = Signal(int, list)  # exit code (negative: killed by that signal), the last lines of stderr
+
+    def __init__(self, process: subprocess.Popen):
+        super().__init__()
+        self.process = process
+        self.detached = False  # set from the GUI thread: the child trains on, nobody waits for its exit
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+
+    @Slot()
+    def read_until_exit(self) -> None:
+        selector = selectors.DefaultSelector()
+        partial = {}
+        for stream in (self.process.stdout, self.process.stderr):
+            selector.register(stream, selectors.EVENT_READ)
+            partial[stream] = b""
+        pending, last_sent = [], time.monotonic()
+        while selector.get_map():
+            timeout = max(0.0, last_sent + BATCH_INTERVAL_S - time.monotonic()) if pending else None
+            for key, _ in selector.select(timeout):
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    chunk = b"\n"  # end of stream: what is left is a whole line
+                *lines, partial[key.fileobj] = (partial[key.fileobj] + chunk).split(b"\n")
+                if key.fileobj is self.process.stdout:
+                    pending.extend(self._events(lines))
+                else:
+                    self.stderr_tail.extend(line.decode("utf-8", "replace") for line in lines if line.strip())
+            urgent = any(not isinstance(e, (ev.StepMetrics, ev.Preparing)) for e in pending)
+            if pending and (urgent or time.monotonic() - last_sent >= BATCH_INTERVAL_S):
+                self.batch.emit(pending)
+                pending, last_sent = [], time.monotonic()
+        if pending:
+            self.batch.emit(pending)
+        while (code := self.process.poll()) is None and not self.detached:
+            time.sleep(0.02)  # its streams have closed: it is about to exit
+        self.exited.emit(0 if code is None else code, list(self.stderr_tail))
+
+    def _events(self, lines: list[bytes]) -> list:
+        events = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                events.append(ev.event_from_line(line.decode("utf-8")))
+            except ValueError:  # not an event (a library printing to stdout): keep it with the error output
+                self.stderr_tail.append(line.decode("utf-8", "replace"))
+        return events
+
+
+class RunFollower(TrainingWorker):
+    """A run that trains in a process this window did not start (it kept training after an earlier window closed):
+    its metrics.jsonl and status.json are read as they grow, and reach the GUI as the same signals. Stop sends the
+    process an interrupt, which saves a checkpoint and stops, as Ctrl-C does to `lmcore train`."""
+
+    def __init__(self, run_dir: Path, pid: int, parent: QObject | None = None):
+        super().__init__([], parent)
+        self.run_dir, self.pid = Path(run_dir), pid
+
+    def start(self) -> None:
+        self._read(FollowReader(self.run_dir), "followed-run")
+
+    def stop(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGINT)
+        except OSError:  # gone already: the reader reports how the run ended
+            pass
+
+    def pause(self) -> None:  # the process no longer listens for control lines
+        pass
+
+    resume = set_probe = clear_probe = detach = pause
+    can_pause = False
+
+
+class FollowReader(QObject):
+    """On its own thread: the run's new metrics every FOLLOW_INTERVAL_S, until its status says it has ended or its
+    process has gone."""
+
+    start_reading = Signal()
+    batch = Signal(list)
+    exited = Signal(int, list)
+
+    def __init__(self, run_dir: Path):
+        super().__init__()
+        self.folder = RunFolder(run_dir)
+
+    @Slot()
+    def read_until_exit(self) -> None:
+        status = self.folder.read_status()
+        self.batch.emit([ev.Launched(self.folder.path, int(status.get("pid", 0)), True), self._started(status)])
+        tail = MetricsTail(self.folder.metrics_path)
+        while True:
+            events = tail.read_new()
+            status = self.folder.read_status()
+            ending = self._ending(status)
+            if events or ending:
+                self.batch.emit(events + ([ending] if ending else []))
+            if ending:
+                break
+            time.sleep(FOLLOW_INTERVAL_S)
+        self.exited.emit(0, [])
+
+    def _started(self, status: dict) -> ev.Started:
+        return ev.Started(self.folder.path, status.get("device", "?"), int(status.get("parameters", 0)),
+                          int(status.get("max_steps", 0)), 0, int(status.get("tokens_per_step", 0)), 0.0)
+
+    def _ending(self, status: dict):
+        step, best = int(status.get("step", 0)), status.get("best_val_loss")
+        state = status.get("status")
+        if state in ("finished", "stopped"):
+            return ev.Finished(step, state, best, self.folder.path)
+        if state == "failed":
+            return ev.Failed(step, status.get("message", ""), self.folder.path)
+        if not is_alive(status):
+            return ev.Failed(step, "The training process has gone without saving its end (it was killed, or its "
+                                   "machine restarted). The run keeps its last checkpoint and its metrics: select "
+                                   "it in the runs list and press Resume to continue.", self.folder.path)
+        return None

@@ -10,8 +10,16 @@ from .config import RunConfig, load_config
 from .errors import LMCoreError
 from .generation import SamplingSettings, generate, score_text
 from .runs import list_runs, load_trained_model
-from .trainer import Trainer
 
 __version__ = "0.1.0"
 __all__ = ["RunConfig", "load_config", "LMCoreError", "SamplingSettings", "generate", "score_text",
            "list_runs", "load_trained_model", "Trainer", "__version__"]
+
+
+def __getattr__(name: str):
+    """Trainer on first use: a program that only supervises training (the app) never loads the trainer and
+    torch.distributed with it."""
+    if name == "Trainer":
+        from .trainer import Trainer
+        return Trainer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

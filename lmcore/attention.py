@@ -7,10 +7,14 @@ Both come back as an AttentionSnapshot holding a [L, H, T, T] array with the sam
     snapshot = capture(model, tokenizer, "To be, or not to be")   # Transformer: attention; RNN: saliency
     probe = AttentionProbe("To be, or not to be", every=20)
     probe.attach(trainer)   # the trainer emits an AttentionSnapshot after every 20th step
+    # or saves each into the run folder and emits AttentionSaved; load_snapshot(event.path) reads it back
+    AttentionProbe("To be, or not to be", every=20, folder=trainer.folder.attention_dir).attach(trainer)
 """
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +22,14 @@ import numpy as np
 import torch
 
 from .corpus import resolve_corpus_files
-from .errors import LMCoreError, TokenizerError
+from .errors import CheckpointError, LMCoreError, TokenizerError
+from .events import AttentionSaved
+from .fileio import write_atomic
 from .runs import RunFolder
 
 SALIENCY_WINDOW = 256  # an RNN has no context limit, but saliency costs T forward/backward rows: cap T
 LOGITS_BUDGET = 1 << 25  # logits elements per saliency chunk (128 MiB of float32)
+KEEP_SNAPSHOTS = 5  # saved snapshots kept per folder: the newest, for a viewer in another process
 
 
 @dataclass
@@ -91,23 +98,67 @@ class AttentionProbe:
 
     It runs on the training thread between steps, in eval mode and without touching gradients, the optimizer or
     the random number generator, so the training run continues exactly as it would without it.
+
+    Without a `folder` the trainer emits each AttentionSnapshot; with one, each is saved there (save_snapshot)
+    and the trainer emits an AttentionSaved instead, for a reader in another process.
     """
 
-    def __init__(self, text: str, every: int):
+    def __init__(self, text: str, every: int, folder: Path | None = None):
         if not text:
             raise ValueError("the probe text is empty")
         if every < 1:
             raise ValueError(f"every = {every} must be at least 1")
-        self.text, self.every = text, every
+        self.text, self.every, self.folder = text, every, folder
 
     def attach(self, trainer) -> int:
         """Register with `trainer` (thread-safe); returns the handle for trainer.remove_periodic."""
         return trainer.add_periodic(self.every, self)
 
-    def __call__(self, trainer) -> AttentionSnapshot:
+    def __call__(self, trainer) -> AttentionSnapshot | AttentionSaved:
         snapshot = capture(trainer.model, trainer.tokenizer, self.text, step=trainer.step)
         snapshot.run_dir = trainer.folder.path
-        return snapshot
+        if self.folder is None:
+            return snapshot
+        return AttentionSaved(snapshot.step, save_snapshot(snapshot, self.folder), snapshot.kind)
+
+
+def save_snapshot(snapshot: AttentionSnapshot, folder: Path) -> Path:
+    """Write `snapshot` as folder/step-<step>.npy (the weights, float32) and .json (the rest), each atomically,
+    and delete all but the newest KEEP_SNAPSHOTS pairs. Returns the .npy path."""
+    folder = Path(folder)
+    path = folder / f"step-{snapshot.step:07d}.npy"
+    weights = io.BytesIO()
+    np.save(weights, snapshot.weights.astype(np.float32, copy=False), allow_pickle=False)
+    write_atomic(path, weights.getvalue())
+    about = {"tokens": snapshot.tokens, "kind": snapshot.kind, "dropped": snapshot.dropped, "step": snapshot.step,
+             "predicted": snapshot.predicted}
+    write_atomic(path.with_suffix(".json"), json.dumps(about).encode("utf-8"))
+    # Newest by time, not by step: a run resumed from an earlier checkpoint saves lower steps again.
+    saved = sorted(folder.glob("step-*.npy"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    for old in saved[:-KEEP_SNAPSHOTS]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".json").unlink(missing_ok=True)
+    return path
+
+
+def load_snapshot(path: Path) -> AttentionSnapshot:
+    """A snapshot written by save_snapshot, from its .npy path (the .json beside it holds the rest)."""
+    path = Path(path)
+    try:
+        weights = np.load(path, allow_pickle=False)  # never unpickle
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"Cannot read the attention weights {path} ({exc}).") from None
+    about_path = path.with_suffix(".json")
+    try:
+        about = json.loads(about_path.read_text(encoding="utf-8"))
+        snapshot = AttentionSnapshot(about["tokens"], weights, about["kind"], about["dropped"], about["step"],
+                                     predicted=about["predicted"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"Cannot read the attention snapshot {about_path} ({exc!r}).") from None
+    if weights.ndim != 4 or weights.shape[-2:] != (len(snapshot.tokens),) * 2:
+        raise CheckpointError(f"{path} holds weights of shape {weights.shape}, which do not fit the "
+                              f"{len(snapshot.tokens)} tokens of {about_path}.")
+    return snapshot
 
 
 def opening_text(run_dir: Path, chars: int = 100) -> str:

@@ -66,16 +66,17 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_train(args) -> int:
-    from .config import load_config
-    from .trainer import Trainer
+    from .event_stream import report_failure, stream_events
 
-    if args.resume:
-        trainer = Trainer.resume(args.resume)
-    else:
-        if not args.config:
-            raise LMCoreError("Give a config file (lmcore train CONFIG.toml) or --resume RUN_FOLDER.")
-        trainer = Trainer.new(load_config(args.config, args.set), runs_dir=args.runs_dir)
-    if not args.quiet:
+    try:
+        trainer = _make_trainer(args)
+    except LMCoreError as exc:
+        if args.events:
+            report_failure(str(exc))
+        raise
+    if args.events:
+        stream_events(trainer, resumed=bool(args.resume))
+    elif not args.quiet:
         trainer.subscribe(ProgressBar())
     # Ctrl-C asks for a clean stop (checkpoint saved) instead of killing the run mid-step.
     previous = signal.signal(signal.SIGINT, lambda *_: trainer.request_stop())
@@ -84,6 +85,17 @@ def cmd_train(args) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     return 0 if status in ("finished", "stopped") else 1
+
+
+def _make_trainer(args):
+    from .config import load_config
+    from .trainer import Trainer
+
+    if args.resume:
+        return Trainer.resume(args.resume)
+    if not args.config:
+        raise LMCoreError("Give a config file (lmcore train CONFIG.toml) or --resume RUN_FOLDER.")
+    return Trainer.new(load_config(args.config, args.set), runs_dir=args.runs_dir)
 
 
 def cmd_eval(args) -> int:
@@ -164,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN", help="continue a stopped run from its last checkpoint")
     train.add_argument("--runs-dir", help="where run folders go (default: the config's runs_dir)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument("--events", choices=["-"], metavar="-",
+                       help="'-': write events as JSON lines to stdout and obey control lines from stdin, for a "
+                            "supervising program (see docs/event-protocol.md); no progress bar")
     train.set_defaults(func=cmd_train)
 
     evaluate = commands.add_parser("eval", help="loss, perplexity and bits per character of a run on a text file")

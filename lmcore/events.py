@@ -1,18 +1,56 @@
-"""What a training run tells its subscribers (the CLI, the GUI, tests). Plain dataclasses; no Qt."""
+"""What a training run tells its subscribers (the CLI, the GUI, tests). Frozen dataclasses; no Qt.
+
+Each event also has a JSON form, one object per line, for `lmcore train --events -` (docs/event-protocol.md):
+{"event": "<ClassName>", "v": SCHEMA_VERSION, ...fields}.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
 from pathlib import Path
 
+# Adding a field (with a default) keeps the version; renaming or removing one, or changing its meaning, bumps it.
+SCHEMA_VERSION = 1
+PATH_TYPES = ("Path", "Path | None")  # field annotations (strings, see the __future__ import) that hold a Path
 
-@dataclass
-class Preparing:
+
+class Event:
+    """The JSON form shared by every event."""
+
+    def to_json(self) -> dict:
+        d = {"event": type(self).__name__, "v": SCHEMA_VERSION}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            d[f.name] = str(value) if isinstance(value, Path) else value
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict):
+        """Fields this version does not know are ignored and missing ones take their defaults, so a reader
+        copes with a writer one additive change ahead or behind."""
+        values = {}
+        for f in fields(cls):
+            if f.name in d:
+                value = d[f.name]
+                values[f.name] = Path(value) if f.type in PATH_TYPES and value is not None else value
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Launched(Event):
+    run_dir: Path  # the run folder exists from now on; preparation has not started yet
+    pid: int
+    resumed: bool
+
+
+@dataclass(frozen=True)
+class Preparing(Event):
     message: str  # "Training tokenizer", "Encoding corpus", ...
     fraction: float | None = None  # 0..1 when known
 
 
-@dataclass
-class Started:
+@dataclass(frozen=True)
+class Started(Event):
     run_dir: Path
     device: str
     parameters: int
@@ -22,8 +60,8 @@ class Started:
     flops_per_token: float
 
 
-@dataclass
-class StepMetrics:
+@dataclass(frozen=True)
+class StepMetrics(Event):
     step: int
     tokens: int  # tokens seen so far
     loss: float
@@ -33,8 +71,8 @@ class StepMetrics:
     elapsed: float  # seconds of training, paused time excluded, carried across resumes
 
 
-@dataclass
-class EvalMetrics:
+@dataclass(frozen=True)
+class EvalMetrics(Event):
     step: int
     tokens: int
     elapsed: float
@@ -44,33 +82,66 @@ class EvalMetrics:
     best: bool
 
 
-@dataclass
-class CheckpointSaved:
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
     step: int
     path: Path
     which: str  # "last" or "best"
 
 
-@dataclass
-class Paused:
+@dataclass(frozen=True)
+class AttentionSaved(Event):
+    step: int
+    path: Path  # the weights (.npy); the tokens and the rest are in path.with_suffix(".json")
+    kind: str  # "attention" or "saliency"
+
+
+@dataclass(frozen=True)
+class Paused(Event):
     step: int
 
 
-@dataclass
-class Resumed:
+@dataclass(frozen=True)
+class Resumed(Event):
     step: int
 
 
-@dataclass
-class Finished:
+@dataclass(frozen=True)
+class Finished(Event):
     step: int
     status: str  # "finished" or "stopped"
     best_val_loss: float | None
     run_dir: Path
 
 
-@dataclass
-class Failed:
+@dataclass(frozen=True)
+class Failed(Event):
     step: int
     message: str  # for the user: what happened and what to do
-    run_dir: Path | None
+    run_dir: Path | None  # None when the run folder could not be made
+
+
+EVENTS = {cls.__name__: cls for cls in Event.__subclasses__()}
+
+
+def event_to_line(event: Event) -> str:
+    """One line of JSON (no newline). NaN and infinities are written as NaN/Infinity, which json reads back."""
+    return json.dumps(event.to_json())
+
+
+def event_from_line(line: str) -> Event:
+    """The event of one line; ValueError for a line that is not one, or one from a newer schema version."""
+    try:
+        d = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not a JSON event line ({exc}): {line[:200]!r}") from None
+    if not isinstance(d, dict) or d.get("event") not in EVENTS:
+        raise ValueError(f"unknown event: {line[:200]!r}")
+    version = d.get("v")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ValueError(f"event schema version {version!r} is newer than this lmcore's ({SCHEMA_VERSION}); "
+                         "update lmcore to read it")
+    try:
+        return EVENTS[d["event"]].from_json(d)
+    except TypeError as exc:  # a required field is missing
+        raise ValueError(f"bad {d['event']} event ({exc}): {line[:200]!r}") from None

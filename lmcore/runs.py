@@ -1,8 +1,12 @@
 """The run folder: where a run's config, tokenizer, metrics and checkpoints live, and how to read them back."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +26,14 @@ METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 TOKENIZER_DIR = "tokenizer"
 CHECKPOINT_DIR = "checkpoints"
-STATUSES = ("running", "paused", "finished", "stopped", "failed")
+ATTENTION_DIR = "attention"  # snapshots saved by an AttentionProbe with a folder (lmcore.attention.save_snapshot)
+LOG_FILE = "train.log"  # a detached `lmcore train --events` process's stdout and stderr
+LIVE_STATUSES = ("running", "paused")  # what status.json says while a process trains the run
+# "interrupted" is never written: run_info reports it for a run that says it is live but whose process is gone.
+STATUSES = (*LIVE_STATUSES, "finished", "stopped", "failed", "interrupted")
+HEARTBEAT_INTERVAL_S = 5.0  # how often a training process renews status.json's heartbeat
+HEARTBEAT_STALE_S = 30.0  # a heartbeat older than this means the process is gone (or its machine is)
+_status_lock = threading.Lock()  # the training thread and the heartbeat thread both update status.json
 
 
 class RunFolder:
@@ -44,6 +55,8 @@ class RunFolder:
     metrics_path = property(lambda self: self.path / METRICS_FILE)
     status_path = property(lambda self: self.path / STATUS_FILE)
     tokenizer_dir = property(lambda self: self.path / TOKENIZER_DIR)
+    attention_dir = property(lambda self: self.path / ATTENTION_DIR)
+    log_path = property(lambda self: self.path / LOG_FILE)
 
     def checkpoint_path(self, which: str = "last") -> Path:
         return self.path / CHECKPOINT_DIR / f"{which}.safetensors"
@@ -63,9 +76,33 @@ class RunFolder:
         return config_from_dict(raw, source=str(self.config_path))
 
     def write_status(self, status: str, message: str = "", **fields: Any) -> None:
-        current = self.read_status()
-        current.update(fields, status=status, message=message, updated=time.time())
-        write_atomic(self.status_path, json.dumps(current, indent=2).encode("utf-8"))
+        self.update_status(status=status, message=message, updated=time.time(), **fields)
+
+    def update_status(self, **fields: Any) -> None:
+        """Merge `fields` into status.json, keeping the others."""
+        with _status_lock:
+            current = self.read_status()
+            current.update(fields)
+            write_atomic(self.status_path, json.dumps(current, indent=2).encode("utf-8"))
+
+    @contextlib.contextmanager
+    def heartbeat(self):
+        """Renew status.json's heartbeat every HEARTBEAT_INTERVAL_S while the block runs (paused or not), so a
+        reader can tell a live run from one whose process died (is_alive)."""
+        done = threading.Event()
+
+        def beat():
+            while not done.wait(HEARTBEAT_INTERVAL_S):
+                with contextlib.suppress(OSError):  # a full disk is the training thread's to report
+                    self.update_status(heartbeat=time.time())
+
+        thread = threading.Thread(target=beat, name="lmcore-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def read_status(self) -> dict[str, Any]:
         try:
@@ -91,16 +128,45 @@ class RunFolder:
         write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
 
 
+def liveness() -> dict[str, Any]:
+    """The status.json fields that say which process trains a run, and that it still does (see is_alive)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()}
+
+
+def is_alive(status: dict[str, Any]) -> bool:
+    """Whether a process still trains the run of this status.json: it says running or paused, its heartbeat is
+    fresh and, on this machine, its process exists."""
+    heartbeat = status.get("heartbeat")
+    if status.get("status") not in LIVE_STATUSES or not isinstance(heartbeat, (int, float)):
+        return False
+    if time.time() - heartbeat > HEARTBEAT_STALE_S:
+        return False
+    return status.get("host") != socket.gethostname() or _process_exists(status.get("pid"))
+
+
+def _process_exists(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:  # os.kill(0, ...) would signal our own process group
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 @dataclass
 class RunInfo:
     path: Path
     name: str
     family: str
     parameters: int
-    status: str
+    status: str  # one of STATUSES
     step: int
     best_val_loss: float | None
     updated: float
+    pid: int | None = None  # the process training the run while it is alive (on status.json's host)
 
 
 def run_info(path: Path) -> RunInfo:
@@ -110,9 +176,12 @@ def run_info(path: Path) -> RunInfo:
         family = folder.load_config().family
     except CheckpointError:
         family = "?"
+    alive = is_alive(status)
+    written = status.get("status", "unknown")
     return RunInfo(folder.path, folder.path.name, family, int(status.get("parameters", 0)),
-                   status.get("status", "unknown"), int(status.get("step", 0)),
-                   status.get("best_val_loss"), float(status.get("updated", folder.path.stat().st_mtime)))
+                   "interrupted" if written in LIVE_STATUSES and not alive else written, int(status.get("step", 0)),
+                   status.get("best_val_loss"), float(status.get("updated", folder.path.stat().st_mtime)),
+                   status.get("pid") if alive else None)
 
 
 def list_runs(runs_dir: Path) -> list[RunInfo]:

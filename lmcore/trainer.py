@@ -35,7 +35,7 @@ from .device import describe_device, device_features, pick_device
 from .evaluation import EvalResult, eval_batch_size, evaluate_ids
 from .errors import CheckpointError, LMCoreError, TrainingError
 from .models import build_model, model_config_from_dict, model_config_to_dict
-from .runs import RunFolder, resolve_checkpoint
+from .runs import RunFolder, liveness, resolve_checkpoint
 from .schedule import LRSchedule
 from .tokenizers import load_tokenizer, train_tokenizer
 
@@ -63,7 +63,7 @@ class Trainer:
         def create() -> Path:
             folder = RunFolder.create(Path(runs_dir or config.runs_dir), config.name)
             folder.save_config(config)
-            folder.write_status("running", "preparing")
+            folder.write_status("running", "preparing", **liveness())
             return folder.path
 
         return cls(config, RunFolder(distributed.setup(config.train.device).on_main(create)))
@@ -113,23 +113,25 @@ class Trainer:
     # ---- the run ------------------------------------------------------------------------------
     def run(self) -> str:
         """Train to the end or until stopped; returns the final status. Never raises for user errors:
-        they arrive as a Failed event and the run folder is marked failed, keeping its last checkpoint."""
-        try:
-            self._prepare()
-            status = self._train()
-        except LMCoreError as exc:
-            return self._fail(str(exc))
-        except torch.OutOfMemoryError:
-            return self._fail("Out of memory. Lower train.batch_size or train.context, or use a smaller model, "
-                              "then resume from the last checkpoint.")
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                return self._fail(f"The disk is full ({exc.filename or self.folder.path}). Free some space, "
-                                  "then resume the run from its last checkpoint.")
-            return self._fail(f"{exc}", with_traceback=True)
-        except Exception as exc:  # a bug: keep the details for the report, tell the user where they are
-            return self._fail(f"Unexpected error: {exc!r}", with_traceback=True)
-        return status
+        they arrive as a Failed event and the run folder is marked failed, keeping its last checkpoint.
+        Meanwhile rank 0 keeps status.json's pid, host and heartbeat current (lmcore.runs.is_alive)."""
+        with self.folder.heartbeat() if self.dist.is_main else contextlib.nullcontext():
+            try:
+                self._status("running", "preparing", **liveness())  # a resumed run is live again from here on
+                self._prepare()
+                return self._train()
+            except LMCoreError as exc:
+                return self._fail(str(exc))
+            except torch.OutOfMemoryError:
+                return self._fail("Out of memory. Lower train.batch_size or train.context, or use a smaller "
+                                  "model, then resume from the last checkpoint.")
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    return self._fail(f"The disk is full ({exc.filename or self.folder.path}). Free some space, "
+                                      "then resume the run from its last checkpoint.")
+                return self._fail(f"{exc}", with_traceback=True)
+            except Exception as exc:  # a bug: keep the details for the report, tell the user where they are
+                return self._fail(f"Unexpected error: {exc!r}", with_traceback=True)
 
     def _fail(self, message: str, with_traceback: bool = False) -> str:
         if with_traceback and self.dist.is_main:
@@ -313,7 +315,7 @@ class Trainer:
         device = describe_device(self.device) + (f" x {self.dist.world_size} processes"
                                                  if self.dist.world_size > 1 else "")
         self._status("running", "", parameters=self.model.num_parameters(), step=self.step,
-                     max_steps=self.max_steps, device=device)
+                     max_steps=self.max_steps, tokens_per_step=self.tokens_per_step, device=device)
         self._emit(ev.Started(self.folder.path, device, self.model.num_parameters(), self.max_steps, self.step,
                               self.tokens_per_step, self.model.flops_per_token()))
         # Reading a metric back makes the host wait for the GPU's queue: batch them, except on the CPU.
@@ -324,8 +326,8 @@ class Trainer:
               else contextlib.nullcontext()) as metrics:
             while self.step < self.max_steps:
                 if not self._running.is_set():
+                    self._status("paused", "", step=self.step)  # on disk before subscribers hear of it
                     self._emit(ev.Paused(self.step))
-                    self._status("paused", "", step=self.step)
                     paused_at = time.perf_counter()
                     self._running.wait()
                     last_read += time.perf_counter() - paused_at

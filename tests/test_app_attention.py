@@ -10,8 +10,8 @@ from PySide6.QtWidgets import QApplication
 
 from app.attention_heatmap import token_label
 from app.attention_tab import FOCUS, HEATMAP, MODEL, AttentionTab
-from app.worker import TrainingWorker
-from lmcore.attention import AttentionSnapshot, capture
+from lmcore.attention import capture, save_snapshot
+from lmcore.events import AttentionSaved
 from lmcore.runs import load_trained_model
 from lmcore.trainer import Trainer
 
@@ -47,6 +47,12 @@ def tab(qtbot):
     return widget
 
 
+def show_and_wait(qtbot, tab, text):
+    """Show `text` as the user would, and wait for the worker thread's answer to be drawn."""
+    tab.show_text(text)
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=20_000)
+
+
 def expected_snapshot(run_dir, text):
     model, tokenizer, _ = load_trained_model(run_dir, "best")
     return capture(model, tokenizer, text)
@@ -67,9 +73,9 @@ def hover_cell(heatmap, row, col):
     QApplication.sendEvent(view.viewport(), move)
 
 
-def test_the_heatmap_shows_the_chosen_layer_and_head_with_the_future_masked(tab, transformer_run):
+def test_the_heatmap_shows_the_chosen_layer_and_head_with_the_future_masked(tab, transformer_run, qtbot):
     tab.set_run(transformer_run)
-    tab.show_text(TEXT)
+    show_and_wait(qtbot, tab, TEXT)
     weights = expected_snapshot(transformer_run, TEXT).weights
     assert tab.views.currentIndex() == HEATMAP and tab.layer.currentText() == "layer 2"  # the last layer first
     np.testing.assert_allclose(tab.heatmap.image.image, masked(weights[1].mean(0)), atol=1e-6)  # what is drawn
@@ -84,7 +90,7 @@ def test_the_heatmap_shows_the_chosen_layer_and_head_with_the_future_masked(tab,
 
 def test_hovering_reads_out_query_key_and_weight(tab, transformer_run, qtbot):
     tab.set_run(transformer_run)
-    tab.show_text(TEXT)
+    show_and_wait(qtbot, tab, TEXT)
     tab.layer.setCurrentIndex(0)
     tab.head.setCurrentIndex(1)
     weight = expected_snapshot(transformer_run, TEXT).weights[0, 0, 15, 14]
@@ -98,7 +104,7 @@ def test_hovering_reads_out_query_key_and_weight(tab, transformer_run, qtbot):
 
 def test_a_long_text_keeps_the_last_context_tokens_and_thins_the_labels(tab, transformer_run, qtbot):
     tab.set_run(transformer_run)
-    tab.show_text(TEXT * 3)
+    show_and_wait(qtbot, tab, TEXT * 3)
     assert "last 32 of" in tab.notice.text() and tab.notice.isVisible()
     assert tab.heatmap.axes["bottom"].labels == [token_label(c) for c in (TEXT * 3)[-32:]]
     axis = tab.heatmap.axes["left"]
@@ -119,7 +125,7 @@ def test_a_long_text_keeps_the_last_context_tokens_and_thins_the_labels(tab, tra
 
 def test_the_model_view_shows_every_head_and_a_click_opens_one(tab, transformer_run, qtbot):
     tab.set_run(transformer_run)
-    tab.show_text(TEXT)
+    show_and_wait(qtbot, tab, TEXT)
     tab.views.setCurrentIndex(MODEL)
     weights = expected_snapshot(transformer_run, TEXT).weights
     assert [(cell.layer, cell.head) for cell in tab.grid.cells] == [(0, 0), (0, 1), (1, 0), (1, 1)]
@@ -134,9 +140,9 @@ def test_the_model_view_shows_every_head_and_a_click_opens_one(tab, transformer_
     np.testing.assert_allclose(tab.heatmap.image.image, masked(weights[0, 1]), atol=1e-6)
 
 
-def test_token_focus_shows_every_layers_weights_from_the_clicked_token(tab, transformer_run):
+def test_token_focus_shows_every_layers_weights_from_the_clicked_token(tab, transformer_run, qtbot):
     tab.set_run(transformer_run)
-    tab.show_text(TEXT)
+    show_and_wait(qtbot, tab, TEXT)
     tab.views.setCurrentIndex(FOCUS)
     weights = expected_snapshot(transformer_run, TEXT).weights
     tab.focus.text.anchorClicked.emit(QUrl("#12"))  # a click on the 13th token of the text
@@ -148,9 +154,9 @@ def test_token_focus_shows_every_layers_weights_from_the_clicked_token(tab, tran
     np.testing.assert_allclose(tab.focus.heatmap.image.image, weights[:, 0, 12, :13], atol=1e-6)
 
 
-def test_export_writes_the_picture_and_the_raw_weights(tab, transformer_run, tmp_path):
+def test_export_writes_the_picture_and_the_raw_weights(tab, transformer_run, tmp_path, qtbot):
     tab.set_run(transformer_run)
-    tab.show_text(TEXT)
+    show_and_wait(qtbot, tab, TEXT)
     tab.export_png_to(tmp_path / "map.png")
     tab.export_npy_to(tmp_path / "weights.npy")
     image = QImage(str(tmp_path / "map.png"))
@@ -160,9 +166,9 @@ def test_export_writes_the_picture_and_the_raw_weights(tab, transformer_run, tmp
     assert meta["tokens"] == list(TEXT) and meta["axes"] == ["layer", "head", "query", "key"]
 
 
-def test_an_rnn_run_gets_the_saliency_view_and_says_why(tab, rnn_run):
+def test_an_rnn_run_gets_the_saliency_view_and_says_why(tab, rnn_run, qtbot):
     tab.set_run(rnn_run)
-    tab.show_text(TEXT)
+    show_and_wait(qtbot, tab, TEXT)
     assert "An RNN has no attention" in tab.notice.text() and tab.notice.isVisible()
     assert tab.show_button.text() == "Show saliency" and not tab.views.isTabEnabled(MODEL)
     assert tab.layer.isHidden() and tab.head.isHidden()
@@ -173,53 +179,99 @@ def test_an_rnn_run_gets_the_saliency_view_and_says_why(tab, rnn_run):
     assert tab.heatmap.rows.name == "prediction at" and "predicts" in tab.heatmap.describe_cell(5, 2)
 
 
-def test_a_run_without_checkpoints_says_so(tab, small_corpus, tmp_path):
+def test_a_run_without_checkpoints_says_so(tab, small_corpus, tmp_path, qtbot):
     fresh = Trainer.new(tiny_config(small_corpus, tmp_path))  # created, never trained
     tab.set_run(fresh.folder.path)
-    tab.show_text(TEXT)
+    show_and_wait(qtbot, tab, TEXT)
     assert "no checkpoints yet" in tab.notice.text() and tab.heatmap.values is None
 
 
-def test_live_refresh_follows_a_training_run(tab, small_corpus, tmp_path, qtbot):
+def test_capturing_runs_in_the_background_and_a_stale_answer_is_dropped(tab, transformer_run, qtbot):
+    answered = []  # every answer the worker gives, stale or not
+    tab.worker.captured.connect(lambda request_id, snapshot, source: answered.append(source))
+    tab.set_run(transformer_run)  # captures the run's opening text...
+    assert tab.notice.text() == "Capturing…" and QApplication.overrideCursor() is None  # the window stays usable
+    tab.set_run(None)  # ...but the user unselects the run before the answer comes
+    qtbot.waitUntil(lambda: len(answered) == 1, timeout=20_000)
+    QApplication.processEvents()  # the answer was queued to the tab before it reached the list
+    assert tab.heatmap.values is None and not tab.notice.isVisible() and "No run selected" in tab.run_label.text()
+    tab.set_run(transformer_run)
+    show_and_wait(qtbot, tab, TEXT)
+    assert "best checkpoint, step 20" in tab.run_label.text() and not tab.notice.isVisible()
+
+
+class StandInTrainingWorker(QObject):
+    """Plays app.worker.TrainingWorker's part for the tab: records the probe lines it would send to the
+    training process, and announces snapshots the test writes as that process would."""
+
+    attention_saved = Signal(object)  # AttentionSaved
+
+    def __init__(self, run_dir=None):
+        super().__init__()
+        self.run_dir = run_dir
+        self.probe_lines = []
+
+    def set_probe(self, text, every):
+        self.probe_lines.append((text, every))
+
+    def clear_probe(self):
+        self.probe_lines.append("off")
+
+
+def test_the_live_probe_follows_the_controls(tab, qtbot):
     tab.editor.setPlainText(TEXT)
     tab.every.setValue(5)
     tab.live.setChecked(True)
     assert tab.live_status.text() == "starts when a run trains in this window"
-    trainer = Trainer.new(two_layer_config(small_corpus, tmp_path, max_steps=30))
-    worker = TrainingWorker(trainer)
+    worker = StandInTrainingWorker()  # just started: its run folder is not known yet
     tab.attach_worker(worker)
-    assert tab.live_status.text() == "waiting for the next refresh…"
-    delivered = []
-    worker.other_events.connect(lambda events: delivered.extend(e.step for e in events))
-    with qtbot.waitSignal(worker.done, timeout=60_000):
-        worker.start()
-    assert delivered == [5, 10, 15, 20, 25, 30]  # batched by the worker; the tab draws the newest of each batch
-    assert tab.live_status.text() == f"refreshed at step 30 ({trainer.folder.path.name})"
-    assert "live, step 30" in tab.run_label.text() and trainer.folder.path.name in tab.run_label.text()
-    model, tokenizer, _ = load_trained_model(trainer.folder.path, "last")
-    np.testing.assert_allclose(tab.heatmap.image.image, masked(capture(model, tokenizer, TEXT).weights[1].mean(0)),
-                               atol=1e-5)
+    assert worker.probe_lines == [(TEXT, 5)] and tab.live_status.text() == "waiting for the next refresh…"
+    tab.every.setValue(7)
+    tab.editor.setPlainText("ROMEO:")
+    qtbot.mouseClick(tab.show_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.show_button, Qt.MouseButton.LeftButton)  # nothing changed: nothing to send
+    tab.live.setChecked(False)
+    assert worker.probe_lines == [(TEXT, 5), (TEXT, 7), ("ROMEO:", 7), "off"] and tab.live_status.text() == ""
     tab.attach_worker(None)
-    assert trainer._periodic == {} and tab.live_status.text() == "training ended; showing step 30"
+    tab.live.setChecked(True)
+    assert tab.live_status.text() == "starts when a run trains in this window"
+    next_run = StandInTrainingWorker()
+    tab.attach_worker(next_run)
+    assert next_run.probe_lines == [("ROMEO:", 7)] and worker.probe_lines[-1] == "off"
 
 
-class WorkerWithoutTrainerYet(QObject):
-    """A worker whose trainer is made after the tab is attached: the tab must keep looking for it."""
-
-    other_events = Signal(list)
-    trainer = None
-
-
-def test_the_live_probe_attaches_once_the_trainer_exists_and_follows_the_settings(tab, small_corpus, tmp_path, qtbot):
+def test_live_refresh_shows_the_snapshots_the_training_run_writes(tab, transformer_run, tmp_path, qtbot):
+    model, tokenizer, _ = load_trained_model(transformer_run, "last")
+    folder = tmp_path / "attention"
     tab.editor.setPlainText(TEXT)
     tab.live.setChecked(True)
-    worker = WorkerWithoutTrainerYet()
+    worker = StandInTrainingWorker(transformer_run)
     tab.attach_worker(worker)
-    trainer = Trainer.new(two_layer_config(small_corpus, tmp_path, max_steps=14))
-    worker.trainer = trainer
-    qtbot.waitUntil(lambda: tab.live_status.text() == "waiting for the next refresh…", timeout=5000)
-    tab.every.setValue(7)  # re-attached with the new interval, not added twice
-    snapshots = []
-    trainer.subscribe(lambda e: snapshots.append(e) if isinstance(e, AttentionSnapshot) else None)
-    assert trainer.run() == "finished"
-    assert [s.step for s in snapshots] == [7, 14] and snapshots[0].tokens == list(TEXT)
+
+    def announce(step, text=TEXT, vanish=False):
+        path = save_snapshot(capture(model, tokenizer, text, step=step), folder)
+        if vanish:
+            path.unlink()
+        worker.attention_saved.emit(AttentionSaved(step, path, "attention"))
+        qtbot.waitUntil(lambda: not tab.is_busy(), timeout=20_000)
+        return path
+
+    saved = announce(5)
+    assert tab.live_status.text() == f"refreshed at step 5 ({transformer_run.name})"
+    assert "live, step 5" in tab.run_label.text() and transformer_run.name in tab.run_label.text()
+    tab.export_npy_to(tmp_path / "shown.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "shown.npy"), np.load(saved))
+    np.testing.assert_allclose(tab.heatmap.image.image, masked(np.load(saved)[1].mean(0)), atol=1e-6)
+
+    announce(10, text="ROMEO:", vanish=True)  # e.g. rotated away before the tab came to read it
+    assert tab.live_status.text() == "could not read the snapshot of step 10; waiting for the next one"
+    assert "live, step 5" in tab.run_label.text()
+    assert tab.heatmap.axes["bottom"].labels == [token_label(c) for c in TEXT]
+
+    tab.live.setChecked(False)
+    announce(15, text="ROMEO:")  # the training process may still write one before it hears "probe off"
+    assert "live, step 5" in tab.run_label.text()
+    tab.live.setChecked(True)
+
+    tab.attach_worker(None)
+    assert tab.live_status.text() == "training ended; showing step 5"

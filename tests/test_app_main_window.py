@@ -1,9 +1,12 @@
 """The main window: how it opens, what it remembers, its tabs, and the command line."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-import torch
+import pytest
 from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QWidget
@@ -88,8 +91,6 @@ def test_the_real_generate_and_attention_tabs_are_the_window_tabs(qtbot, qapp, t
 
 def test_lm_workbench_opens_on_the_sample_corpus(themed_app, stub_tabs, tmp_path):
     """What the console script shows (without running its event loop), its settings in a temporary folder."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # as on a 2-core machine
     QStandardPaths.setTestModeEnabled(True)
     QSettings.setPath(QSettings.NativeFormat, QSettings.UserScope, str(tmp_path / "config"))
     try:
@@ -100,8 +101,6 @@ def test_lm_workbench_opens_on_the_sample_corpus(themed_app, stub_tabs, tmp_path
     assert window.train_tab.form.corpus.paths() == [str(SAMPLE_CORPUS)]
     assert window.train_tab.form.preset.currentText() == "baby-gpt-char"
     assert window.train_tab.start_button.isEnabled()
-    assert torch.get_num_threads() == 1  # the GUI thread leaves the other cores to training (app/cpu_cores.py)
-    torch.set_num_threads(threads)
     window.close()
     window.deleteLater()
 
@@ -173,3 +172,28 @@ def test_training_readouts_do_not_lay_the_window_out_again(make_window, qtbot):
     assert window.speed_label.text() == "7,000 tokens/s"
     assert tab.form.summary.values["Time / step"].text() == "12.25 s"
     assert requests.widgets == []
+
+
+PAINT_THE_WINDOW = """
+import os, sys
+from PySide6.QtCore import QStandardPaths, QTimer
+QStandardPaths.setTestModeEnabled(True)  # no settings written where the user's are
+from app.main import open_window
+app, window = open_window(["--runs-dir", sys.argv[1]])
+window.grab()  # paints all of it
+threads = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
+print(threads.count("Thread (pooled)"))
+QTimer.singleShot(0, app.quit)  # the app's own way out, which ends its worker threads
+app.exec()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process's threads from /proc")
+def test_qt_paints_the_window_on_the_gui_thread_alone(tmp_path):
+    """Else Qt's raster engine wakes a thread per core for each large fill, beside training. In a process of its
+    own: Qt reads the setting once, and this one's QApplication has painted already."""
+    environment = {name: value for name, value in os.environ.items() if name != "QT_NO_GUI_THREADPOOL"}
+    painted = subprocess.run([sys.executable, "-c", PAINT_THE_WINDOW, str(tmp_path / "runs")], env=environment,
+                             capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert painted.returncode == 0, painted.stderr
+    assert painted.stdout.split()[-1] == "0"  # Qt's image threads ("Thread (pooled)") never started

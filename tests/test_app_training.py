@@ -1,16 +1,21 @@
-"""Training from the window, end to end: start, watch points arrive, pause, resume, stop, resume from the runs
-browser, fine-tune, failures, and closing while training."""
+"""Training from the window, end to end, with a real `lmcore train --events -` child: start, watch points arrive,
+pause, resume, stop, resume from the runs browser, fine-tune, failures, a killed child, closing while training
+(stop, or keep training and follow the run again from a new window), and several processes through torchrun."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from lmcore.runs import RunFolder
+from lmcore.runs import RunFolder, load_trained_model
 from lmcore.trainer import Trainer
 
 from app.runs_browser import run_label
+from app.worker import TrainingWorker
 from app_helpers import set_field, use_tiny_settings
 from engine_helpers import tiny_config
 
@@ -66,7 +71,7 @@ def test_start_watch_pause_resume_stop(make_window, qtbot, small_corpus, monkeyp
     qtbot.waitUntil(lambda: not tab.is_training(), timeout=TIMEOUT)
     run = worker.run_dir
     assert "Stopped at step" in tab.banner.text()
-    assert f"step {worker.trainer.step:,} of " in tab.progress.text and 0 < tab.progress.fraction < 1
+    assert f"step {worker.last_step:,} of " in tab.progress.text and 0 < tab.progress.fraction < 1
     assert (run / "checkpoints" / "last.safetensors").is_file()
     assert json.loads((run / "status.json").read_text())["status"] == "stopped"
     assert window.attention_tab.workers == [worker, None]
@@ -141,18 +146,166 @@ def test_a_failure_inside_training_is_explained_and_the_run_marked_failed(make_w
     assert "failed" in window.runs_browser.tree.topLevelItem(0).data(0, Qt.UserRole + 1)
 
 
+def answer_closing_with(monkeypatch, button: str, asked: list | None = None) -> None:
+    """Click `button` in the question the window asks when it is closed while training."""
+    def click(box):
+        if asked is not None:
+            asked.append(box.text())
+        next(b for b in box.buttons() if b.text() == button).click()
+
+    monkeypatch.setattr(QMessageBox, "exec", click)
+
+
 def test_closing_during_training_asks_then_stops_and_saves(make_window, qtbot, small_corpus, monkeypatch):
     window = make_window()
     tab = start_tiny_run(window, qtbot, small_corpus, monkeypatch)
     qtbot.waitUntil(lambda: plotted_steps(tab) >= 3, timeout=TIMEOUT)
     run = tab.worker.run_dir
     questions = []
-    monkeypatch.setattr(QMessageBox, "question", lambda *args: (questions.append(args[2]), QMessageBox.Cancel)[1])
+    answer_closing_with(monkeypatch, "Cancel", questions)
     window.close()
-    assert window.isVisible() and tab.is_training() and "Stop it, save a checkpoint" in questions[0]
-    monkeypatch.setattr(QMessageBox, "question", lambda *args: QMessageBox.Yes)
+    assert window.isVisible() and tab.is_training() and "Stop it and save a checkpoint" in questions[0]
+    answer_closing_with(monkeypatch, "Stop and save")
     window.close()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT)
     assert not tab.is_training()
     assert (run / "checkpoints" / "last.safetensors").is_file()
     assert json.loads((run / "status.json").read_text())["status"] == "stopped"
+
+
+def wait_for_status(run, wanted: str, timeout_s: float = 120) -> dict:
+    """status.json of a run training in a process no window watches, once it says `wanted`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = RunFolder(run).read_status()
+        if status.get("status") == wanted:
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"{run} still says {RunFolder(run).read_status().get('status')!r}, not {wanted!r}")
+
+
+def test_killing_the_training_process_leaves_the_window_working_and_the_run_resumable(make_window, qtbot,
+                                                                                       small_corpus, monkeypatch):
+    window = make_window()
+    tab = start_tiny_run(window, qtbot, small_corpus, monkeypatch)
+    qtbot.waitUntil(lambda: tab.worker.run_dir is not None and
+                    (tab.worker.run_dir / "checkpoints" / "last.safetensors").is_file(), timeout=TIMEOUT)
+    run = tab.worker.run_dir
+    os.kill(tab.worker.process.pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: not tab.is_training(), timeout=TIMEOUT)
+    assert tab.banner.property("tone") == "error" and "killed by signal 9" in tab.banner.text()
+    assert "press Resume" in tab.banner.text() and tab.start_button.isEnabled()  # the window works on
+    assert json.loads((run / "status.json").read_text())["status"] == "failed"
+    _, _, meta = load_trained_model(run, "last")  # the last checkpoint loads
+    saved_step = meta["step"]
+    assert saved_step >= 20
+
+    browser = window.runs_browser
+    browser.refresh()
+    browser.select_run(run)
+    assert browser.resume_button.isEnabled()
+    qtbot.mouseClick(browser.resume_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: plotted_steps(tab) > saved_step and tab.worker.last_step > saved_step + 3, timeout=TIMEOUT)
+    steps = tab.plots.series[run].steps["step"]  # the history up to the checkpoint, then the new steps, once each
+    assert list(steps[:saved_step + 3]) == list(range(1, saved_step + 4))
+    qtbot.mouseClick(tab.stop_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not tab.is_training(), timeout=TIMEOUT)
+    assert json.loads((run / "status.json").read_text())["status"] == "stopped"
+
+
+def test_keep_training_lets_the_run_finish_without_the_window(make_window, qtbot, small_corpus, monkeypatch):
+    window = make_window()
+    tab = start_tiny_run(window, qtbot, small_corpus, monkeypatch, **{"train.max_steps": 150})
+    qtbot.waitUntil(lambda: plotted_steps(tab) >= 3, timeout=TIMEOUT)
+    run, child = tab.worker.run_dir, tab.worker.process
+    answer_closing_with(monkeypatch, "Keep training")
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)  # at once: nothing to wait for
+    status = wait_for_status(run, "finished")
+    assert status["step"] == 150 and child.wait(timeout=60) == 0
+    assert (run / "train.log").is_file()
+
+
+def test_a_new_window_follows_a_run_that_kept_training(make_window, qtbot, small_corpus, monkeypatch):
+    window = make_window()
+    tab = start_tiny_run(window, qtbot, small_corpus, monkeypatch)
+    qtbot.waitUntil(lambda: plotted_steps(tab) >= 3, timeout=TIMEOUT)
+    run, child = tab.worker.run_dir, tab.worker.process
+    answer_closing_with(monkeypatch, "Keep training")
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
+
+    window = make_window()  # the next start of the app
+    tab = window.train_tab
+    assert tab.is_training() and tab.worker.run_dir == run
+    qtbot.waitUntil(lambda: tab.plots.pinned == run and plotted_steps(tab) >= 3, timeout=TIMEOUT)
+    steps_seen = plotted_steps(tab)
+    qtbot.waitUntil(lambda: plotted_steps(tab) > steps_seen + 5, timeout=TIMEOUT)  # live: still growing
+    steps = tab.plots.series[run].steps["step"]
+    assert list(steps[:10]) == list(range(1, 11))  # the history from metrics.jsonl, then the new steps
+    assert not tab.pause_button.isEnabled() and tab.stop_button.isEnabled()
+    qtbot.mouseClick(tab.stop_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not tab.is_training(), timeout=TIMEOUT)
+    assert "Stopped at step" in tab.banner.text()
+    assert json.loads((run / "status.json").read_text())["status"] == "stopped" and child.wait(timeout=60) == 0
+
+
+def test_end_of_input_makes_the_child_save_and_exit(qtbot, small_corpus, tmp_path):
+    """What happens when the window dies: the child's standard input closes."""
+    worker = TrainingWorker.for_new_run(tiny_config(small_corpus, tmp_path, max_steps=100_000, eval_interval=1000),
+                                    tmp_path)
+    steps, endings = [], []
+    worker.steps.connect(steps.extend)
+    worker.finished.connect(endings.append)
+    worker.start()
+    qtbot.waitUntil(lambda: len(steps) >= 5, timeout=TIMEOUT)
+    with qtbot.waitSignal(worker.done, timeout=TIMEOUT):
+        worker.process.stdin.close()
+    (ending,) = endings
+    assert ending.status == "stopped" and worker.process.returncode == 0
+    assert load_trained_model(worker.run_dir, "last")[2]["step"] == ending.step
+
+
+def test_two_processes_over_gloo_train_from_the_worker_and_rank_0_alone_reports(qtbot, small_corpus, tmp_path):
+    worker = TrainingWorker.for_new_run(tiny_config(small_corpus, tmp_path, max_steps=12, eval_interval=6), tmp_path,
+                                    processes=2)
+    started, steps, endings = [], [], []
+    worker.started.connect(started.append)
+    worker.steps.connect(steps.extend)
+    worker.finished.connect(endings.append)
+    with qtbot.waitSignal(worker.done, timeout=180_000):
+        worker.start()
+    assert [e.status for e in endings] == ["finished"], worker.process.returncode
+    assert "2 processes" in started[0].device
+    assert [e.step for e in steps] == list(range(1, 13))  # each step once: rank 0's events only
+    assert started[0].tokens_per_step == 2 * 8 * 16  # both ranks' batches count
+
+
+def test_live_attention_from_the_training_process_reaches_the_attention_tab(qtbot, small_corpus, tmp_path):
+    from app.attention_tab import AttentionTab
+
+    tab = AttentionTab()
+    qtbot.addWidget(tab)
+    tab.show()
+    tab.editor.setPlainText("To be, or not to be")
+    tab.every.setValue(5)
+    tab.live.setChecked(True)
+    worker = TrainingWorker.for_new_run(tiny_config(small_corpus, tmp_path, max_steps=100_000, eval_interval=1000),
+                                        tmp_path)
+    saved = []
+    worker.attention_saved.connect(saved.append)
+    tab.attach_worker(worker)
+    worker.start()
+    qtbot.waitUntil(lambda: len(saved) >= 2 and "refreshed at step" in tab.live_status.text(), timeout=TIMEOUT)
+    assert "live, step" in tab.run_label.text()
+    assert "".join(tab._snapshot.tokens) == "To be, or not to be"[-16:]  # the model's context: 16 characters
+
+    tab.editor.setPlainText("O Romeo")  # a new probe text mid-run: the child captures it from now on
+    qtbot.mouseClick(tab.show_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: "live, step" in tab.run_label.text() and "".join(tab._snapshot.tokens) == "O Romeo",
+                    timeout=TIMEOUT)
+    with qtbot.waitSignal(worker.done, timeout=TIMEOUT):
+        worker.stop()
+    assert len(list((worker.run_dir / "attention").glob("*.npy"))) <= 5  # the newest few are kept
+    tab.attach_worker(None)
+    tab.shutdown()

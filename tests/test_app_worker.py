@@ -1,141 +1,132 @@
-"""The training worker: events cross from the training thread in batches, in order, without the trainer ever
-waiting for the GUI."""
+"""The training worker against scripted child processes: events cross in batches and in order, control lines reach
+the child, and a child that dies, or is detached, is reported as such. (tests/test_app_training.py drives a real
+`lmcore train` child.)"""
 from __future__ import annotations
 
-import gc
+import json
 import sys
-import threading
+import textwrap
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from lmcore import events as ev
+from lmcore.runs import RunFolder
 
-from app.worker import LOCK_SWITCH_INTERVAL_S, TrainingWorker
+from app.worker import TrainingWorker
+
+# A child that writes the event lines of a file (argv[1]) on stdout, then does what argv[2] says.
+CHILD = textwrap.dedent("""
+    import os, signal, sys, time
+    sys.stdout.write(open(sys.argv[1]).read())
+    sys.stdout.flush()
+    then = sys.argv[2]
+    if then == "record-input":  # copy control lines to argv[3] until "stop"
+        with open(sys.argv[3], "w") as out:
+            for line in sys.stdin:
+                out.write(line)
+                out.flush()
+                if line.strip() == "stop":
+                    break
+    elif then == "die":
+        print("CUDA error: an illegal memory access was encountered", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif then == "detach":  # as lmcore does on "detach": its output goes to a log, it trains on
+        for line in sys.stdin:
+            if line.strip() == "detach":
+                break
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        time.sleep(float(sys.argv[3]))
+""")
 
 
-@dataclass
-class ProbeResult:  # an event type the worker does not know, like an attention probe's snapshot
-    step: int
-
-
-class ScriptedTrainer:
-    """Emits a scripted list of events from run(), on whatever thread runs it, as fast as it can."""
-
-    def __init__(self, script, hold: threading.Event | None = None):
-        self.script, self.hold = script, hold
-        self.subscribers, self.requests = [], []
-        self.returned = threading.Event()
-        self.folder = type("Folder", (), {"path": Path("run")})()
-
-    def subscribe(self, callback):
-        self.subscribers.append(callback)
-
-    def run(self):
-        for event in self.script:
-            for callback in self.subscribers:
-                callback(event)
-        if self.hold is not None:
-            self.hold.wait(10)
-        self.returned.set()
-        return "finished"
-
-    def request_pause(self):
-        self.requests.append("pause")
-
-    def request_resume(self):
-        self.requests.append("resume")
-
-    def request_stop(self):
-        self.requests.append("stop")
+def scripted(tmp_path: Path, events: list, then: str = "exit", *args: str) -> TrainingWorker:
+    script = tmp_path / "events.jsonl"
+    script.write_text("".join(ev.event_to_line(e) + "\n" for e in events), encoding="utf-8")
+    return TrainingWorker([sys.executable, "-c", CHILD, str(script), then, *args])
 
 
 def step(i):
     return ev.StepMetrics(i, i * 10, 1.0, 1e-3, 1.0, 100.0, i * 0.01)
 
 
-def test_a_flood_of_events_arrives_in_a_few_batches_in_order(qtbot):
-    script = [ev.Started(Path("run"), "CPU", 10, 5000, 0, 10, 1.0), *(step(i) for i in range(1, 2501)),
-              ev.EvalMetrics(2500, 25000, 1.0, 2.0, 7.4, None, True), ProbeResult(2500),
-              *(step(i) for i in range(2501, 5001)), ev.Finished(5000, "finished", 2.0, Path("run"))]
-    worker = TrainingWorker(ScriptedTrainer(script))
+def test_a_flood_of_events_arrives_in_a_few_batches_in_order(qtbot, tmp_path):
+    run = tmp_path / "run"
+    script = [ev.Launched(run, 123, False), ev.Started(run, "CPU", 10, 5000, 0, 10, 1.0),
+              *(step(i) for i in range(1, 2501)), ev.EvalMetrics(2500, 25000, 1.0, 2.0, 7.4, None, True),
+              ev.AttentionSaved(2500, run / "attention" / "step-0002500.npy", "attention"),
+              *(step(i) for i in range(2501, 5001)), ev.Finished(5000, "finished", 2.0, run)]
+    worker = scripted(tmp_path, script)
     received, step_batches = [], []
-    worker.started.connect(lambda e: received.append(e))
+    for signal in (worker.launched, worker.started, worker.attention_saved, worker.finished):
+        signal.connect(received.append)
     worker.steps.connect(lambda batch: (step_batches.append(batch), received.extend(batch)))
     worker.evals.connect(received.extend)
-    worker.other_events.connect(received.extend)
-    worker.finished.connect(lambda e: received.append(e))
-    with qtbot.waitSignal(worker.done, timeout=10_000):
+    failures = []
+    worker.failed.connect(failures.append)
+    with qtbot.waitSignal(worker.done, timeout=30_000):
         worker.start()
-    assert received == script  # every event, in the engine's order, unknown ones included
-    assert len(step_batches) < 100  # batched: far fewer signals than the 5000 steps
+    assert received == script and not failures  # every event, in the engine's order
+    assert len(step_batches) < 200  # batched: far fewer signals than the 5000 steps
+    assert worker.run_dir == run and worker.last_step == 5000
 
 
-def test_training_beside_the_gui_hands_pythons_lock_over_quickly(qtbot):
-    """Training sets a shorter switch interval than Python's 5 ms for its process, so that the training thread
-    waits less for the lock the GUI thread holds while it paints (a percent at most, docs/performance.md)."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(0.005)
-    try:
-        worker = TrainingWorker(ScriptedTrainer([ev.Finished(0, "finished", None, Path("run"))]))
-        with qtbot.waitSignal(worker.done, timeout=10_000):
-            worker.start()
-        assert sys.getswitchinterval() == LOCK_SWITCH_INTERVAL_S < 0.005
-    finally:
-        sys.setswitchinterval(previous)
-
-
-def test_what_lives_when_training_starts_is_left_out_of_garbage_collection_until_it_ends(qtbot):
-    """A full collection walks every object the process holds (0.1-0.25 s with Python's lock held, which stops
-    training); the app's modules and window, made before the run, are kept out of it while the run trains."""
-    gc.unfreeze()
-    made_before = {"a window": []}
-    collected = lambda: any(o is made_before for o in gc.get_objects())  # noqa: E731 - the generations GC walks
-    assert collected()
-    try:
-        worker = TrainingWorker(ScriptedTrainer([ev.Finished(0, "finished", None, Path("run"))]))
-        with qtbot.waitSignal(worker.done, timeout=10_000):
-            worker.start()
-            assert not collected() and gc.get_freeze_count() > 0  # the run's end reaches the GUI thread later
-        assert collected() and gc.get_freeze_count() == 0
-    finally:
-        gc.unfreeze()
-
-
-def test_unknown_events_go_out_batched_through_other_events(qtbot):
-    worker = TrainingWorker(ScriptedTrainer([ProbeResult(1), ProbeResult(2), step(3), ProbeResult(4)]))
-    batches = []
-    worker.other_events.connect(batches.append)
-    with qtbot.waitSignal(worker.done, timeout=10_000):
+def test_control_lines_reach_the_child(qtbot, tmp_path):
+    record = tmp_path / "input.txt"
+    worker = scripted(tmp_path, [], "record-input", str(record))
+    with qtbot.waitSignal(worker.done, timeout=30_000):
         worker.start()
-    assert batches == [[ProbeResult(1), ProbeResult(2)], [ProbeResult(4)]]
+        worker.pause()
+        worker.resume()
+        worker.set_probe("To be, or not", 20)
+        worker.clear_probe()
+        worker.stop()
+    lines = record.read_text(encoding="utf-8").splitlines()
+    assert lines[:2] == ["pause", "resume"] and lines[3:] == ["probe off", "stop"]
+    assert lines[2].startswith("probe ") and json.loads(lines[2][6:]) == {"text": "To be, or not", "every": 20}
 
 
-def test_the_trainer_never_waits_for_the_gui(qtbot):
-    """With the GUI thread busy (not running its event loop), the trainer still emits everything and returns."""
-    trainer = ScriptedTrainer([step(i) for i in range(1, 20_001)])
-    worker = TrainingWorker(trainer)
+def test_a_child_killed_mid_run_is_reported_failed_with_its_last_output(qtbot, tmp_path):
+    run = tmp_path / "run"
+    RunFolder(run).path.mkdir()
+    RunFolder(run).write_status("running", step=40)
+    worker = scripted(tmp_path, [ev.Launched(run, 1, False), step(41), step(42)], "die")
+    failures = []
+    worker.failed.connect(failures.append)
+    with qtbot.waitSignal(worker.done, timeout=30_000):
+        worker.start()
+    (failure,) = failures
+    assert failure.step == 42 and failure.run_dir == run
+    assert "killed by signal 9 (SIGKILL) at step 42" in failure.message
+    assert "illegal memory access" in failure.message and "press Resume" in failure.message
+    status = RunFolder(run).read_status()
+    assert status["status"] == "failed" and "SIGKILL" in status["message"] and status["step"] == 40
+
+
+def test_the_reader_keeps_up_while_the_gui_is_busy(qtbot, tmp_path):
+    """With the GUI thread not running its event loop, the child still writes everything and exits: the reader
+    thread drains its pipe, so a busy window never holds training up."""
+    worker = scripted(tmp_path, [step(i) for i in range(1, 20_001)])
     worker.start()
-    started = time.perf_counter()
-    while not trainer.returned.is_set() and time.perf_counter() - started < 10:
+    started = time.monotonic()
+    while worker.process.poll() is None and time.monotonic() - started < 30:
         time.sleep(0.01)  # the GUI thread blocked: no events processed
-    assert trainer.returned.is_set()
+    assert worker.process.poll() == 0
     batches = []
     worker.steps.connect(batches.append)
-    qtbot.waitUntil(lambda: sum(map(len, batches)) == 20_000, timeout=10_000)
-    qtbot.waitUntil(lambda: not worker.is_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: sum(map(len, batches)) == 20_000, timeout=30_000)
+    qtbot.waitUntil(lambda: not worker.is_running(), timeout=30_000)
 
 
-def test_pause_resume_and_stop_are_forwarded_to_the_trainer(qtbot):
-    hold = threading.Event()
-    trainer = ScriptedTrainer([], hold)
-    worker = TrainingWorker(trainer)
+def test_a_detached_child_trains_on_and_the_worker_is_done_without_it(qtbot, tmp_path):
+    worker = scripted(tmp_path, [ev.Launched(tmp_path, 1, False)], "detach", "30")
+    failures = []
+    worker.failed.connect(failures.append)
     worker.start()
-    worker.pause()
-    worker.resume()
-    worker.stop()
-    assert trainer.requests == ["pause", "resume", "stop"]
-    assert worker.is_running()
-    with qtbot.waitSignal(worker.done, timeout=10_000):
-        hold.set()
-    assert not worker.is_running()
+    qtbot.waitUntil(lambda: worker.run_dir is not None, timeout=30_000)
+    with qtbot.waitSignal(worker.done, timeout=30_000):
+        worker.detach()
+    assert worker.process.poll() is None and not failures  # still running, and nobody calls that a failure
+    worker.process.kill()
+    worker.process.wait()
