@@ -34,6 +34,7 @@ from lmcore.runs import RunFolder, is_alive
 from .background import start_in_background, stop_background
 
 BATCH_INTERVAL_S = 0.1  # events reach the GUI at most 10 times a second, in step with the plots' refresh
+URGENT = (ev.Launched, ev.Started, ev.Paused, ev.Resumed, ev.Finished, ev.Failed)  # shown as soon as they come
 STDERR_LINES = 12  # the last lines of the child's error output shown when it dies
 FOLLOW_INTERVAL_S = 0.5  # how often a followed run's files are read again
 
@@ -239,32 +240,37 @@ class StreamReader(QObject):
     @Slot()
     def read_until_exit(self) -> None:
         selector = selectors.DefaultSelector()
-        partial = {}
         for stream in (self.process.stdout, self.process.stderr):
-            selector.register(stream, selectors.EVENT_READ)
-            partial[stream] = b""
+            selector.register(stream, selectors.EVENT_READ, data=[b""])  # data: the line begun but not ended
         pending, last_sent = [], time.monotonic()
         while selector.get_map():
-            timeout = max(0.0, last_sent + BATCH_INTERVAL_S - time.monotonic()) if pending else None
-            for key, _ in selector.select(timeout):
-                chunk = os.read(key.fd, 1 << 16)
-                if not chunk:
-                    selector.unregister(key.fileobj)
-                    chunk = b"\n"  # end of stream: what is left is a whole line
-                *lines, partial[key.fileobj] = (partial[key.fileobj] + chunk).split(b"\n")
-                if key.fileobj is self.process.stdout:
-                    pending.extend(self._events(lines))
-                else:
-                    self.stderr_tail.extend(line.decode("utf-8", "replace") for line in lines if line.strip())
-            urgent = any(not isinstance(e, (ev.StepMetrics, ev.Preparing)) for e in pending)
-            if pending and (urgent or time.monotonic() - last_sent >= BATCH_INTERVAL_S):
+            pending += self._read(selector, selector.select())
+            if pending and not any(isinstance(e, URGENT) for e in pending):
+                # Metrics wait in the pipe until the next batch is due: this thread wakes (and takes a core from
+                # training) ten times a second, not once a step.
+                time.sleep(max(0.0, last_sent + BATCH_INTERVAL_S - time.monotonic()))
+                pending += self._read(selector, selector.select(0))
+            if pending:
                 self.batch.emit(pending)
                 pending, last_sent = [], time.monotonic()
-        if pending:
-            self.batch.emit(pending)
         while (code := self.process.poll()) is None and not self.detached:
             time.sleep(0.02)  # its streams have closed: it is about to exit
         self.exited.emit(0 if code is None else code, list(self.stderr_tail))
+
+    def _read(self, selector: selectors.BaseSelector, ready: list) -> list:
+        """The events among the lines now readable; error output goes to the tail kept for a failure report."""
+        events = []
+        for key, _ in ready:
+            chunk = os.read(key.fd, 1 << 16)
+            if not chunk:
+                selector.unregister(key.fileobj)
+                chunk = b"\n"  # end of stream: what is left is a whole line
+            *lines, key.data[0] = (key.data[0] + chunk).split(b"\n")
+            if key.fileobj is self.process.stdout:
+                events += self._events(lines)
+            else:
+                self.stderr_tail.extend(line.decode("utf-8", "replace") for line in lines if line.strip())
+        return events
 
     def _events(self, lines: list[bytes]) -> list:
         events = []
