@@ -298,6 +298,7 @@ class TrainTab(QWidget):
                               "the runs list and press Resume to continue.", "info")
 
     def _on_failed(self, event) -> None:
+        self._show_step(event.step)
         if event.run_dir is None:  # nothing was created: the settings or the run to resume were at fault
             self._show_banner(event.message, "error")
         else:

@@ -204,10 +204,8 @@ class TrainingWorker(QObject):
         how = (f"was killed by signal {-code} ({signal.Signals(-code).name})" if code < 0 and _known_signal(-code)
                else f"exited with code {code}")
         tail = "\n".join(stderr_tail)
-        message = (f"The training process {how} at step {self.last_step:,}."
-                   + (f" Its last output:\n{tail}\n" if tail else " It printed nothing. ")
-                   + "The run keeps its last checkpoint and its metrics: select it in the runs list and press Resume "
-                     "to continue from there.")
+        message = (f"The training process {how}." + (f" Its last output:\n{tail}\n" if tail else " It printed nothing. ")
+                   + "Select the run in the runs list and press Resume to continue from its last checkpoint.")
         if self.run_dir is not None:
             folder = RunFolder(self.run_dir)
             if folder.read_status().get("status") in ("running", "paused", None):
