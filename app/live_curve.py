@@ -1,9 +1,10 @@
 """Plot lines that grow at their end several times a second, at the cost of repainting a narrow strip.
 
-Setting new data on a pyqtgraph item repaints the whole plot under it, and the GUI thread holds Python's lock
-while it paints, which stops the training thread. So a live curve is two items: its history, which Qt keeps as a
-picture (redrawn only when the view moves or the history grows), and a short tail with the newest points. A
-refresh changes only the tail, and Qt repaints only the strip under it, pasting the history's picture there.
+Setting new data on a pyqtgraph item repaints the whole plot under it, and the window's CPU is taken from training,
+which shares the cores. So a live curve is two items: its history, which Qt keeps as a picture (redrawn only when
+the view moves or the history grows), and a short tail with the newest points. A refresh changes only the tail, and
+Qt repaints only the strip under it, pasting the history's picture there. The plots' refresh costs under half of
+what plain setData on one item would (docs/performance.md, the eighth look).
 """
 from __future__ import annotations
 

@@ -156,6 +156,7 @@ class TrainingPlots(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.series: dict[Path, RunSeries] = {}
+        self._x_spans: dict[pg.PlotItem, float] = {}  # each plot's view width, to tell a zoom in
         self.curves: dict[Path, RunCurves] = {}
         self.pinned: Path | None = None
         self._compared: list[Path] = []
@@ -258,6 +259,7 @@ class TrainingPlots(QWidget):
         # when it repaints a strip elsewhere
         plot.setFlag(QGraphicsItem.ItemClipsChildrenToShape)
         plot.vb.sigRangeChangedManually.connect(lambda _: self._following.discard(plot))
+        plot.vb.sigXRangeChanged.connect(lambda *_: self._redraw_after_zoom(plot))
         self._following.add(plot)
         plot.getAxis("left").setWidth(52)
         # Fewer labelled ticks than pyqtgraph's default, which packs labels edge to edge on a small plot
@@ -334,6 +336,16 @@ class TrainingPlots(QWidget):
                 self.legend.removeItem(self._validation_key)
 
     # ---- drawing ---------------------------------------------------------------------------------
+    def _redraw_after_zoom(self, plot: pg.PlotItem) -> None:
+        """A live curve's newest points were thinned out for the scale they were drawn at: after a zoom in (the
+        end of a run closes in on its data), draw the plot's curves afresh, or they show gaps and straight lines.
+        Zooming out leaves them finer than needed, which looks the same."""
+        (x0, x1), _ = plot.vb.viewRange()
+        previous, self._x_spans[plot] = self._x_spans.get(plot), x1 - x0
+        if previous is not None and x1 - x0 < 0.9 * previous:
+            names = tuple(name for name, attribute in CURVE_PLOTS.items() if getattr(self, attribute, None) is plot)
+            self._mark_stale(*self.series, curves=names)
+
     def _plot_of(self, curve: str) -> pg.PlotItem:
         return getattr(self, CURVE_PLOTS[curve])
 
@@ -553,8 +565,8 @@ class TrainingPlots(QWidget):
             self.export_csv(Path(path))
 
 
-# Points drawn per pixel of plot width, at most. Drawing is most of a repaint's cost, and the GUI thread holds
-# Python's lock while it draws, which stops the training thread: fewer points, faster training.
+# Points drawn per pixel of plot width, at most. Drawing is most of a repaint's cost, and the window's CPU is taken
+# from training, which shares the cores: fewer points, faster training.
 NOISY_POINTS_PER_PIXEL = 1.0  # a (low, high) pair every 2 pixels: the band of noise and its spikes look the same
 SMOOTH_POINTS_PER_PIXEL = 0.25  # a smooth line needs a point only every few pixels
 

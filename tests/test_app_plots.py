@@ -159,6 +159,20 @@ def test_when_training_ends_the_views_drop_the_room_kept_for_new_points(plots):
     assert plots.lr_plot.vb.viewRange() == zoomed
 
 
+def test_a_zoom_redraws_the_newest_points_for_the_new_scale(plots, tmp_path):
+    """The tail's points are thinned out for the scale they were drawn at; a run that ends (or a zoom) changes the
+    scale, and they must not stay drawn as they were, which showed as gaps and straight lines."""
+    plots.begin_live_run(tmp_path / "planned", max_steps=100_000, tokens_per_step=100)
+    for first in range(1, 60, 3):
+        plots.add_steps(steps(first, 3))
+        plots.refresh()
+    curves = plots.curves[tmp_path / "planned"]
+    assert len(curves.raw_loss.tail.x) > 0  # drawn for a view 12,500 steps wide
+    plots.end_live_run()  # the view closes in on the 60 steps
+    plots.refresh()
+    assert len(curves.raw_loss.tail.x) == 0 and len(curves.raw_loss.history.getOriginalDataset()[0]) == 60
+
+
 def test_new_steps_redraw_only_the_curves_they_extend(plots, tmp_path):
     plots.add_steps(steps(1, 50))
     plots.add_evals([ev.EvalMetrics(50, 5000, 1.0, 2.5, 12.2, None, True)])
@@ -198,7 +212,7 @@ class PaintedRects(QObject):
 
 
 def test_new_points_repaint_only_a_strip_at_the_end_of_the_curves(plots, qtbot, tmp_path):
-    """Painting holds Python's lock and so stops training: a refresh must not repaint the whole plot."""
+    """Painting takes CPU from training, which shares the cores: a refresh must not repaint the whole plot."""
     plots.add_steps(steps(1, 2000))
     plots.refresh()
     viewport = plots.graphics.viewport()
