@@ -60,7 +60,7 @@ RNN = ("model.family", ("rnn",))
 SECTIONS: tuple[tuple[str, bool, tuple[Field, ...]], ...] = (  # (title, expanded at start, fields)
     ("Run", True, (
         Field("name", "Name", "The run's name; its folder is the name plus the start time. Letters, digits, "
-              "'-' and '_' work best.", "text"),
+              "spaces, '-', '_' and '.', up to 100 characters.", "text"),
     )),
     ("Corpus", True, (  # the corpus picker itself is placed above these
         Field("data.encoding_errors", "Bad bytes", "What to do with bytes that are not valid UTF-8: stop and "

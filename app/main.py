@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, QSocketNotifier, QTimer
 from PySide6.QtWidgets import QApplication
 
 from .main_window import MainWindow
@@ -56,9 +58,26 @@ def collect_garbage_on_the_gui_thread():
     return GarbageCollector(interval=1.0)
 
 
+def close_on_ctrl_c(window) -> tuple:
+    """Ctrl-C in the terminal closes the window as its close button does (asking first while a run trains),
+    instead of a KeyboardInterrupt traceback. Python runs a signal handler only once the interpreter gets control,
+    never while Qt's loop waits for events: the signal also writes a byte to a socket that Qt watches, which wakes
+    the loop (no timer polling, which would take a core from training). Keep the returned objects for as long as
+    the application runs."""
+    wake_read, wake_write = socket.socketpair()
+    for end in (wake_read, wake_write):
+        end.setblocking(False)
+    signal.set_wakeup_fd(wake_write.fileno())
+    notifier = QSocketNotifier(wake_read.fileno(), QSocketNotifier.Type.Read)
+    notifier.activated.connect(lambda: wake_read.recv(64))  # Python code runs: the handler below runs with it
+    signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, window.close))
+    return notifier, wake_read, wake_write
+
+
 def main(argv: list[str] | None = None) -> int:
-    app, _window = open_window(argv)
+    app, window = open_window(argv)
     _collector = collect_garbage_on_the_gui_thread()
+    _ctrl_c = close_on_ctrl_c(window)
     return app.exec()
 
 

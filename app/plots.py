@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QTextDocumentFragment
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGraphicsItem, QHBoxLayout, QLabel, QMenu,
                                QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget)
 
@@ -147,6 +147,42 @@ class RunCurves:
         return {name: getattr(self, name) for name in CURVE_PLOTS}
 
 
+class ReadoutLabel(QLabel):
+    """One line of rich-text pieces: as many as fit its width, then '…'. A plain QLabel asks for its whole text's
+    width, and the window grew to give the crosshair's reading of 11 runs 6,482 px (issue 23)."""
+
+    SEPARATOR = " &nbsp; "
+
+    def __init__(self):
+        super().__init__(" ")
+        self.setTextFormat(Qt.RichText)
+        self._pieces: list[str] = []
+
+    def show_pieces(self, pieces: list[str]) -> None:
+        self._pieces = pieces
+        self._fit()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(0, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(0, super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        room = self.contentsRect().width()
+        for count in range(len(self._pieces), 0, -1):  # the most pieces that fit
+            text = self.SEPARATOR.join(self._pieces[:count]) + (" …" if count < len(self._pieces) else "")
+            if self.fontMetrics().horizontalAdvance(QTextDocumentFragment.fromHtml(text).toPlainText()) <= room:
+                break
+        else:
+            text = "…" if self._pieces else " "  # " " keeps the line's height
+        self.setText(text)
+
+
 class TrainingPlots(QWidget):
     """The plots and their controls. Shows the pinned run (the one training, or trained last) and any runs
     ticked for comparison, each in its own colour."""
@@ -223,8 +259,7 @@ class TrainingPlots(QWidget):
         for line in (self.crosshair_x, self.crosshair_y):
             line.setVisible(False)
             self.loss_plot.addItem(line, ignoreBounds=True)
-        self.readout = QLabel(" ")
-        self.readout.setTextFormat(Qt.RichText)
+        self.readout = ReadoutLabel()
         self.readout.setStyleSheet(f"color: {MUTED};")
         self._mouse_proxy = pg.SignalProxy(self.loss_plot.scene().sigMouseMoved, rateLimit=30,
                                            slot=self._on_mouse_moved)
@@ -510,15 +545,16 @@ class TrainingPlots(QWidget):
         for line in (self.crosshair_x, self.crosshair_y):
             line.setVisible(inside)
         if not inside:
-            self.readout.setText(" ")
+            self.readout.show_pieces([])
             return
         point = self.loss_plot.vb.mapSceneToView(position)
         self.crosshair_x.setPos(point.x())
         self.crosshair_y.setPos(point.y())
-        self.readout.setText(self.values_at(point.x()))
+        self.readout.show_pieces(self.values_at(point.x()))
 
-    def values_at(self, x: float) -> str:
-        """The crosshair's reading: for each shown run, the metrics at the step nearest to x."""
+    def values_at(self, x: float) -> list[str]:
+        """The crosshair's reading, in rich-text pieces: x, then for each shown run the metrics at the step
+        nearest to x."""
         parts = [f"{X_AXES[self.x_key]} {x:,.0f}"]
         for path, series in self.series.items():
             xs = series.steps[self.x_key]
@@ -532,7 +568,7 @@ class TrainingPlots(QWidget):
                 text += f", val {series.evals['val_loss'][_nearest(x_evals, x)]:.3f}"
             parts.append(f"<span style='color:{self._colour(path)}'>■</span> "
                          f"{html.escape(run_label(series.name))}: {text}")
-        return " &nbsp; ".join(parts)
+        return parts
 
     # ---- export ----------------------------------------------------------------------------------
     def export_png(self, path: Path) -> None:

@@ -1,25 +1,23 @@
 """The runs browser: every run in the runs folder, with what it is and how it went, and what can be done to it."""
 from __future__ import annotations
 
-import re
-import time
+import traceback
 from pathlib import Path
 
 from PySide6.QtCore import QFileSystemWatcher, QRect, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QFont, QFontMetrics
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QInputDialog, QLabel, QMenu, QMessageBox,
-                               QPushButton, QStyle, QStyledItemDelegate, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
-                               QWidget)
+                               QPushButton, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from lmcore.errors import LMCoreError
-from lmcore.runs import RunInfo, delete_run, list_runs, rename_run
+from lmcore.runs import RunInfo, delete_run, list_runs, rename_run, split_run_name
 
 from .style import MUTED, status_icon
 
 FAMILY_NAMES = {"transformer": "Transformer", "rnn": "RNN"}
 RESUMABLE = ("stopped", "failed", "interrupted")
 FINE_TUNABLE = ("finished", "stopped")
-STAMPED_NAME = re.compile(r"^(?P<base>.+)-(?P<stamp>\d{8}-\d{6})(?:-\d+)?$")  # RunFolder.create's names
 PATH_ROLE = Qt.UserRole
 DETAILS_ROLE = Qt.UserRole + 1  # the second line: status, model, size, best validation loss
 
@@ -32,18 +30,15 @@ def format_count(n: int) -> str:
     return str(n)
 
 
-def split_run_name(name: str) -> tuple[str, str]:
+def label_parts(name: str) -> tuple[str, str]:
     """'baby-gpt-char-20261124-001148' -> ('baby-gpt-char', '24 Nov 00:11'); a renamed run keeps its name."""
-    match = STAMPED_NAME.match(name)
-    if not match:
-        return name, ""
-    when = time.strptime(match["stamp"], "%Y%m%d-%H%M%S")
-    return match["base"], time.strftime("%d %b %H:%M", when).lstrip("0")
+    base, when = split_run_name(name)
+    return base, when.strftime("%d %b %H:%M").lstrip("0") if when else ""
 
 
 def run_label(name: str) -> str:
     """A run's name for legends and titles: 'baby-gpt-char · 24 Nov 00:11'."""
-    base, when = split_run_name(name)
+    base, when = label_parts(name)
     return f"{base} · {when}" if when else base
 
 
@@ -51,6 +46,15 @@ class RunDelegate(QStyledItemDelegate):
     """Two lines per run, so a narrow sidebar shows everything: the name, then status, model, size and loss."""
 
     def paint(self, painter, option, index) -> None:
+        # An exception cannot go back through Qt's painting: one escaping here crashed the app (issue 23).
+        # Show the row as Qt would rather than lose it.
+        try:
+            self._paint_two_lines(painter, QStyleOptionViewItem(option), index)
+        except Exception:  # noqa: BLE001 - any bug here must not take the app down
+            traceback.print_exc()
+            super().paint(painter, option, index)
+
+    def _paint_two_lines(self, painter, option, index) -> None:
         self.initStyleOption(option, index)
         name, option.text = option.text, ""
         widget = option.widget
@@ -61,21 +65,23 @@ class RunDelegate(QStyledItemDelegate):
         top = text_rect.top() + (text_rect.height() - 2 * line) // 2
         bold = QFont(option.font)
         bold.setWeight(QFont.DemiBold)
-        base, when = split_run_name(name)
+        base, when = label_parts(name)
         when_width = option.fontMetrics.horizontalAdvance(when) + 6 if when else 0
         first_line = QRect(text_rect.left(), top, text_rect.width(), line)
         painter.save()
-        painter.setFont(bold)
-        painter.drawText(first_line.adjusted(0, 0, -when_width, 0), Qt.AlignLeft | Qt.AlignVCenter,
-                         QFontMetrics(bold).elidedText(base, Qt.ElideMiddle, text_rect.width() - when_width))
-        painter.setFont(option.font)
-        painter.setPen(QColor(MUTED))
-        painter.drawText(first_line, Qt.AlignRight | Qt.AlignVCenter, when)
-        details = index.data(DETAILS_ROLE) or ""
-        painter.drawText(QRect(text_rect.left(), top + line, text_rect.width(), line),
-                         Qt.AlignLeft | Qt.AlignVCenter,
-                         option.fontMetrics.elidedText(details, Qt.ElideRight, text_rect.width()))
-        painter.restore()
+        try:
+            painter.setFont(bold)
+            painter.drawText(first_line.adjusted(0, 0, -when_width, 0), Qt.AlignLeft | Qt.AlignVCenter,
+                             QFontMetrics(bold).elidedText(base, Qt.ElideMiddle, text_rect.width() - when_width))
+            painter.setFont(option.font)
+            painter.setPen(QColor(MUTED))
+            painter.drawText(first_line, Qt.AlignRight | Qt.AlignVCenter, when)
+            details = index.data(DETAILS_ROLE) or ""
+            painter.drawText(QRect(text_rect.left(), top + line, text_rect.width(), line),
+                             Qt.AlignLeft | Qt.AlignVCenter,
+                             option.fontMetrics.elidedText(details, Qt.ElideRight, text_rect.width()))
+        finally:  # the fallback paints with the painter as it was
+            painter.restore()
 
     def sizeHint(self, option, index) -> QSize:
         size = super().sizeHint(option, index)

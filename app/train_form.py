@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QGridLayout, QHBo
 
 from lmcore.config import RunConfig, config_from_dict, config_to_dict, load_config, save_config
 from lmcore.corpus import CorpusSummary, corpus_length_problem, inspect_corpus
+from lmcore.device import memory_bytes, pick_device
 from lmcore.errors import ConfigError, LMCoreError
 from lmcore.estimate import RunEstimate, estimate_run, estimate_vocab_size
 from lmcore.models import RNNConfig, TransformerConfig
@@ -30,6 +31,7 @@ from .style import fix_size, set_invalid, set_tone
 
 CORPUS_KEY = "data.train"
 VALIDATE_DELAY_MS = 150  # re-check once typing pauses, not on every keystroke
+MEMORY_WARNING_SHARE = 0.5  # the estimate is rough: past half of the memory, a run may not fit
 MODEL_DEFAULTS = {"transformer": asdict(TransformerConfig()), "rnn": asdict(RNNConfig())}
 
 
@@ -92,11 +94,21 @@ class Summary(QFrame):
             grid.addWidget(value, row, column)
             grid.addWidget(caption, row + 1, column)
             self.values[name] = value
+        self.warning = QLabel()  # a run that may not fit in memory; one that cannot fit is an error, and blocked
+        self.warning.setObjectName("banner")
+        self.warning.setWordWrap(True)
+        set_tone(self.warning, "warning")
+        grid.addWidget(self.warning, 4, 0, 1, 2)
+        self.warning.hide()
 
     def show_estimate(self, estimate: RunEstimate | None) -> None:
         self.values["Parameters"].setText(format_count(estimate.parameters) if estimate else "–")
         self.values["Tokens / step"].setText(f"{estimate.tokens_per_step:,}" if estimate else "–")
         self.values["Memory (est.)"].setText(f"≈ {format_bytes(estimate.memory_bytes)}" if estimate else "–")
+
+    def show_warning(self, message: str | None) -> None:
+        self.warning.setText(message or "")
+        self.warning.setVisible(message is not None)
 
     def show_step_time(self, seconds: float | None) -> None:
         text = "–" if seconds is None else (f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s")
@@ -356,45 +368,74 @@ class TrainForm(QWidget):
             form.setRowVisible(row, self.is_shown(key))
 
     def validate(self) -> bool:
-        """Check everything now; mark and explain each problem. Returns whether Start may be pressed."""
+        """Check everything now; mark and explain each problem. Returns whether Start may be pressed: any failure
+        here, foreseen or not, leaves Start disabled with the reason shown."""
         self._validate_timer.stop()
         was_valid = self.is_valid()
         errors: dict[str, str] = {}
         raw = self._settings(errors)
+        config, estimate, also_at_fault, memory = None, None, [], None
         corpus = self._inspect_corpus(raw)
-        problem = corpus.problem or corpus_length_problem(corpus.chars, raw["data"]["val_fraction"],
-                                                          raw["train"]["context"])
-        self.corpus.show_summary(corpus, problem)
-        if problem:
-            errors[CORPUS_KEY] = problem
-        config, estimate = None, None
         try:
             config = config_from_dict(raw)
             config.validate()
             vocab = self._fine_tune_vocab or estimate_vocab_size(config, corpus)
             estimate = estimate_run(config, vocab or 2)  # also checks the model settings
             estimate = estimate if vocab else None
+            memory = self._memory_check(estimate, config.train.device) if estimate else None
         except ConfigError as exc:
+            config = None
             named = self._fields_named_in(str(exc)) or [""]
             errors.setdefault(named[0], str(exc))
             also_at_fault = named[1:]  # e.g. n_head too, in "n_embd is not divisible by n_head"
-        else:
-            also_at_fault = []
+        except Exception as exc:  # lmcore should have worded this; still block Start and say what went wrong
+            config = None
+            errors.setdefault("", f"These settings cannot be checked ({type(exc).__name__}: {exc}); change the "
+                                  "setting you last edited.")
+        problem = corpus.problem
+        if not problem and config is not None and not config.data.val:  # the split needs a valid val_fraction
+            problem = corpus_length_problem(corpus.chars, config.data.val_fraction, config.train.context)
+        self.corpus.show_summary(corpus, problem)
+        if problem:
+            errors[CORPUS_KEY] = problem
+        if memory and memory[0] == "error":
+            errors.setdefault("", memory[1])
         self._config = config if not errors else None
         self.errors = errors
         self._show_errors(errors, also_at_fault)
         self.summary.show_estimate(estimate)
+        self.summary.show_warning(memory[1] if memory and memory[0] == "warning" else None)
         if self.is_valid() != was_valid:
             self.validity_changed.emit(self.is_valid())
         return self.is_valid()
 
+    def _memory_check(self, estimate: RunEstimate, device_choice: str) -> tuple[str, str] | None:
+        """("error", why) when the run cannot fit in the device's memory, ("warning", why) when it takes most of
+        it (the estimate is rough), None when it fits or the memory is unknown."""
+        device = pick_device(device_choice)
+        available, needed = memory_bytes(device), estimate.memory_bytes
+        if available is None or needed <= MEMORY_WARNING_SHARE * available:
+            return None
+        where = "the GPU's" if device.type == "cuda" else "this machine's"
+        lower = "lower model.n_embd, model.n_layer, train.batch_size or train.context"
+        if needed > available:
+            return "error", (f"This run needs about {format_bytes(needed)} of memory, more than {where} "
+                             f"{format_bytes(available)}: {lower}.")
+        return "warning", (f"This run needs about {format_bytes(needed)} of memory, most of {where} "
+                           f"{format_bytes(available)}: it may run out. To be safe, {lower}.")
+
     def _inspect_corpus(self, raw: dict[str, Any]) -> CorpusSummary:
         """Read the corpus again only when its paths, encoding policy or files changed."""
         paths, errors = raw["data"]["train"], raw["data"]["encoding_errors"]
-        stamps = tuple((p, Path(p).stat().st_mtime_ns if Path(p).exists() else 0) for p in paths)
-        key = (stamps, errors)
-        if self._corpus_cache is None or self._corpus_cache[0] != key:
-            self._corpus_cache = (key, inspect_corpus(paths, errors))
+        try:
+            stamps = tuple((p, Path(p).stat().st_mtime_ns if Path(p).exists() else 0) for p in paths)
+            key = (stamps, errors)
+            if self._corpus_cache is None or self._corpus_cache[0] != key:
+                self._corpus_cache = (key, inspect_corpus(paths, errors))
+        except OSError as exc:  # e.g. a file this user may not read
+            self._corpus_cache = None
+            return CorpusSummary([], 0, 0, 0, 0, 0, "", f"Cannot read the corpus {exc.filename or paths[0]}: "
+                                 f"{exc.strerror or exc}. Check its permissions, or pick another file.")
         return self._corpus_cache[1]
 
     def _fields_named_in(self, message: str) -> list[str]:

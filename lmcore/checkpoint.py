@@ -2,7 +2,9 @@
 
 Everything needed to continue a run lives in the .safetensors file: model weights, optimizer state, RNG states
 and the trainer's counters (in the header's "lmcore" entry). The .json beside it is a summary for people and
-for the runs browser. Files are written atomically; nothing is ever unpickled.
+for the runs browser; it carries the checkpoint's step, and read_summary returns it only while it describes the
+checkpoint beside it (a process killed between the two writes leaves the previous summary). Files are written
+atomically; nothing is ever unpickled, and no model is built before its header is checked against its tensors.
 """
 from __future__ import annotations
 
@@ -12,15 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from .errors import CheckpointError
+from .errors import CheckpointError, LMCoreError
 from .fileio import write_atomic
+from .models import build_model, model_config_from_dict
 
 FORMAT = "lmcore-checkpoint"
 VERSION = 1
+# A sane bound on the memory a model needs beyond its weights, which no stored tensor shows: one sequence's key/value
+# cache (2 x n_layer x context_length x n_embd values; position tables are smaller) may hold at most the larger of
+# MIN_CONTEXT_VALUES and CONTEXT_VALUES_PER_WEIGHT values per stored weight.
+MIN_CONTEXT_VALUES = 1 << 28
+CONTEXT_VALUES_PER_WEIGHT = 64
 
 
 @dataclass
@@ -29,10 +37,11 @@ class Checkpoint:
     model: dict[str, torch.Tensor]
     optimizer: dict[str, torch.Tensor] = field(default_factory=dict)  # "<param index>.<key>"
     extra: dict[str, torch.Tensor] = field(default_factory=dict)  # RNG states, carried RNN state
+    path: Path | None = None  # the file it was loaded from, for messages
 
 
 def save_checkpoint(path: Path, checkpoint: Checkpoint, summary: dict[str, Any] | None = None) -> None:
-    """Write `path` (.safetensors) and, if given, a summary `path.with_suffix('.json')`."""
+    """Write `path` (.safetensors) and, if given, a summary `path.with_suffix('.json')` (see read_summary)."""
     tensors: dict[str, torch.Tensor] = {}
     aliases: dict[str, str] = {}
     seen: dict[tuple, str] = {}
@@ -52,33 +61,107 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint, summary: dict[str, Any] 
         write_atomic(path.with_suffix(".json"), json.dumps(summary, indent=2).encode("utf-8"))
 
 
-def load_checkpoint(path: Path) -> Checkpoint:
-    """Read a checkpoint written by save_checkpoint, or explain what is wrong with the file."""
+def checkpoint_meta(path: Path) -> dict[str, Any]:
+    """The header of a checkpoint (step, model config, counters) without reading its tensors, or explain what is
+    wrong with the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist; pick a run that has saved a checkpoint.")
-    data = path.read_bytes()
     try:
-        tensors = load_tensors(data)
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8:8 + header_len])
-    except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"Checkpoint {path} is corrupt or truncated ({exc}); use another checkpoint.") from None
     try:
-        meta = json.loads(header.get("__metadata__", {}).get("lmcore", ""))
+        meta = json.loads(metadata.get("lmcore", ""))
     except json.JSONDecodeError:
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a safetensors file but not an LM Workbench checkpoint.")
     if meta.get("version", 0) > VERSION:
         raise CheckpointError(f"{path} was written by a newer LM Workbench (format {meta['version']}); upgrade to read it.")
+    return meta
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint written by save_checkpoint, or explain what is wrong with the file."""
+    path = Path(path)
+    meta = checkpoint_meta(path)
+    try:
+        tensors = load_tensors(path.read_bytes())
+    except (SafetensorError, ValueError) as exc:
+        raise CheckpointError(f"Checkpoint {path} is corrupt or truncated ({exc}); use another checkpoint.") from None
     groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "extra": {}}
-    for name, tensor in tensors.items():
-        prefix, _, rest = name.partition(".")
-        groups[prefix][rest] = tensor
-    for alias, original in meta.pop("aliases", {}).items():
-        groups["model"][alias] = groups["model"][original]
-    return Checkpoint(meta, groups["model"], groups["optim"], groups["extra"])
+    try:
+        for name, tensor in tensors.items():
+            prefix, _, rest = name.partition(".")
+            groups[prefix][rest] = tensor
+        for alias, original in meta.pop("aliases", {}).items():
+            groups["model"][alias] = groups["model"][original]
+    except (KeyError, AttributeError) as exc:
+        raise CheckpointError(f"Checkpoint {path} is damaged: its header does not match its tensors ({exc!r}); "
+                              "use another checkpoint.") from None
+    return Checkpoint(meta, groups["model"], groups["optim"], groups["extra"], path)
+
+
+def read_summary(path: Path) -> dict[str, Any] | None:
+    """The summary beside checkpoint `path`, or None when there is none or it does not describe that checkpoint
+    (its step differs from the header's: the process was killed between writing the two)."""
+    try:
+        summary = json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))
+        step = checkpoint_meta(path).get("step")
+    except (OSError, ValueError, CheckpointError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("step") == step else None
+
+
+def check_fits(checkpoint: Checkpoint, model: torch.nn.Module, whose: str) -> None:
+    """CheckpointError unless the checkpoint's model tensors are the model's, name for name and shape for shape.
+    `whose` names the model in the message ("its own model config", "this run's model")."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    stored = {name: tuple(t.shape) for name, t in checkpoint.model.items()}
+    if stored == expected:
+        return
+    wrong = [name for name in expected if name in stored and stored[name] != expected[name]]
+    missing = [name for name in expected if name not in stored]
+    if wrong:
+        name = wrong[0]
+        detail = f"tensor {name} is stored as {list(stored[name])} but {whose} needs {list(expected[name])}"
+    elif missing:
+        detail = f"it lacks tensor {missing[0]}, which {whose} needs"
+    else:
+        detail = f"it holds tensor {next(n for n in stored if n not in expected)}, which {whose} does not have"
+    raise CheckpointError(f"Checkpoint {checkpoint.path} does not fit {whose}: {detail}. The file is damaged or "
+                          "belongs to another model; use another checkpoint.")
+
+
+def build_checkpoint_model(checkpoint: Checkpoint) -> torch.nn.Module:
+    """The model that the checkpoint's header describes, with the checkpoint's weights. The header is checked
+    against the stored tensors, and within sane bounds, before anything is allocated: a damaged or forged header
+    must not make us build whatever it claims."""
+    path, stored = checkpoint.path, checkpoint.model
+    try:
+        config = model_config_from_dict(checkpoint.meta["model"])
+    except (KeyError, TypeError, AttributeError, LMCoreError) as exc:
+        raise CheckpointError(f"Checkpoint {path} has no usable model config ({exc}); the file is damaged, use "
+                              "another checkpoint.") from None
+    try:
+        with torch.device("meta"):  # shapes only, no memory
+            skeleton = build_model(config)
+    except (RuntimeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(f"Checkpoint {path} describes a model that cannot be built ({exc}); the file is "
+                              "damaged, use another checkpoint.") from None
+    check_fits(checkpoint, skeleton, "its own model config")
+    weights = sum(t.numel() for t in stored.values())
+    context = getattr(config, "context_length", 0)
+    needed = 2 * config.n_layer * context * config.n_embd
+    if needed > max(MIN_CONTEXT_VALUES, CONTEXT_VALUES_PER_WEIGHT * weights):
+        raise CheckpointError(f"Checkpoint {path} claims model.context_length = {context}: one sequence's "
+                              f"key/value cache would hold {needed:,} values, far beyond what its {weights:,} "
+                              "weights can use; the file is damaged, use another checkpoint.")
+    model = build_model(config)
+    model.load_state_dict(stored)
+    return model
 
 
 def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -12,12 +12,16 @@ from .errors import LMCoreError
 
 
 class ProgressBar:
-    """A one-line live progress bar on stderr: step, loss, tokens/s, ETA. Evaluations get their own line."""
+    """A one-line live progress bar on stderr: step, loss, tokens/s, ETA. Evaluations get their own line.
+    `quiet` shows a failure alone: that is never hidden."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, quiet: bool = False):
         self.stream, self.max_steps, self.start_step, self.last_draw = stream or sys.stderr, 1, 0, 0.0
+        self.quiet = quiet
 
     def __call__(self, event) -> None:
+        if self.quiet and not isinstance(event, ev.Failed):
+            return
         if isinstance(event, ev.Preparing):
             fraction = f" {event.fraction:4.0%}" if event.fraction is not None else ""
             self._line(f"{event.message}{fraction}")
@@ -76,8 +80,8 @@ def cmd_train(args) -> int:
         raise
     if args.events:
         stream_events(trainer, resumed=bool(args.resume))
-    elif not args.quiet:
-        trainer.subscribe(ProgressBar())
+    else:
+        trainer.subscribe(ProgressBar(quiet=args.quiet))
     # Ctrl-C asks for a clean stop (checkpoint saved) instead of killing the run mid-step.
     previous = signal.signal(signal.SIGINT, lambda *_: trainer.request_stop())
     try:
@@ -92,7 +96,10 @@ def _make_trainer(args):
     from .trainer import Trainer
 
     if args.resume:
-        return Trainer.resume(args.resume)
+        trainer = Trainer.resume(args.resume, args.set)
+        for change in trainer.changed_settings:
+            print(f"resuming with {change}", file=sys.stderr)
+        return trainer
     if not args.config:
         raise LMCoreError("Give a config file (lmcore train CONFIG.toml) or --resume RUN_FOLDER.")
     return Trainer.new(load_config(args.config, args.set), runs_dir=args.runs_dir)
@@ -172,10 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
                                             "--set train.max_steps=500")
     train.add_argument("config", nargs="?", help="a TOML config file (see resources/presets)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a setting, e.g. --set train.batch_size=32 (repeatable)")
+                       help="override a setting, e.g. --set train.batch_size=32 (repeatable); with --resume only "
+                            "train.max_steps, train.eval_interval, train.log_interval and train.eval_batches")
     train.add_argument("--resume", metavar="RUN", help="continue a stopped run from its last checkpoint")
     train.add_argument("--runs-dir", help="where run folders go (default: the config's runs_dir)")
-    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument("--quiet", action="store_true", help="no progress output (a failure is still shown)")
     train.add_argument("--events", choices=["-"], metavar="-",
                        help="'-': write events as JSON lines to stdout and obey control lines from stdin, for a "
                             "supervising program (see docs/event-protocol.md); no progress bar")

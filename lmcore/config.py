@@ -2,19 +2,31 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from .device import check_device_choice
 from .errors import ConfigError
+from .models import model_config_from_dict
 from .tokenizers import TokenizerConfig
 
 FAMILIES = ("transformer", "rnn")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("constant", "cosine", "plateau")
+RUN_NAME_MAX = 100  # characters; the folder adds "-yyyymmdd-hhmmss"
+RUN_NAME_PUNCTUATION = "_.- "  # besides letters and digits: no path separators, NUL or shell specials
+MAX_LR = 100.0  # SGD on an LSTM uses up to about 20; anything far above diverges at the first step
+MAX_EPOCHS = 1e6
+MAX_TRAIN_SIZE = 1 << 20  # sequences per batch, tokens per sequence
+# Stands in for a vocabulary that only the corpus can tell (characters, words), so the model settings are checked
+# before the corpus is read; large enough to rule out no cutoff that a real vocabulary might allow.
+UNKNOWN_VOCAB = 1 << 30
 
 
 @dataclass
@@ -63,7 +75,7 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    name: str = "run"
+    name: str = "run"  # the run folder's name before its start time: see check_run_name
     runs_dir: str = "runs"
     init_from: str = ""  # a run folder (or checkpoint file) to fine-tune from
     data: DataConfig = field(default_factory=DataConfig)
@@ -78,8 +90,10 @@ class RunConfig:
         return self.model.get("family", "transformer")
 
     def validate(self) -> None:
-        """Raise ConfigError for the first setting that cannot work, naming it."""
-        _check(bool(self.name.strip()), "name must not be empty")
+        """Raise ConfigError for the first setting that cannot work, naming it. Nothing is read from disk, so a
+        mistake is reported at once, before a corpus is read or a run folder is made."""
+        check_run_name(self.name)
+        self._check_finite()
         _check(self.family in FAMILIES, f"model.family = {self.family!r} is not one of {', '.join(FAMILIES)}")
         _check(self.init_from != "" or bool(self.data.train),
                "data.train is empty; give a .txt file or a folder of .txt files")
@@ -91,6 +105,8 @@ class RunConfig:
         o = self.optim
         _check(o.name in OPTIMIZERS, f"optim.name = {o.name!r} is not one of {', '.join(OPTIMIZERS)}")
         _check(o.lr > 0, f"optim.lr = {o.lr} must be positive")
+        _check(o.lr <= MAX_LR, f"optim.lr = {o.lr} is far too high (at most {MAX_LR:g}; AdamW wants 1e-4 to 3e-3, "
+                               "SGD 1 to 20)")
         _check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
                f"optim.betas = {o.betas} must be two numbers in [0, 1)")
         _check(o.weight_decay >= 0, f"optim.weight_decay = {o.weight_decay} must be >= 0")
@@ -107,14 +123,38 @@ class RunConfig:
         for name in ("batch_size", "context", "grad_accum", "eval_interval", "log_interval"):
             value = getattr(t, name)
             _check(isinstance(value, int) and value >= 1, f"train.{name} = {value!r} must be a whole number >= 1")
+        for name in ("batch_size", "context"):
+            value = getattr(t, name)
+            _check(value <= MAX_TRAIN_SIZE, f"train.{name} = {value:,} is far too large (at most {MAX_TRAIN_SIZE:,})")
         _check(t.max_steps >= 1 or t.epochs > 0, f"train.max_steps = {t.max_steps} must be >= 1 (or set train.epochs)")
-        _check(t.epochs >= 0, f"train.epochs = {t.epochs} must be >= 0")
+        _check(0 <= t.epochs <= MAX_EPOCHS, f"train.epochs = {t.epochs} must be between 0 and {MAX_EPOCHS:g}")
         _check(t.eval_batches >= 0, f"train.eval_batches = {t.eval_batches} must be >= 0 (0 = whole split)")
         _check(t.dtype in ("auto", "fp32", "bf16"), f"train.dtype = {t.dtype!r} must be auto, fp32 or bf16")
+        check_device_choice(t.device)
         context_length = self.model.get("context_length")
         if self.family == "transformer" and context_length is not None:
             _check(t.context <= context_length,
                    f"train.context = {t.context} is longer than model.context_length = {context_length}")
+        if not self.init_from:  # a fine-tuned run takes its model from the source checkpoint
+            model_config_from_dict(self.model_fields(self._vocab_size_bound()))
+
+    def _check_finite(self) -> None:
+        """inf and nan parse as TOML floats; no setting means them."""
+        for section in SECTIONS:
+            for f in dataclasses.fields(getattr(self, section)):
+                value = getattr(getattr(self, section), f.name)
+                numbers = value if isinstance(value, list) else [value]
+                _check(not any(isinstance(x, float) and not math.isfinite(x) for x in numbers),
+                       f"{section}.{f.name} = {value} must be a finite number")
+
+    def _vocab_size_bound(self) -> int:
+        """The vocabulary size the tokenizer settings fix (SentencePiece) or cap (words), else UNKNOWN_VOCAB."""
+        tok = self.tokenizer
+        if tok.kind == "sentencepiece":
+            return tok.vocab_size
+        if tok.kind == "word" and tok.max_vocab:
+            return tok.max_vocab
+        return UNKNOWN_VOCAB
 
     def model_fields(self, vocab_size: int) -> dict[str, Any]:
         """The model section completed with what only the data can tell (vocabulary size, context)."""
@@ -131,6 +171,23 @@ SECTIONS = {"data": DataConfig, "tokenizer": TokenizerConfig, "optim": OptimConf
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message + ".")
+
+
+def check_run_name(name: str, field_name: str = "name") -> None:
+    """A run's name becomes its folder's name: one path component, so no run is written outside the runs folder
+    or nested where no list shows it. Raises ConfigError naming `field_name` and the value."""
+    example = "e.g. 'shakespeare-gpt'"
+    _check(bool(name.strip()), f"{field_name} is empty; give the run a name, {example}")
+    if len(name) > RUN_NAME_MAX:
+        raise ConfigError(f"{field_name} = {name[:40]!r}... is {len(name):,} characters long; "
+                          f"use at most {RUN_NAME_MAX}.")
+    bad = next((c for c in name if not (c.isalnum() or c in RUN_NAME_PUNCTUATION)), None)
+    # A leading "." or "-" would make ".", "..", a hidden folder or something a command line takes for an option.
+    if bad is not None or name[0] in ".- " or name.endswith(" "):
+        problem = (f"{bad!r} is not allowed" if bad is not None
+                   else "it starts with '.', '-' or a space, or ends with a space")
+        raise ConfigError(f"{field_name} = {name!r} cannot name a run folder ({problem}): use letters, digits, "
+                          f"spaces, '-', '_' and '.', starting with a letter, digit or '_', {example}.")
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
@@ -166,26 +223,35 @@ def _section(key: str, factory, value: Any, source: str):
     _expect_table(key, value, source)
     default = factory()
     known = {f.name: f for f in dataclasses.fields(default)}
+    hints = typing.get_type_hints(factory)
     for name, item in value.items():
         if name not in known:
             raise ConfigError(f"{source}: unknown setting {key}.{name}; known: {', '.join(known)}.")
-        expected = getattr(default, name)
-        if not _same_kind(expected, item):
-            raise ConfigError(f"{source}: {key}.{name} = {item!r} should be a {type(expected).__name__}.")
+        if not _same_kind(hints[name], item):
+            raise ConfigError(f"{source}: {key}.{name} = {item!r} should be {_kind_name(hints[name])}.")
     values = {name: (float(item) if isinstance(getattr(default, name), float) else item) for name, item in value.items()}
     return dataclasses.replace(default, **values)
 
 
-def _same_kind(expected: Any, value: Any) -> bool:
-    if isinstance(expected, bool):
+def _same_kind(hint, value: Any) -> bool:
+    if hint is bool:
         return isinstance(value, bool)
-    if isinstance(expected, float):
+    if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(expected, int):
+    if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(expected, list):
-        return isinstance(value, (list, str))
-    return isinstance(value, type(expected))
+    if typing.get_origin(hint) is list:
+        (element,) = typing.get_args(hint)
+        if isinstance(value, str):  # a single path may be written as a plain string
+            return element is str
+        return isinstance(value, list) and all(_same_kind(element, x) for x in value)
+    return isinstance(value, hint)
+
+
+def _kind_name(hint) -> str:
+    if typing.get_origin(hint) is list:
+        return "a list of paths" if typing.get_args(hint) == (str,) else "a list of numbers"
+    return {bool: "true or false", float: "a number", int: "a whole number", str: "text"}[hint]
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:

@@ -1,9 +1,12 @@
 """Corpora: reading and checking text files, the train/validation split, the encoding cache, and batches."""
 from __future__ import annotations
 
+import codecs
 import hashlib
+import io
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -12,8 +15,13 @@ import numpy as np
 import torch
 
 from .errors import CorpusError
+from .fileio import write_atomic
 
 BINARY_SNIFF_BYTES = 8192
+# Text files that start with a byte-order mark say their encoding (Windows editors save "Unicode" as UTF-16).
+# UTF-32's marks come first: UTF-32-LE's begins with UTF-16-LE's.
+BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+                    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 ENCODE_CHUNK_CHARS = 1 << 20
 
 
@@ -44,22 +52,35 @@ def resolve_corpus_files(paths: list[str], field_name: str = "data.train") -> li
     return files
 
 
+def read_file_bytes(path: Path) -> bytes:
+    """The bytes of a corpus file, or a CorpusError naming it and saying why it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"Corpus file {path} cannot be read: {exc.strerror or exc}. Check that it is a file "
+                          "you may read (its permissions), or pick another.") from None
+
+
 def read_text_file(path: Path, encoding_errors: str = "strict") -> str:
-    """Read one corpus file as UTF-8, refusing empty, binary and (unless asked) badly encoded files."""
-    data = path.read_bytes()
-    if not data.strip():
-        raise CorpusError(f"Corpus file {path} is empty; pick a file with text in it.")
-    if b"\x00" in data[:BINARY_SNIFF_BYTES]:
+    """Read one corpus file as UTF-8 (or as the UTF-16/32 its byte-order mark names), refusing empty, binary and
+    (unless asked) badly encoded files."""
+    data = read_file_bytes(path)
+    encoding = next((name for mark, name in BYTE_ORDER_MARKS if data.startswith(mark)), "utf-8")
+    if encoding in ("utf-8", "utf-8-sig") and b"\x00" in data[:BINARY_SNIFF_BYTES]:
         raise CorpusError(f"Corpus file {path} looks binary (it has NUL bytes), not text; pick a .txt file.")
     try:
-        return data.decode("utf-8")
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        if encoding_errors == "replace":
-            return data.decode("utf-8", errors="replace")
-        raise CorpusError(
-            f"Corpus file {path} is not valid UTF-8: byte {exc.start} is {data[exc.start:exc.start + 1]!r}. "
-            "Convert the file to UTF-8, or set data.encoding_errors = \"replace\" to substitute bad bytes."
-        ) from None
+        if encoding_errors != "replace":
+            name = encoding.upper().removesuffix("-SIG")
+            raise CorpusError(
+                f"Corpus file {path} is not valid {name}: byte {exc.start} is {data[exc.start:exc.start + 1]!r}. "
+                "Convert the file to UTF-8, or set data.encoding_errors = \"replace\" to substitute bad bytes."
+            ) from None
+        text = data.decode(encoding, errors="replace")
+    if not text.strip():
+        raise CorpusError(f"Corpus file {path} is empty; pick a file with text in it.")
+    return text
 
 
 def read_corpus(paths: list[str], field_name: str = "data.train", encoding_errors: str = "strict"
@@ -75,11 +96,11 @@ def load_corpus(train: list[str], val: list[str] = (), val_fraction: float = 0.1
     train_text, train_files = read_corpus(train, "data.train", encoding_errors)
     hasher = hashlib.sha256()
     for p in train_files:
-        hasher.update(p.read_bytes())
+        hasher.update(read_file_bytes(p))
     if val:
         val_text, val_files = read_corpus(val, "data.val", encoding_errors)
         for p in val_files:
-            hasher.update(b"\0val\0" + p.read_bytes())
+            hasher.update(b"\0val\0" + read_file_bytes(p))
     else:
         split = int(len(train_text) * (1.0 - val_fraction))
         train_text, val_text = train_text[:split], train_text[split:]
@@ -102,7 +123,8 @@ def encode_cached(tokenizer, text: str, key: str, cache_dir: Path | None = None,
                   progress: Callable[[float], None] | None = None) -> np.ndarray:
     """Token ids of `text` as a read-only memmap, encoded once and kept on disk under `key`.
 
-    The key combines the corpus digest and the tokenizer fingerprint, so any change to either re-encodes.
+    The key combines the corpus digest and the tokenizer fingerprint, so any change to either re-encodes. A cache
+    that cannot be written (a full disk) costs a warning, not the run: the ids are then returned from memory.
     """
     cache_dir = Path(cache_dir or default_cache_dir()) / "encoded"
     path = cache_dir / f"{key}-{tokenizer.fingerprint()}.npy"
@@ -112,10 +134,14 @@ def encode_cached(tokenizer, text: str, key: str, cache_dir: Path | None = None,
         except (ValueError, OSError):
             path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
     ids = encode_with_progress(tokenizer, text, progress)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(tmp, ids)
-    os.replace(tmp, path)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(ids))
+    try:  # the ids are written from where they are, not copied into one more buffer
+        write_atomic(path, header.getvalue(), memoryview(ids).cast("B"))
+    except OSError as exc:
+        warnings.warn(f"Cannot write the encoding cache {path}: {exc.strerror or exc}. Training goes on without "
+                      "it; free some space there, or set LMCORE_CACHE_DIR to a folder on a disk with room.")
+        return ids
     return np.load(path, mmap_mode="r")
 
 

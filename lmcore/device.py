@@ -1,6 +1,7 @@
 """Which device to train on, and what it can do."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -10,10 +11,16 @@ from .errors import ConfigError
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
+def check_device_choice(choice: str) -> None:
+    """A device name this build knows, available here or not (a config may be written for another machine)."""
+    if choice not in DEVICE_CHOICES and not (choice.startswith("cuda:") and choice[5:].isdigit()):
+        raise ConfigError(f"train.device = {choice!r} is not a device; use one of {', '.join(DEVICE_CHOICES)} "
+                          "(or cuda:N for one GPU).")
+
+
 def pick_device(choice: str = "auto") -> torch.device:
     """'auto' takes CUDA, then Apple's MPS, then the CPU. An explicit choice must be available."""
-    if choice not in DEVICE_CHOICES and not choice.startswith("cuda:"):
-        raise ConfigError(f"train.device = {choice!r} is not a device; use one of {', '.join(DEVICE_CHOICES)}.")
+    check_device_choice(choice)
     if choice == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -36,6 +43,17 @@ def describe_device(device: torch.device) -> str:
         return "Apple GPU (MPS)"
     threads = torch.get_num_threads()
     return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
+
+
+def memory_bytes(device: torch.device) -> int | None:
+    """The most memory a run on `device` can have: the GPU's own on CUDA, else the machine's (MPS shares it);
+    None where the system does not tell."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows), or no such name on this system
+        return None
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:

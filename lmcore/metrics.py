@@ -11,16 +11,37 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 from . import events as ev
 
 KINDS = {"step": ev.StepMetrics, "eval": ev.EvalMetrics}
+KIND_OF = {cls: kind for kind, cls in KINDS.items()}
+# The JSON values each field annotation takes. A bool is not a number here (Python makes it an int).
+ACCEPTS = {"int": (int,), "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,)}
+
+
+def metric_record(event: ev.StepMetrics | ev.EvalMetrics) -> dict:
+    """The metrics.jsonl record of an event: {"kind": "step"|"eval", ...its fields}."""
+    return {"kind": KIND_OF[type(event)], **asdict(event)}
 
 
 def metric_event(record: dict) -> ev.StepMetrics | ev.EvalMetrics:
-    """One metrics.jsonl record ({"kind": "step"|"eval", ...fields}) as its event."""
-    return KINDS[record["kind"]].from_json(record)
+    """One metrics.jsonl record as its event; ValueError for anything else (a field missing or of the wrong type),
+    so a garbled record never reaches a plot."""
+    if not isinstance(record, dict) or record.get("kind") not in KINDS:
+        raise ValueError("not a metrics record")
+    cls = KINDS[record["kind"]]
+    for f in fields(cls):
+        if f.name not in record:
+            if f.default is MISSING:
+                raise ValueError(f"no {f.name}")
+            continue
+        value = record[f.name]
+        if isinstance(value, bool) != (f.type == "bool") or not isinstance(value, ACCEPTS.get(f.type, object)):
+            raise ValueError(f"{f.name} = {value!r}")
+    return cls.from_json(record)
 
 
 def read_metric_events(path: Path) -> list[ev.StepMetrics | ev.EvalMetrics]:
@@ -30,7 +51,7 @@ def read_metric_events(path: Path) -> list[ev.StepMetrics | ev.EvalMetrics]:
 
 class MetricsTail:
     """Follows a metrics file as the trainer appends to it. A line not yet ended is left for the next read; a line
-    that cannot be read (a crash can leave one torn) is skipped with a warning that names it."""
+    that cannot be read (a crash can leave one torn, a disk can garble bytes) is skipped with a warning naming it."""
 
     def __init__(self, path: Path):
         self.path, self.offset, self.line_number = Path(path), 0, 0
@@ -48,12 +69,13 @@ class MetricsTail:
         whole = data[:data.rfind(b"\n") + 1]
         self.offset += len(whole)
         events = []
-        for line in whole.splitlines():
+        for line in whole.split(b"\n")[:-1]:
             self.line_number += 1
             if not line.strip():
                 continue
-            try:
-                events.append(metric_event(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
-                warnings.warn(f"{self.path}, line {self.line_number}: not a metrics record; skipped.", stacklevel=2)
+            try:  # decoded line by line: one bad byte costs its line, not the file
+                events.append(metric_event(json.loads(line.decode("utf-8"))))
+            except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                warnings.warn(f"{self.path}, line {self.line_number}: not a metrics record (cut short by a crash, "
+                              "or garbled); skipped.", stacklevel=2)
         return events

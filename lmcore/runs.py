@@ -2,23 +2,26 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .checkpoint import load_checkpoint
-from .config import RunConfig, config_from_dict, save_config
-from .errors import CheckpointError
+from .checkpoint import build_checkpoint_model, load_checkpoint
+from .config import RunConfig, check_run_name, config_from_dict, save_config
+from .errors import CheckpointError, ConfigError, TrainingError
 from .fileio import write_atomic
-from .models import build_model, model_config_from_dict
+from .metrics import metric_record, read_metric_events
 from .tokenizers import Tokenizer, load_tokenizer
 
 CONFIG_FILE = "config.toml"
@@ -34,22 +37,59 @@ STATUSES = (*LIVE_STATUSES, "finished", "stopped", "failed", "interrupted")
 HEARTBEAT_INTERVAL_S = 5.0  # how often a training process renews status.json's heartbeat
 HEARTBEAT_STALE_S = 30.0  # a heartbeat older than this means the process is gone (or its machine is)
 _status_lock = threading.Lock()  # the training thread and the heartbeat thread both update status.json
+RUN_STAMP = "%Y%m%d-%H%M%S"  # RunFolder.create names runs "<name>-<RUN_STAMP>", then "-2", "-3"... if taken
+_STAMPED_NAME = re.compile(r"^(?P<base>.+)-(?P<stamp>\d{8}-\d{6})(?:-\d+)?$")
+
+
+def split_run_name(folder_name: str) -> tuple[str, datetime | None]:
+    """'baby-gpt-char-20261124-001148' -> ('baby-gpt-char', datetime(2026, 11, 24, 0, 11, 48)). Any other folder
+    name comes back whole with None, including one whose stamp is no real date: a run renamed by hand to
+    'my-run-20240230-120000' (issue 23)."""
+    match = _STAMPED_NAME.match(folder_name)
+    if match:
+        with contextlib.suppress(ValueError):
+            return match["base"], datetime.strptime(match["stamp"], RUN_STAMP)
+    return folder_name, None
 
 
 class RunFolder:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._setting_up = False  # made by create(), its config and status not yet written (see _setup_step)
 
     @classmethod
     def create(cls, runs_dir: Path, name: str) -> "RunFolder":
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        """A new, empty run folder. Until its config and status are written, failing to write them (a full disk)
+        removes it again."""
+        check_run_name(name)  # one path component: the run lands in runs_dir, not beside or below it
+        stamp = time.strftime(RUN_STAMP)
         path = Path(runs_dir) / f"{name}-{stamp}"
         suffix = 1
         while path.exists():
             suffix += 1
             path = Path(runs_dir) / f"{name}-{stamp}-{suffix}"
-        (path / CHECKPOINT_DIR).mkdir(parents=True)
-        return cls(path)
+        try:
+            (path / CHECKPOINT_DIR).mkdir(parents=True)
+        except OSError as exc:
+            raise ConfigError(f"Cannot create the run folder {path}: {exc.strerror or exc}. Check that runs_dir "
+                              f"({runs_dir}) is a folder you can write to, or give another with --runs-dir.") from None
+        folder = cls(path)
+        folder._setting_up = True
+        return folder
+
+    @contextlib.contextmanager
+    def _setup_step(self):
+        """While the folder is being set up, an OSError leaves no half-made run folder behind and becomes a
+        TrainingError saying what to do; afterwards errors pass through (the trainer reports them)."""
+        try:
+            yield
+        except OSError as exc:
+            if not self._setting_up:
+                raise
+            shutil.rmtree(self.path, ignore_errors=True)
+            advice = "Free some space on that disk, or give" if exc.errno == errno.ENOSPC else "Give"
+            raise TrainingError(f"Cannot set up the run folder {self.path}: {exc.strerror or exc}. {advice} another "
+                                "runs folder (runs_dir in the config, or --runs-dir), then start again.") from None
 
     config_path = property(lambda self: self.path / CONFIG_FILE)
     metrics_path = property(lambda self: self.path / METRICS_FILE)
@@ -62,7 +102,8 @@ class RunFolder:
         return self.path / CHECKPOINT_DIR / f"{which}.safetensors"
 
     def save_config(self, config: RunConfig) -> None:
-        save_config(config, self.config_path)
+        with self._setup_step():
+            save_config(config, self.config_path)
 
     def load_config(self) -> RunConfig:
         import tomllib
@@ -80,10 +121,11 @@ class RunFolder:
 
     def update_status(self, **fields: Any) -> None:
         """Merge `fields` into status.json, keeping the others."""
-        with _status_lock:
+        with _status_lock, self._setup_step():
             current = self.read_status()
             current.update(fields)
             write_atomic(self.status_path, json.dumps(current, indent=2).encode("utf-8"))
+        self._setting_up = False  # config first, then status: the folder holds a run now
 
     @contextlib.contextmanager
     def heartbeat(self):
@@ -111,20 +153,12 @@ class RunFolder:
             return {}
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """Every metrics record; a line cut short by a crash is skipped."""
-        if not self.metrics_path.is_file():
-            return []
-        records = []
-        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return records
+        """Every metrics record; a line cut short by a crash, or garbled, is skipped with a warning naming it."""
+        return [metric_record(event) for event in read_metric_events(self.metrics_path)]
 
     def truncate_metrics(self, step: int) -> None:
         """Drop records past `step`: a resumed run redoes those steps and must not show them twice."""
-        kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+        kept = [r for r in self.read_metrics() if r["step"] <= step]
         write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
 
 
@@ -200,10 +234,16 @@ def delete_run(path: Path) -> None:
 
 
 def rename_run(path: Path, new_name: str) -> Path:
-    target = Path(path).with_name(new_name.strip())
-    if not new_name.strip() or "/" in new_name or target.exists():
-        raise CheckpointError(f"Cannot rename the run to {new_name!r}: pick a new, non-empty name without '/'.")
-    return Path(path).rename(target)
+    """Rename a run's folder to `new_name` (the rules of a run's name), beside where it is."""
+    new_name = new_name.strip()
+    check_run_name(new_name, "New name")
+    target = Path(path).with_name(new_name)
+    if target.exists():
+        raise CheckpointError(f"Cannot rename the run to {new_name!r}: {target} already exists; pick another name.")
+    try:
+        return Path(path).rename(target)
+    except OSError as exc:
+        raise CheckpointError(f"Cannot rename {path} to {new_name!r}: {exc.strerror or exc}.") from None
 
 
 def resolve_checkpoint(target: Path, which: str = "best") -> Path:
@@ -232,9 +272,4 @@ def load_trained_model(target: Path, which: str = "best", device: str | torch.de
             f"The tokenizer in {run_dir / TOKENIZER_DIR} does not match checkpoint {path} "
             "(it was replaced after training); restore the run's original tokenizer folder."
         )
-    model = build_model(model_config_from_dict(checkpoint.meta["model"]))
-    try:
-        model.load_state_dict(checkpoint.model)
-    except RuntimeError as exc:
-        raise CheckpointError(f"Checkpoint {path} does not fit its own model config: {exc}") from None
-    return model.to(device).eval(), tokenizer, checkpoint.meta
+    return build_checkpoint_model(checkpoint).to(device).eval(), tokenizer, checkpoint.meta

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -28,16 +29,27 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
 from . import events as ev
-from .checkpoint import Checkpoint, load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
-from .config import RunConfig
+from .checkpoint import (Checkpoint, build_checkpoint_model, check_fits, checkpoint_meta, load_checkpoint,
+                         optimizer_from_tensors, optimizer_to_tensors, save_checkpoint)
+from .config import RunConfig, apply_override, config_from_dict, config_to_dict
 from .corpus import ContiguousStreams, RandomWindows, encode_cached, evaluation_batches, load_corpus, rank_windows
 from .device import describe_device, device_features, pick_device
 from .evaluation import EvalResult, eval_batch_size, evaluate_ids
-from .errors import CheckpointError, LMCoreError, TrainingError
+from .errors import CheckpointError, ConfigError, LMCoreError, TokenizerError, TrainingError
+from .fileio import remove_temp_files
+from .metrics import metric_record
 from .models import build_model, model_config_from_dict, model_config_to_dict
 from .runs import RunFolder, liveness, resolve_checkpoint
 from .schedule import LRSchedule
 from .tokenizers import load_tokenizer, train_tokenizer
+
+# What --set may change when a run resumes: how long it trains and how often it evaluates and logs. Anything else
+# would make it another run than the one its checkpoint continues.
+RESUMABLE_SETTINGS = ("train.max_steps", "train.eval_interval", "train.log_interval", "train.eval_batches")
+# A run has diverged when its training loss, smoothed over about 10 steps, grows past
+# max(DIVERGED_FACTOR x its first loss, its first loss + DIVERGED_NATS): far beyond any noise of a healthy run.
+LOSS_SMOOTHING = 0.9
+DIVERGED_FACTOR, DIVERGED_NATS = 10.0, 10.0
 
 
 class Trainer:
@@ -53,12 +65,19 @@ class Trainer:
         self.tokens_seen = 0
         self.elapsed = 0.0
         self.best_val_loss: float | None = None
+        self.first_loss: float | None = None  # the run's first training loss, the yardstick of divergence
+        self.smoothed_loss: float | None = None
+        self.changed_settings: list[str] = []  # --set on resume, in words (see resume)
+        self._status_before_resume: dict | None = None  # until a resume has loaded its checkpoint
         self._periodic: dict[int, tuple[int, Callable[["Trainer"], object | None]]] = {}
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
     def new(cls, config: RunConfig, runs_dir: str | Path | None = None) -> "Trainer":
+        # Every setting, the device included, is checked before the run folder exists: a config error leaves no
+        # failed run behind.
         config.validate()
+        pick_device(config.train.device)
 
         def create() -> Path:
             folder = RunFolder.create(Path(runs_dir or config.runs_dir), config.name)
@@ -69,13 +88,18 @@ class Trainer:
         return cls(config, RunFolder(distributed.setup(config.train.device).on_main(create)))
 
     @classmethod
-    def resume(cls, run_dir: str | Path) -> "Trainer":
-        """Every rank reads the run folder, so a run on several machines resumes from a folder all of them see."""
+    def resume(cls, run_dir: str | Path, overrides: list[str] = ()) -> "Trainer":
+        """Every rank reads the run folder, so a run on several machines resumes from a folder all of them see.
+        `overrides` ("train.max_steps=5000", ...) may change the RESUMABLE_SETTINGS; the changes are listed in
+        words in `changed_settings`, and written to the run's config.toml once its checkpoint has loaded."""
         folder = RunFolder(Path(run_dir))
         config = folder.load_config()
-        if not folder.checkpoint_path("last").is_file():
-            raise CheckpointError(f"{run_dir} has no last checkpoint to resume from; start a new run instead.")
-        return cls(config, folder, resume=True)
+        if not any(folder.checkpoint_path(which).is_file() for which in ("last", "best")):
+            raise CheckpointError(f"{run_dir} has no checkpoint to resume from; start a new run instead.")
+        changed, changes = _resume_settings(config, overrides)
+        trainer = cls(changed, folder, resume=True)
+        trainer.changed_settings = changes
+        return trainer
 
     # ---- control, from any thread -------------------------------------------------------------
     def subscribe(self, callback: Callable[[object], None]) -> None:
@@ -117,6 +141,8 @@ class Trainer:
         Meanwhile rank 0 keeps status.json's pid, host and heartbeat current (lmcore.runs.is_alive)."""
         with self.folder.heartbeat() if self.dist.is_main else contextlib.nullcontext():
             try:
+                if self.resuming and self.dist.is_main:
+                    self._status_before_resume = self.folder.read_status()
                 self._status("running", "preparing", **liveness())  # a resumed run is live again from here on
                 self._prepare()
                 return self._train()
@@ -140,8 +166,14 @@ class Trainer:
             message += f" Details are in {log}."
         elif with_traceback:  # only rank 0 writes the run folder; torchrun shows the other ranks' stderr
             sys.stderr.write(f"rank {self.dist.rank}: {traceback.format_exc()}")
-        self._status("failed", message, step=self.step, best_val_loss=self.best_val_loss)
-        self._emit(ev.Failed(self.step, message, self.folder.path))
+        before, step = self._status_before_resume, self.step
+        with contextlib.suppress(OSError):  # a full disk: the Failed event still says what happened
+            if before is not None:  # a resume that failed before loading its checkpoint changed nothing: keep it
+                step = before.get("step", 0)
+                self.folder.update_status(**{"status": "failed", **before, "message": f"Resume failed: {message}"})
+            else:
+                self._status("failed", message, step=step, best_val_loss=self.best_val_loss)
+        self._emit(ev.Failed(step, message, self.folder.path))
         return "failed"
 
     def _prepare(self) -> None:
@@ -159,10 +191,8 @@ class Trainer:
         self.tokenizer = dist.on_main(lambda: self._tokenizer(source))
         with dist.main_first():  # rank 0 fills the encoding cache; the other ranks of its machine read it
             self.train_ids, self.val_ids, self.val_chars = self._encode()
-        model_fields = (source.meta["model"] if source else cfg.model_fields(self.tokenizer.vocab_size))
-        self.model = build_model(model_config_from_dict(model_fields)).to(self.device)
-        if source:
-            self.model.load_state_dict(source.model)
+        self.model = (build_checkpoint_model(source) if source else
+                      build_model(model_config_from_dict(cfg.model_fields(self.tokenizer.vocab_size)))).to(self.device)
         self.optimizer = self._optimizer()
         t = cfg.train
         self.tokens_per_step = t.batch_size * t.context * t.grad_accum * dist.world_size
@@ -180,9 +210,36 @@ class Trainer:
         self._validation_ids(t.eval_batches)
         self.forward = self._wrap(torch.compile(self.model) if t.compile else self.model)
         if self.resuming:
-            self._load_state(load_checkpoint(self.folder.checkpoint_path("last")))
+            if dist.is_main:
+                remove_temp_files(self.folder.path)  # what a process killed mid-write left; none writes here now
+            self._load_state(self._resume_checkpoint())
+            self._status_before_resume = None
             if dist.is_main:
                 self.folder.truncate_metrics(self.step)
+                if self.changed_settings:
+                    self.folder.save_config(self.config)
+
+    def _resume_checkpoint(self) -> Checkpoint:
+        """The last checkpoint, or the best one when the last cannot be read or does not fit the run's model (a
+        damaged disk, a copy cut short); each is checked before anything is loaded into the model."""
+        def fitting(which: str) -> Checkpoint:
+            checkpoint = load_checkpoint(self.folder.checkpoint_path(which))
+            check_fits(checkpoint, self.model, "this run's model (config.toml)")
+            return checkpoint
+
+        try:
+            return fitting("last")
+        except CheckpointError as last_error:
+            if not self.folder.checkpoint_path("best").is_file():
+                raise
+            try:
+                checkpoint = fitting("best")
+            except CheckpointError as best_error:
+                message = f"{last_error} The best checkpoint cannot be used either: {best_error}"
+                raise CheckpointError(message) from None
+            self._emit(ev.Preparing(f"The last checkpoint cannot be used, so the run goes back to its best "
+                                    f"checkpoint, at step {checkpoint.meta['step']}. ({last_error})"))
+            return checkpoint
 
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """The module the training steps call: DistributedDataParallel around the model when several ranks train."""
@@ -220,7 +277,10 @@ class Trainer:
         self._emit(ev.Preparing(f"Training {self.config.tokenizer.kind} tokenizer"))
         tokenizer = train_tokenizer(self.config.tokenizer, self.corpus.train,
                                     progress=lambda message: self._emit(ev.Preparing(message)))
-        tokenizer.save(cached)
+        try:
+            tokenizer.save(cached)
+        except TokenizerError as exc:  # a cache is worth a warning, not the run (as the encoding cache)
+            warnings.warn(f"{exc} Training goes on without caching the tokenizer.")
         return tokenizer
 
     def _encode(self):
@@ -256,7 +316,7 @@ class Trainer:
             "model": model_config_to_dict(self.model.config), "step": self.step, "tokens_seen": self.tokens_seen,
             "elapsed": self.elapsed, "best_val_loss": self.best_val_loss, "schedule": self.schedule.state_dict(),
             "batches": batch_state, "optimizer": optim_hyper, "tokenizer_fingerprint": self.tokenizer.fingerprint(),
-            "world_size": self.dist.world_size,
+            "world_size": self.dist.world_size, "first_loss": self.first_loss,
         }
         summary = {"step": self.step, "tokens_seen": self.tokens_seen, "best_val_loss": self.best_val_loss,
                    "model": meta["model"], "parameters": self.model.num_parameters()}
@@ -295,7 +355,7 @@ class Trainer:
         self.model.load_state_dict(checkpoint.model)
         optimizer_from_tensors(self.optimizer, checkpoint.optimizer, meta["optimizer"])
         self.step, self.tokens_seen, self.elapsed = meta["step"], meta["tokens_seen"], meta["elapsed"]
-        self.best_val_loss = meta["best_val_loss"]
+        self.best_val_loss, self.first_loss = meta["best_val_loss"], meta.get("first_loss")
         self.schedule.load_state_dict(meta["schedule"])
         batch_state = dict(meta["batches"])
         if "rng.batches" in checkpoint.extra:
@@ -422,29 +482,46 @@ class Trainer:
         bad = next((i for i, (loss, _) in enumerate(values) if not math.isfinite(loss)), None)
         events = [ev.StepMetrics(step, first_tokens + i * self.tokens_per_step, loss, lr, norm, rate, self.elapsed)
                   for i, ((step, lr, _, _), (loss, norm)) in enumerate(zip(pending[:bad], values[:bad]))]
-        self._record(metrics, "step", events)
+        self._record(metrics, events)
         if bad is not None:
-            raise TrainingError(
-                f"The training loss became {values[bad][0]} at step {pending[bad][0]}. The run stopped and keeps its "
-                f"last good checkpoint (step {self._last_checkpoint_step()}). Lower optim.lr or set optim.grad_clip, "
-                "then resume or start again."
-            )
+            raise TrainingError(f"The training loss became {values[bad][0]} at step {pending[bad][0]}. "
+                                + self._what_is_kept())
+        for event in events:
+            if self._diverged(event.loss):
+                raise TrainingError(
+                    f"The training loss diverged: smoothed, it reached {self.smoothed_loss:.4g} at step {event.step}, "
+                    f"up from {self.first_loss:.4g} at the start. " + self._what_is_kept())
         return now
 
-    def _record(self, metrics, kind: str, events: list) -> None:
+    def _diverged(self, loss: float) -> bool:
+        """Whether the smoothed training loss, with `loss` just in, has grown far past the run's first loss."""
+        if self.first_loss is None:
+            self.first_loss = loss
+        smoothed = self.smoothed_loss
+        self.smoothed_loss = loss if smoothed is None else LOSS_SMOOTHING * smoothed + (1 - LOSS_SMOOTHING) * loss
+        return self.smoothed_loss > max(DIVERGED_FACTOR * self.first_loss, self.first_loss + DIVERGED_NATS)
+
+    def _what_is_kept(self) -> str:
+        """For a run stopped by a bad loss: the checkpoint that is really there, and what to do."""
+        o = self.config.optim
+        advice = (f"lower optim.lr (this run had {o.lr:g}) or set optim.grad_clip (this run had {o.grad_clip:g}; "
+                  "0 is off)")
+        try:
+            step = checkpoint_meta(self.folder.checkpoint_path("last"))["step"]
+        except (CheckpointError, KeyError):
+            return (f"The run stopped before its first checkpoint (one is saved every train.eval_interval = "
+                    f"{self.config.train.eval_interval} steps), so there is nothing to resume: {advice} and "
+                    "start again.")
+        return (f"The run stopped and keeps its last good checkpoint (step {step}). To go on, {advice} in a new "
+                f'run; init_from = "{self.folder.path}" begins it from this run\'s best weights.')
+
+    def _record(self, metrics, events: list) -> None:
         """Append events to metrics.jsonl and hand them to the subscribers (rank 0's job)."""
         if metrics is not None:
-            metrics.writelines(json.dumps({"kind": kind, **asdict(e)}) + "\n" for e in events)
+            metrics.writelines(json.dumps(metric_record(e)) + "\n" for e in events)
             metrics.flush()
         for event in events:
             self._emit(event)
-
-    def _last_checkpoint_step(self) -> int:
-        path = self.folder.checkpoint_path("last").with_suffix(".json")
-        try:
-            return json.loads(path.read_text())["step"]
-        except (OSError, ValueError, KeyError):
-            return 0
 
     def evaluate(self, max_batches: int | None = None) -> EvalResult:
         """Validation loss over the whole split, or over `max_batches` (default train.eval_batches).
@@ -481,7 +558,7 @@ class Trainer:
         if improved:
             self.best_val_loss = val_loss
         event = ev.EvalMetrics(self.step, self.tokens_seen, self.elapsed, val_loss, result.perplexity, bpc, improved)
-        self._record(metrics, "eval", [event])
+        self._record(metrics, [event])
         if improved:
             self._save("best")
         self._save("last")
@@ -494,3 +571,30 @@ def _detach(state):
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
     return state.detach()
+
+
+def _resume_settings(config: RunConfig, overrides: list[str]) -> tuple[RunConfig, list[str]]:
+    """`config` with `--set` overrides applied for a resumed run, and the changes in words. ConfigError for a
+    setting a resume cannot change."""
+    raw = config_to_dict(config)
+    for override in overrides:
+        key = override.partition("=")[0].strip()
+        if key not in RESUMABLE_SETTINGS:
+            raise ConfigError(
+                f"--set {key} cannot change when a run resumes: the run would no longer be the one its checkpoint "
+                f"continues. Only {', '.join(RESUMABLE_SETTINGS)} can; for other changes start a new run (with "
+                'init_from = "RUN_FOLDER" it begins from this run\'s best weights).')
+        apply_override(raw, override)
+    changed = config_from_dict(raw, source="--set")
+    old, new = config.train, changed.train
+    changes = [f"train.{name} = {getattr(new, name)} (was {getattr(old, name)})"
+               for name in (key.removeprefix("train.") for key in RESUMABLE_SETTINGS)
+               if getattr(new, name) != getattr(old, name)]
+    if new.max_steps != old.max_steps:
+        if new.epochs > 0:
+            raise ConfigError(f"--set train.max_steps has no effect on this run: its length is set by train.epochs "
+                              f"= {new.epochs:g}, which a resume cannot change.")
+        if changed.schedule.kind == "cosine" and not changed.schedule.decay_steps:
+            changes.append(f"the cosine decay now ends at step {new.max_steps}, as schedule.decay_steps = 0 "
+                           "follows train.max_steps")
+    return changed, changes

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -197,3 +198,31 @@ def test_qt_paints_the_window_on_the_gui_thread_alone(tmp_path):
                              capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert painted.returncode == 0, painted.stderr
     assert painted.stdout.split()[-1] == "0"  # Qt's image threads ("Thread (pooled)") never started
+
+
+CTRL_C_THE_APP = """
+import sys
+from PySide6.QtCore import QStandardPaths, QTimer
+from PySide6.QtWidgets import QApplication
+QStandardPaths.setTestModeEnabled(True)  # no settings written where the user's are
+from app.main import main
+app = QApplication(sys.argv[:1])  # main() takes it over
+QTimer.singleShot(0, lambda: print("shown", flush=True))  # runs once main() has shown the window
+sys.exit(main(["--runs-dir", sys.argv[1]]))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
+def test_ctrl_c_in_the_terminal_closes_the_window(tmp_path):
+    """Issue 23: Ctrl-C printed a KeyboardInterrupt traceback and the app kept running. It must close the window
+    as its close button does; in a process of its own, as the app runs from a terminal."""
+    app = subprocess.Popen([sys.executable, "-c", CTRL_C_THE_APP, str(tmp_path / "runs")], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert app.stdout.readline().strip() == "shown"
+        app.send_signal(signal.SIGINT)
+        out, err = app.communicate(timeout=60)
+    finally:
+        app.kill()
+    assert app.returncode == 0, err
+    assert "Traceback" not in err

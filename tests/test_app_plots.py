@@ -315,6 +315,23 @@ def test_crosshair_reads_the_values_under_the_mouse(plots, qtbot, tmp_path):
     assert f"loss {expected:.3f}" in plots.readout.text()
 
 
+def test_the_crosshair_readout_never_widens_the_window(plots, qtbot, tmp_path):
+    """Issue 23: the readout asked for its whole text's width, and the window grew to 6,482 px for 11 runs."""
+    plots.compare([make_run(tmp_path / "runs", f"a-rather-long-run-name-{i}", "finished", metrics=fake_metrics(40))
+                   for i in range(11)])
+    plots.refresh()
+    qtbot.wait(50)
+    width = plots.width()
+    box = plots.loss_plot.vb.sceneBoundingRect()
+    point = plots.graphics.mapFromScene(box.left() + 0.5 * box.width(), box.center().y())
+    qtbot.mouseMove(plots.graphics.viewport(), QPoint(point.x(), point.y()))
+    qtbot.waitUntil(lambda: "a-rather-long-run-name" in plots.readout.text(), timeout=3000)
+    qtbot.wait(50)  # any layout the new text asked for
+    assert plots.width() == width
+    assert plots.readout.minimumSizeHint().width() < 100
+    assert plots.readout.sizeHint().width() <= width and plots.readout.text().endswith("…")
+
+
 def test_export_png_and_csv(plots, tmp_path):
     plots.add_steps(steps(1, 30))
     plots.add_evals([ev.EvalMetrics(30, 3000, 0.6, 2.5, 12.0, None, True)])

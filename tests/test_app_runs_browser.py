@@ -8,8 +8,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
-from app.runs_browser import DETAILS_ROLE, RunsBrowser
+import app.runs_browser
+from app.runs_browser import DETAILS_ROLE, RunsBrowser, run_label
 from app_helpers import make_run
+from lmcore.runs import split_run_name
 
 
 @pytest.fixture
@@ -103,3 +105,41 @@ def test_open_folder(browser, qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
     qtbot.mouseClick(browser.open_button, Qt.LeftButton)
     assert opened == [str(run)]
+
+
+@pytest.mark.parametrize("name", ["a/b", ".", "..", "../x", "", pytest.param("x" * 300, id="300-chars")])
+def test_a_bad_new_name_is_explained_and_the_run_kept(browser, qtbot, tmp_path, monkeypatch, name):
+    run = make_run(tmp_path / "runs", "old", "finished")
+    select(browser, run)
+    before = sorted((tmp_path / "runs").rglob("*"))
+    warnings = []
+    monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: (name, True))
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *args: warnings.append(text))
+    qtbot.mouseClick(browser.rename_button, Qt.LeftButton)
+    assert len(warnings) == 1 and "New name" in warnings[0] and "Traceback" not in warnings[0]
+    assert sorted((tmp_path / "runs").rglob("*")) == before and browser.selected_run() == run
+
+
+def test_a_run_renamed_to_an_impossible_date_is_listed_as_it_is(make_window, tmp_path):
+    """Issue 23: 30 February parsed as a date stamp raised in the list's painter, which crashed every launch."""
+    made = make_run(tmp_path / "runs", "my-run", "finished")
+    name = "my-run-20240230-120000"
+    made.rename(made.parent / name)
+    window = make_window()
+    tree = window.runs_browser.tree
+    tree.viewport().grab()  # paints the rows
+    assert [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())] == [name]
+    assert run_label(name) == name and split_run_name(name) == (name, None)
+
+
+def test_a_bug_in_the_row_painter_shows_the_row_plainly(browser, tmp_path, monkeypatch, capfd):
+    """Whatever the two-line painter raises must not reach Qt, which crashed on it (issue 23)."""
+    run = make_run(tmp_path / "runs", "gpt", "finished")
+    browser.refresh()
+
+    def broken(name):
+        raise ValueError(f"cannot split {name}")
+
+    monkeypatch.setattr(app.runs_browser, "label_parts", broken)
+    browser.tree.viewport().grab()
+    assert f"ValueError: cannot split {run.name}" in capfd.readouterr().err

@@ -1,6 +1,8 @@
 """The Train form: presets, fields that follow the model family, inline validation, corpus problems."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog
@@ -9,6 +11,7 @@ from lmcore.config import load_config
 from lmcore.corpus import inspect_corpus
 from lmcore.estimate import estimate_run, estimate_vocab_size
 
+from app import train_form
 from app.form_fields import FIELDS
 from app.resources import PRESETS_DIR
 from app.runs_browser import format_count
@@ -161,3 +164,78 @@ def test_steps_or_epochs(tab, qtbot):
     assert form.validate() and form.config().train.epochs == 2.5
     set_field(form, "train.by", "steps")
     assert form.validate() and form.config().train.epochs == 0
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("data.val_fraction", 0, "data.val_fraction = 0.0 must be between 0 and 1"),  # once a division by zero
+    ("optim.lr", "inf", "optim.lr = inf must be a finite number"),
+    ("train.epochs", "inf", "train.epochs = inf must be a finite number"),
+    ("model.n_embd", 1_000_000_000, "model.n_embd = 1,000,000,000 is far too large"),  # once a RuntimeError
+    ("name", "../escape", "name = '../escape' cannot name a run folder"),
+])
+def test_every_invalid_value_blocks_start_and_says_why(tab, qtbot, key, value, message):
+    form = tab.form
+    if key == "train.epochs":
+        set_field(form, "train.by", "epochs")
+    set_field(form, key, value)
+    qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=3000)
+    label = form._rows[key][2]
+    assert message in label.text() and label.isVisibleTo(form) and form.config() is None
+    assert message in tab.start_button.toolTip()
+
+
+@pytest.mark.parametrize("refused", ["read_bytes", "stat"])  # a file, or a folder, this user may not read
+def test_an_unreadable_corpus_blocks_start_and_says_why(tab, qtbot, tmp_path, monkeypatch, refused):
+    path = tmp_path / "locked.txt"
+    path.write_text("To be, or not to be, that is the question.\n" * 100)
+    real = getattr(Path, refused)
+
+    def refuse(self, *args, **kwargs):  # as the system would for another user (chmod does not stop root, as in CI)
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, refused, refuse)
+    type_corpus(qtbot, tab.form, path)
+    qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=3000)
+    problem = tab.form.corpus.problem.text()
+    assert str(path) in problem and "Permission denied" in problem and tab.form.config() is None
+
+
+def test_an_unforeseen_failure_blocks_start_and_says_what_it_was(tab, qtbot, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("the estimate broke")
+
+    monkeypatch.setattr(train_form, "estimate_run", broken)
+    set_field(tab.form, "model.n_layer", 2)
+    qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=3000)
+    general = tab.form.general_error
+    assert general.isVisibleTo(tab.form) and "RuntimeError: the estimate broke" in general.text()
+    assert tab.form.config() is None  # the settings before the failure are not kept for Start
+    monkeypatch.undo()
+    set_field(tab.form, "model.n_layer", 3)
+    qtbot.waitUntil(tab.start_button.isEnabled, timeout=3000)
+    assert not general.isVisibleTo(tab.form)
+
+
+def test_a_run_that_cannot_fit_in_memory_is_blocked_and_one_that_barely_fits_is_warned(tab, qtbot, monkeypatch,
+                                                                                     small_corpus):
+    form = tab.form
+    config = form.config()
+    needed = estimate_run(config, estimate_vocab_size(config, inspect_corpus(config.data.train))).memory_bytes
+    for memory, can_start, warned in ((needed // 2, False, False), (needed * 3 // 2, True, True),
+                                      (needed * 4, True, False)):
+        monkeypatch.setattr(train_form, "memory_bytes", lambda device: memory)
+        assert form.validate() == can_start and tab.start_button.isEnabled() == can_start
+        assert form.summary.warning.isVisibleTo(form) == warned
+        assert ("of memory, more than" in form.general_error.text()) == (not can_start)
+        assert ("it may run out" in form.summary.warning.text()) == warned
+
+
+def test_the_issues_terabyte_model_is_blocked_on_this_machine(tab, qtbot):
+    form = tab.form
+    set_field(form, "model.n_layer", 48)
+    set_field(form, "model.n_embd", 16384)  # about 155 billion parameters: terabytes with gradients and Adam
+    qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=10_000)
+    assert "TB of memory, more than" in form.general_error.text()
+    assert form.summary.values["Memory (est.)"].text().endswith("TB")

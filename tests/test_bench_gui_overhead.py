@@ -98,7 +98,8 @@ def test_throughput_leaves_out_the_pauses_between_its_first_and_last_step(tmp_pa
     # 100 tokens a second of training, but for a 10 s pause after step 3
     elapsed = [1.0, 2.0, 3.0, 14.0, 15.0]
     (run / "metrics.jsonl").write_text("".join(
-        json.dumps({"kind": "step", "step": step, "tokens": 100 * step, "elapsed": seconds}) + "\n"
+        json.dumps({"kind": "step", "step": step, "tokens": 100 * step, "loss": 1.0, "lr": 1e-3, "grad_norm": 1.0,
+                    "tokens_per_s": 100.0, "elapsed": seconds}) + "\n"
         for step, seconds in enumerate(elapsed, start=1)))
     pauses = [Pause(0.0, 5.0, 0),  # before the first step, which warms up: not in the measured span
               Pause(20.0, 30.0, 3), Pause(40.0, 47.0, 5)]  # the last, after the last step: not either

@@ -62,6 +62,12 @@ def test_unknown_or_mistyped_settings_are_named(raw, field):
     ({"data": {"train": ["x.txt"], "val_fraction": 1.5}}, "data.val_fraction"),
     ({"model": {"family": "cnn"}}, "model.family"),
     ({"model": {"family": "transformer", "context_length": 32}, "train": {"context": 64}}, "train.context"),
+    # the model section too, before any corpus is read (x.txt does not exist)
+    ({"model": {"family": "transformer", "n_embd": 30, "n_head": 4}}, "model.n_embd = 30 is not divisible"),
+    ({"model": {"family": "rnn", "adaptive_softmax_cutoffs": [100, 5000], "tie_embeddings": False},
+      "tokenizer": {"kind": "sentencepiece", "vocab_size": 4000}}, "model.adaptive_softmax_cutoffs"),
+    ({"optim": {"lr": float("inf")}}, "optim.lr = inf must be a finite number"),
+    ({"train": {"device": "gpu"}}, "train.device"),
 ])
 def test_validation_names_the_bad_field(change, field):
     raw = {"data": {"train": ["x.txt"]}, **change}

@@ -111,8 +111,13 @@ def _has_type(value, want: type) -> bool:
     return isinstance(value, want)
 
 
+# Sizes no model here can mean (the largest published ones have about 100 layers and widths near 20,000). Past them
+# a form's estimate would spend minutes building the model on PyTorch's meta device, or overflow its storage size.
+SIZE_LIMITS = {"n_layer": 1_000, "n_embd": 1 << 20, "n_hidden": 1 << 20, "context_length": 1 << 20}
+
+
 def check_fields(cfg, positive: tuple[str, ...]) -> None:
-    """ConfigError for a wrong type, a non-positive size, or a dropout outside [0, 1)."""
+    """ConfigError for a wrong type, a non-positive or absurd size, or a dropout outside [0, 1)."""
     hints = get_type_hints(type(cfg))
     for f in fields(cfg):
         value, want = getattr(cfg, f.name), hints[f.name]
@@ -121,6 +126,10 @@ def check_fields(cfg, positive: tuple[str, ...]) -> None:
     for name in positive:
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"model.{name} = {getattr(cfg, name)} must be a positive integer.")
+    for name, limit in SIZE_LIMITS.items():
+        if getattr(cfg, name, 0) > limit:
+            raise ConfigError(f"model.{name} = {getattr(cfg, name):,} is far too large (at most {limit:,}); "
+                              "a small model here has 2 to 12 layers and widths of 64 to 1,024.")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ConfigError(f"model.dropout = {cfg.dropout} must be at least 0 and below 1 (0.0 turns dropout off).")
 
