@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from lmcore.attention import capture, load_snapshot
-from lmcore.runs import load_trained_model, resolve_checkpoint
+from lmcore.checkpoint import load_trained_model, resolve_checkpoint
 
 from .background import report_errors
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from lmcore.checkpoint import load_trained_model, resolve_checkpoint
 from lmcore.device import describe_device, pick_device
 from lmcore.errors import LMCoreError
 from lmcore.generation import SamplingSettings, fresh_seed, generate, prompt_ids, score_text
-from lmcore.runs import load_trained_model, resolve_checkpoint
 
 from .background import report_errors
 

@@ -12,6 +12,7 @@ from PySide6.QtCore import QCoreApplication, QSocketNotifier, QTimer
 from PySide6.QtWidgets import QApplication
 
 from .main_window import MainWindow
+from .pyside_fix import keep_none_alive
 from .style import apply_theme
 
 DEFAULT_RUNS_DIR = Path.home() / "LM Workbench" / "runs"
@@ -35,20 +36,6 @@ def keep_painting_on_the_gui_thread() -> None:
     os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")
 
 
-def open_window(argv: list[str] | None = None):
-    """Set the application up from the command line and show the main window; returns (app, window)."""
-    args = build_parser().parse_args(argv)
-    keep_painting_on_the_gui_thread()
-    QCoreApplication.setOrganizationName("LM Workbench")
-    QCoreApplication.setApplicationName("LM Workbench")
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-
-    apply_theme(app)
-    window = MainWindow(args.runs_dir.expanduser(), corpus=args.corpus)
-    window.show()
-    return app, window
-
-
 def collect_garbage_on_the_gui_thread():
     """Python's cyclic GC may run on whichever thread allocates (the training or generation worker) and then
     free Qt objects off the GUI thread, which crashes Qt: switch automatic collection off and collect on a
@@ -56,6 +43,34 @@ def collect_garbage_on_the_gui_thread():
     from pyqtgraph.util.garbage_collector import GarbageCollector
 
     return GarbageCollector(interval=1.0)
+
+
+def start_application(argv: list[str] | None = None, qt_thread_pool: bool = False) -> QApplication:
+    """The process's start-up, the same for lm-workbench, the benches and docs/make_screenshots.py: painting on the
+    GUI thread (set before the QApplication exists: Qt reads it once; `qt_thread_pool` leaves Qt its pool, a
+    bench's diagnostic), the application's names (where QSettings keeps its settings), the QApplication (`argv`:
+    Qt's arguments, by default the program's name alone), the guard against PySide6's reference-count bug (before
+    the first repaint), the theme, and the garbage collection on the GUI thread, kept alive on the application.
+    Returns the QApplication; an existing one is reused and keeps its collector."""
+    if not qt_thread_pool:
+        keep_painting_on_the_gui_thread()
+    QCoreApplication.setOrganizationName("LM Workbench")
+    QCoreApplication.setApplicationName("LM Workbench")
+    app = QApplication.instance() or QApplication(sys.argv[:1] if argv is None else argv)
+    keep_none_alive()
+    apply_theme(app)
+    if getattr(app, "garbage_collector", None) is None:
+        app.garbage_collector = collect_garbage_on_the_gui_thread()
+    return app
+
+
+def open_window(argv: list[str] | None = None):
+    """Set the application up from the command line and show the main window; returns (app, window)."""
+    args = build_parser().parse_args(argv)
+    app = start_application()
+    window = MainWindow(args.runs_dir.expanduser(), corpus=args.corpus)
+    window.show()
+    return app, window
 
 
 def close_on_ctrl_c(window) -> tuple:
@@ -76,7 +91,6 @@ def close_on_ctrl_c(window) -> tuple:
 
 def main(argv: list[str] | None = None) -> int:
     app, window = open_window(argv)
-    _collector = collect_garbage_on_the_gui_thread()
     _ctrl_c = close_on_ctrl_c(window)
     return app.exec()
 

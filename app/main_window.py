@@ -16,7 +16,6 @@ from lmcore.runs import list_runs
 
 from .attention_tab import AttentionTab
 from .generate_tab import GenerateTab
-from .pyside_fix import keep_none_alive
 from .resources import DEFAULT_PRESET, PRESETS_DIR, SAMPLE_CORPUS
 from .runs_browser import RunsBrowser, run_label
 from .style import app_icon, fix_size
@@ -33,7 +32,6 @@ def default_user_presets_dir() -> Path:
 class MainWindow(QMainWindow):
     def __init__(self, runs_dir: Path, corpus: Path | None = None, settings: QSettings | None = None,
                  user_presets_dir: Path | None = None):
-        keep_none_alive()  # before the first repaint; see pyside_fix
         super().__init__()
         self.setWindowTitle("LM Workbench")
         self.setWindowIcon(app_icon())

@@ -25,7 +25,7 @@ from lmcore.runs import RunFolder
 from .live_curve import LiveCurve, MarkerSeries
 from .plot_items import add_plot
 from .runs_browser import run_label
-from .style import MUTED, RUN_COLOURS
+from .style import MUTED, run_colour
 
 REFRESH_INTERVAL_MS = 100  # 10 Hz: smooth to the eye; each repaint takes CPU from training
 DETAILS_EVERY_TICKS = 3  # the small plots at ~3 Hz
@@ -192,11 +192,11 @@ class TrainingPlots(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.series: dict[Path, RunSeries] = {}
-        self._x_spans: dict[pg.PlotItem, float] = {}  # each plot's view width, to tell a zoom in
+        self._x_spans: dict[pg.PlotItem, float] = {}
+        self._colours: dict[Path, str] = {}  # of the runs drawn (see run_colour)  # each plot's view width, to tell a zoom in
         self.curves: dict[Path, RunCurves] = {}
         self.pinned: Path | None = None
         self._compared: list[Path] = []
-        self._colours: dict[Path, str] = {}
         # The curves of each run that need redrawing, and whether they only grew since they were drawn.
         self._stale: dict[Path, dict[str, bool]] = {}
         self._ticks = 0
@@ -362,6 +362,7 @@ class TrainingPlots(QWidget):
         self.series.pop(path, None)
         self._stale.pop(path, None)
         curves = self.curves.pop(path, None)
+        self._colours.pop(path, None)
         if curves is not None:
             for name, curve in curves.items().items():
                 for item in curve.items:
@@ -392,14 +393,10 @@ class TrainingPlots(QWidget):
                 "val_loss": (series.evals, series.evals, "val_loss"), "lr": (steps, steps, "lr"),
                 "grad_norm": (steps, steps, "grad_norm"), "tokens_per_s": (steps, steps, "tokens_per_s")}
 
-    def _colour(self, path: Path) -> str:
-        if path not in self._colours:
-            self._colours[path] = RUN_COLOURS[len(self._colours) % len(RUN_COLOURS)]
-        return self._colours[path]
-
     def _curves_for(self, path: Path) -> RunCurves:
         if path not in self.curves:
-            colour = QColor(self._colour(path))
+            self._colours[path] = run_colour(path, taken={self._colours[shown] for shown in self.curves})
+            colour = QColor(self._colours[path])
             faint = QColor(colour)
             faint.setAlpha(60)
             # Noisy curves: peak downsampling (the spikes stay visible), no antialiasing (invisible on noise, and
@@ -566,7 +563,7 @@ class TrainingPlots(QWidget):
             x_evals = series.evals[self.x_key]
             if len(x_evals):
                 text += f", val {series.evals['val_loss'][_nearest(x_evals, x)]:.3f}"
-            parts.append(f"<span style='color:{self._colour(path)}'>■</span> "
+            parts.append(f"<span style='color:{self._colours[path]}'>■</span> "
                          f"{html.escape(run_label(series.name))}: {text}")
         return parts
 

@@ -1,7 +1,10 @@
 """The look of the app: one light theme, the run colours, status dots and the app icon."""
 from __future__ import annotations
 
+import zlib
 from functools import cache
+from collections.abc import Collection
+from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
@@ -20,9 +23,19 @@ ERROR = "#c62f2f"
 WARNING = "#b7791f"
 SUCCESS = "#2e8b57"
 
-# Tableau 10: distinct, colour-blind-friendlier hues for overlaid runs (the live run takes the first).
+# Tableau 10: distinct, colour-blind-friendlier hues for overlaid runs.
 RUN_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
                "#9c755f", "#bab0ac")
+
+
+def run_colour(run_dir: Path, taken: Collection[str] = ()) -> str:
+    """A run's colour, from its folder name: the same in every view and after a restart (crc32, unlike hash(), does
+    not change between processes). When a run shown beside it has that colour already, the next free one, so that
+    runs compared in one plot never share a colour."""
+    first = zlib.crc32(Path(run_dir).name.encode("utf-8")) % len(RUN_COLOURS)
+    ordered = RUN_COLOURS[first:] + RUN_COLOURS[:first]
+    return next((colour for colour in ordered if colour not in taken), ordered[0])
+
 
 STATUS_COLOURS = {"running": ACCENT, "paused": "#e0a100", "finished": SUCCESS, "stopped": "#8a919e",
                   "failed": ERROR, "interrupted": "#b07aa1"}

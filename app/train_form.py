@@ -16,13 +16,13 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QGridLayout, QHBo
                                QMessageBox, QPushButton, QToolButton, QVBoxLayout, QWidget)
 
 from lmcore.config import RunConfig, config_from_dict, config_to_dict, load_config, save_config
-from lmcore.corpus import CorpusSummary, corpus_length_problem, inspect_corpus
+from lmcore.corpus import CorpusSummary, corpus_length_problem, inspect_corpus, read_corpus
 from lmcore.device import memory_bytes, pick_device
 from lmcore.errors import ConfigError, LMCoreError
 from lmcore.estimate import RunEstimate, estimate_run, estimate_vocab_size
 from lmcore.models import RNNConfig, TransformerConfig
 from lmcore.runs import RunFolder
-from lmcore.tokenizers import load_tokenizer
+from lmcore.tokenizers import UNKNOWN_SHARE_LIMIT, Tokenizer, load_tokenizer
 
 from .corpus_picker import CorpusPicker, format_bytes
 from .form_fields import BY_EPOCHS, BY_STEPS, FIELDS, FORM_ONLY, GPUS, SECTIONS, TRAIN_BY, Field, make_editor
@@ -127,8 +127,10 @@ class TrainForm(QWidget):
         self.user_presets_dir = Path(user_presets_dir)
         self.base: dict[str, Any] = config_to_dict(RunConfig())  # settings the form does not show ride along
         self.fine_tune_source: Path | None = None
-        self._fine_tune_vocab: int | None = None
+        self._fine_tune_tokenizer: Tokenizer | None = None
         self._corpus_cache: tuple[tuple, CorpusSummary] | None = None
+        self._unknown_share_cache: tuple[tuple, float] | None = None
+        self.unknown_text_warning: str | None = None  # set when the new text is mostly unknown: Start asks first
         self._config: RunConfig | None = None
         self.errors: dict[str, str] = {}
         self.editors: dict[str, Any] = {}
@@ -329,7 +331,7 @@ class TrainForm(QWidget):
         """Train the run's model further on new text: its model and tokenizer settings are fixed."""
         try:
             source = RunFolder(run_dir).load_config()
-            self._fine_tune_vocab = load_tokenizer(RunFolder(run_dir).tokenizer_dir).vocab_size
+            self._fine_tune_tokenizer = load_tokenizer(RunFolder(run_dir).tokenizer_dir)
         except LMCoreError as exc:
             QMessageBox.warning(self, "Cannot fine-tune", str(exc))
             return
@@ -351,7 +353,7 @@ class TrainForm(QWidget):
     def leave_fine_tune(self) -> None:
         if self.fine_tune_source is None:
             return
-        self.fine_tune_source, self._fine_tune_vocab = None, None
+        self.fine_tune_source, self._fine_tune_tokenizer = None, None
         for title in ("Tokenizer", "Model"):
             self.sections[title].setEnabled(True)
         self.fine_tune_banner.hide()
@@ -379,7 +381,8 @@ class TrainForm(QWidget):
         try:
             config = config_from_dict(raw)
             config.validate()
-            vocab = self._fine_tune_vocab or estimate_vocab_size(config, corpus)
+            vocab = self._fine_tune_tokenizer.vocab_size if self._fine_tune_tokenizer else estimate_vocab_size(
+                config, corpus)
             estimate = estimate_run(config, vocab or 2)  # also checks the model settings
             estimate = estimate if vocab else None
             memory = self._memory_check(estimate, config.train.device) if estimate else None
@@ -400,11 +403,18 @@ class TrainForm(QWidget):
             errors[CORPUS_KEY] = problem
         if memory and memory[0] == "error":
             errors.setdefault("", memory[1])
+        share = self._unknown_share(raw) if not problem else None
+        unknown = (f"{share:.1%} of this text is unknown to the model's tokenizer and would become <unk>."
+                   if share else None)
+        self.unknown_text_warning = None
+        if share and share > UNKNOWN_SHARE_LIMIT:
+            self.unknown_text_warning = unknown + " The fine-tuned model would mostly learn to predict <unk>."
         self._config = config if not errors else None
         self.errors = errors
         self._show_errors(errors, also_at_fault)
         self.summary.show_estimate(estimate)
-        self.summary.show_warning(memory[1] if memory and memory[0] == "warning" else None)
+        warnings = [memory[1] if memory and memory[0] == "warning" else None, self.unknown_text_warning or unknown]
+        self.summary.show_warning("\n\n".join(w for w in warnings if w) or None)
         if self.is_valid() != was_valid:
             self.validity_changed.emit(self.is_valid())
         return self.is_valid()
@@ -437,6 +447,20 @@ class TrainForm(QWidget):
             return CorpusSummary([], 0, 0, 0, 0, 0, "", f"Cannot read the corpus {exc.filename or paths[0]}: "
                                  f"{exc.strerror or exc}. Check its permissions, or pick another file.")
         return self._corpus_cache[1]
+
+    def _unknown_share(self, raw: dict[str, Any]) -> float | None:
+        """When fine-tuning, the share of the new text the model's tokenizer cannot represent (it is trained on
+        <unk> otherwise, and its loss falls all the same); read again only when the corpus or the run changed."""
+        if self._fine_tune_tokenizer is None or self._corpus_cache is None:
+            return None
+        key = (self._corpus_cache[0], self._fine_tune_tokenizer.fingerprint())
+        if self._unknown_share_cache is None or self._unknown_share_cache[0] != key:
+            try:
+                text, _ = read_corpus(raw["data"]["train"], encoding_errors=raw["data"]["encoding_errors"])
+            except LMCoreError:  # inspect_corpus has read it just now; a file changed since is its next check's
+                return None
+            self._unknown_share_cache = (key, self._fine_tune_tokenizer.unknown_share(text))
+        return self._unknown_share_cache[1]
 
     def _fields_named_in(self, message: str) -> list[str]:
         """The shown fields a ConfigError names, in order (messages start 'section.key = ...')."""

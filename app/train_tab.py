@@ -6,7 +6,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QMarginsF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMessageBox, QPushButton, QScrollArea, QSplitter, QVBoxLayout,
+                               QWidget)
 
 from lmcore.metrics import read_metric_events
 from lmcore.runs import RunFolder
@@ -153,6 +154,10 @@ class TrainTab(QWidget):
     def start(self) -> None:
         """Train a new run (or fine-tune) with the form's settings."""
         if self.state != IDLE or not self.form.validate():
+            return
+        warning = self.form.unknown_text_warning
+        if warning and QMessageBox.question(self, "Train anyway?", f"{warning}\n\nTrain anyway?", QMessageBox.Yes |
+                                            QMessageBox.No, QMessageBox.No) != QMessageBox.Yes:
             return
         self.train(TrainingWorker.for_new_run(self.form.config(), self.runs_dir, self.form.processes(), self))
 

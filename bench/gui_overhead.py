@@ -45,11 +45,10 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QEvent, QEventLoop, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.main import collect_garbage_on_the_gui_thread, keep_painting_on_the_gui_thread  # noqa: E402
+from app.main import start_application  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.plots import DETAILS_EVERY_TICKS  # noqa: E402
 from app.resources import PRESETS_DIR, SAMPLE_CORPUS  # noqa: E402
-from app.style import apply_theme  # noqa: E402
 from lmcore import events as ev  # noqa: E402
 from lmcore.config import RunConfig, config_to_dict, load_config  # noqa: E402
 from lmcore.corpus import default_cache_dir  # noqa: E402
@@ -358,11 +357,7 @@ def main() -> None:
     if not (args.window_run or args.ticks):
         compare_and_print(args, work)
         return
-    if not args.qt_thread_pool:
-        keep_painting_on_the_gui_thread()  # as lm-workbench does
-    app = QApplication.instance() or QApplication([])
-    apply_theme(app)
-    _collector = collect_garbage_on_the_gui_thread()  # as lm-workbench does
+    _app = start_application(qt_thread_pool=args.qt_thread_pool)  # as lm-workbench starts; kept while it runs
     if args.window_run:
         train_in_window(args.steps, args.corpus, work)
         return

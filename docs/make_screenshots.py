@@ -22,10 +22,9 @@ sys.path.insert(0, str(ROOT))
 from PySide6.QtCore import QEventLoop, QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.main import collect_garbage_on_the_gui_thread  # noqa: E402
+from app.main import start_application  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.resources import SAMPLE_CORPUS  # noqa: E402
-from app.style import apply_theme  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 # A one-layer character LSTM with the Transformer's batch, context and optimizer: a fair race on the same text.
@@ -77,9 +76,7 @@ def main() -> None:
     os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache"))
     OUT.mkdir(parents=True, exist_ok=True)
 
-    app = QApplication.instance() or QApplication([])
-    apply_theme(app)
-    _collector = collect_garbage_on_the_gui_thread()  # as lm-workbench does
+    _app = start_application()  # as lm-workbench starts; kept while it runs
     window = MainWindow(work / "runs", corpus=SAMPLE_CORPUS,
                         settings=QSettings(str(work / "settings.ini"), QSettings.IniFormat),
                         user_presets_dir=work / "presets")

@@ -6,10 +6,11 @@ generation and attention capture, driven the same way by the GUI, the `lmcore` C
     trainer.subscribe(print)
     trainer.run()
 """
+from .checkpoint import load_trained_model
 from .config import RunConfig, load_config
 from .errors import LMCoreError
 from .generation import SamplingSettings, generate, score_text
-from .runs import list_runs, load_trained_model
+from .runs import list_runs
 
 __version__ = "0.1.0"
 __all__ = ["RunConfig", "load_config", "LMCoreError", "SamplingSettings", "generate", "score_text",

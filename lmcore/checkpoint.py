@@ -21,9 +21,12 @@ from safetensors.torch import save as save_tensors
 from .errors import CheckpointError, LMCoreError
 from .fileio import write_atomic
 from .models import build_model, model_config_from_dict
+from .tokenizers import Tokenizer, load_tokenizer
 
 FORMAT = "lmcore-checkpoint"
 VERSION = 1
+CHECKPOINT_DIR = "checkpoints"  # a run folder's checkpoints, beside its tokenizer
+TOKENIZER_DIR = "tokenizer"
 # A sane bound on the memory a model needs beyond its weights, which no stored tensor shows: one sequence's key/value
 # cache (2 x n_layer x context_length x n_embd values; position tables are smaller) may hold at most the larger of
 # MIN_CONTEXT_VALUES and CONTEXT_VALUES_PER_WEIGHT values per stored weight.
@@ -188,3 +191,36 @@ def optimizer_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, 
         if "betas" in group:
             group["betas"] = tuple(group["betas"])
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def checkpoint_path(run_dir: Path, which: str = "last") -> Path:
+    """Where run folder `run_dir` keeps its `which` ("last" or "best") checkpoint."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"{which}.safetensors"
+
+
+def resolve_checkpoint(target: Path, which: str = "best") -> Path:
+    """A run folder (taking its best, else last, checkpoint) or a checkpoint file."""
+    target = Path(target)
+    if target.is_file():
+        return target
+    for name in (which, "last", "best"):
+        path = checkpoint_path(target, name)
+        if path.is_file():
+            return path
+    raise CheckpointError(f"{target} has no checkpoints yet; train it for at least one evaluation interval.")
+
+
+def load_trained_model(target: Path, which: str = "best", device: str | torch.device = "cpu"
+                       ) -> tuple[torch.nn.Module, Tokenizer, dict[str, Any]]:
+    """The model, its tokenizer and the checkpoint's metadata, ready for generation or evaluation."""
+    path = resolve_checkpoint(target, which)
+    checkpoint = load_checkpoint(path)
+    run_dir = path.parent.parent
+    tokenizer = load_tokenizer(run_dir / TOKENIZER_DIR)
+    expected = checkpoint.meta.get("tokenizer_fingerprint")
+    if expected and expected != tokenizer.fingerprint():
+        raise CheckpointError(
+            f"The tokenizer in {run_dir / TOKENIZER_DIR} does not match checkpoint {path} "
+            "(it was replaced after training); restore the run's original tokenizer folder."
+        )
+    return build_checkpoint_model(checkpoint).to(device).eval(), tokenizer, checkpoint.meta

@@ -109,7 +109,8 @@ def cmd_eval(args) -> int:
     from .corpus import encode_with_progress, read_corpus
     from .device import pick_device
     from .evaluation import evaluate_ids
-    from .runs import RunFolder, load_trained_model
+    from .checkpoint import load_trained_model
+    from .runs import RunFolder
 
     device = pick_device(args.device)
     model, tokenizer, meta = load_trained_model(Path(args.run), args.checkpoint, device)
@@ -126,7 +127,7 @@ def cmd_eval(args) -> int:
 def cmd_sample(args) -> int:
     from .device import pick_device
     from .generation import SamplingSettings, generate
-    from .runs import load_trained_model
+    from .checkpoint import load_trained_model
 
     device = pick_device(args.device)
     model, tokenizer, _ = load_trained_model(Path(args.run), args.checkpoint, device)

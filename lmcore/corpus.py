@@ -1,4 +1,4 @@
-"""Corpora: reading and checking text files, the train/validation split, the encoding cache, and batches."""
+"""Corpora: reading and checking text files, the train/validation split, and the encoding cache."""
 from __future__ import annotations
 
 import codecs
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from .errors import CorpusError
 from .fileio import write_atomic
@@ -159,129 +158,6 @@ def encode_with_progress(tokenizer, text: str, progress: Callable[[float], None]
         if progress:
             progress(start / len(text))
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=dtype)
-
-
-class RandomWindows:
-    """nanoGPT-style batches: `batch_size` windows at random offsets. For Transformers.
-
-    In a distributed run every rank draws the offsets of the whole global batch (world_size * batch_size) from
-    the same seed and keeps its own block of them, so the ranks see different windows that together are exactly
-    the batch one process with world_size * batch_size would see. The generator state is the same on every rank.
-    """
-
-    def __init__(self, data: np.ndarray, batch_size: int, context: int, seed: int, rank: int = 0,
-                 world_size: int = 1):
-        if len(data) < context + 2:
-            raise CorpusError(
-                f"The training split has {len(data)} tokens, fewer than one window of train.context = {context} "
-                "plus one; use a longer corpus or a smaller context."
-            )
-        self.data, self.batch_size, self.context = data, batch_size, context
-        self.rank, self.world_size = rank, world_size
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = torch.randint(len(self.data) - self.context - 1, (self.batch_size * self.world_size,),
-                               generator=self.generator)
-        mine = starts[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
-        rows = np.stack([self.data[s:s + self.context + 1] for s in mine.tolist()]).astype(np.int64)
-        block = torch.from_numpy(rows)
-        return block[:, :-1], block[:, 1:]
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-
-    @property
-    def new_sequence(self) -> bool:
-        return True  # every window starts fresh; there is no state to carry
-
-
-class ContiguousStreams:
-    """Batches for truncated BPTT, as in the PyTorch word-language-model example.
-
-    The token stream is cut into `batch_size` parallel streams; consecutive batches continue each stream,
-    so the RNN's hidden state can be carried across them. `new_sequence` is True at each epoch start,
-    when the trainer must reset that state. With several ranks, each takes its own slice of the streams.
-    """
-
-    def __init__(self, data: np.ndarray, batch_size: int, bptt: int, rank: int = 0, world_size: int = 1,
-                 split: str = "training"):
-        total_streams = batch_size * world_size
-        length = len(data) // total_streams
-        if length < bptt + 1:
-            raise CorpusError(
-                f"The {split} split has {len(data)} tokens: too few for train.batch_size = {batch_size} streams "
-                f"of train.context = {bptt} tokens each; use a longer corpus or smaller batch or context."
-            )
-        streams = np.asarray(data[: length * total_streams], dtype=np.int64).reshape(total_streams, length)
-        self.streams = torch.from_numpy(streams[rank * batch_size:(rank + 1) * batch_size].copy())
-        self.bptt, self.position, self.epoch = bptt, 0, 0
-
-    @property
-    def new_sequence(self) -> bool:
-        return self.position == 0
-
-    @property
-    def batches_per_epoch(self) -> int:
-        return -(-(self.streams.shape[1] - 1) // self.bptt)
-
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        n = min(self.bptt, self.streams.shape[1] - 1 - self.position)
-        x = self.streams[:, self.position:self.position + n]
-        y = self.streams[:, self.position + 1:self.position + 1 + n]
-        self.position += n
-        if self.position >= self.streams.shape[1] - 1:
-            self.position, self.epoch = 0, self.epoch + 1
-        return x, y
-
-    def state_dict(self) -> dict:
-        return {"position": self.position, "epoch": self.epoch}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.position, self.epoch = int(state["position"]), int(state["epoch"])
-
-
-def evaluation_batches(data: np.ndarray, family: str, context: int, batch_size: int, max_batches: int = 0):
-    """Batches (x, y) covering the validation split once: non-overlapping windows for Transformers,
-    contiguous streams (state carried by the caller) for RNNs. `max_batches` > 0 stops early.
-
-    Raises CorpusError at once (not on first iteration) when the split is too short for one batch."""
-    data = np.asarray(data, dtype=np.int64)
-    if family == "rnn":
-        streams = ContiguousStreams(data, batch_size, context, split="validation")
-        count = streams.batches_per_epoch if max_batches == 0 else min(streams.batches_per_epoch, max_batches)
-        return (streams.next_batch() for _ in range(count))
-    n_windows = (len(data) - 1) // context
-    if n_windows == 0:
-        raise CorpusError(
-            f"The validation split has {len(data)} tokens, fewer than one window of train.context = {context} "
-            "plus one; raise data.val_fraction, give a longer validation file, or use a smaller context."
-        )
-    inputs = torch.from_numpy(data[: n_windows * context].reshape(n_windows, context))
-    targets = torch.from_numpy(data[1: n_windows * context + 1].reshape(n_windows, context))
-    starts = range(0, n_windows, batch_size)
-    if max_batches:
-        starts = starts[:max_batches]
-    return ((inputs[s:s + batch_size], targets[s:s + batch_size]) for s in starts)
-
-
-def rank_windows(data: np.ndarray, context: int, rank: int, world_size: int, max_windows: int = 0) -> np.ndarray:
-    """The part of `data` holding rank `rank`'s share of the evaluation windows (of the first `max_windows`,
-    if > 0): consecutive windows split as evenly as possible, so the ranks together cover each window once."""
-    n_windows = (len(data) - 1) // context
-    if max_windows:
-        n_windows = min(n_windows, max_windows)
-    if world_size > 1 and n_windows < world_size:  # one process without a window: evaluation_batches says why
-        raise CorpusError(
-            f"The validation split has {len(data)} tokens, {n_windows} window(s) of train.context = {context} "
-            f"plus one, fewer than the {world_size} processes evaluating it. Raise data.val_fraction, give a "
-            "longer validation file, or use a smaller context."
-        )
-    first, last = rank * n_windows // world_size, (rank + 1) * n_windows // world_size
-    return data[first * context:last * context + 1]
 
 
 @dataclass

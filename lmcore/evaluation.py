@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .corpus import evaluation_batches
+from .batches import evaluation_batches
 
 EVAL_WINDOWS_PER_BATCH = 64  # Transformer evaluation batch (no gradients, so larger than training's)
 EVAL_RNN_STREAMS = 10  # as the PyTorch word-language-model example

@@ -15,20 +15,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .checkpoint import build_checkpoint_model, load_checkpoint
+from .checkpoint import CHECKPOINT_DIR, TOKENIZER_DIR, checkpoint_path
 from .config import RunConfig, check_run_name, config_from_dict, save_config
 from .errors import CheckpointError, ConfigError, TrainingError
 from .fileio import write_atomic
 from .metrics import metric_record, read_metric_events
-from .tokenizers import Tokenizer, load_tokenizer
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
-TOKENIZER_DIR = "tokenizer"
-CHECKPOINT_DIR = "checkpoints"
 ATTENTION_DIR = "attention"  # snapshots saved by an AttentionProbe with a folder (lmcore.attention.save_snapshot)
 LOG_FILE = "train.log"  # a detached `lmcore train --events` process's stdout and stderr
 LIVE_STATUSES = ("running", "paused")  # what status.json says while a process trains the run
@@ -99,7 +94,7 @@ class RunFolder:
     log_path = property(lambda self: self.path / LOG_FILE)
 
     def checkpoint_path(self, which: str = "last") -> Path:
-        return self.path / CHECKPOINT_DIR / f"{which}.safetensors"
+        return checkpoint_path(self.path, which)
 
     def save_config(self, config: RunConfig) -> None:
         with self._setup_step():
@@ -244,32 +239,3 @@ def rename_run(path: Path, new_name: str) -> Path:
         return Path(path).rename(target)
     except OSError as exc:
         raise CheckpointError(f"Cannot rename {path} to {new_name!r}: {exc.strerror or exc}.") from None
-
-
-def resolve_checkpoint(target: Path, which: str = "best") -> Path:
-    """A run folder (taking its best, else last, checkpoint) or a checkpoint file."""
-    target = Path(target)
-    if target.is_file():
-        return target
-    folder = RunFolder(target)
-    for name in (which, "last", "best"):
-        path = folder.checkpoint_path(name)
-        if path.is_file():
-            return path
-    raise CheckpointError(f"{target} has no checkpoints yet; train it for at least one evaluation interval.")
-
-
-def load_trained_model(target: Path, which: str = "best", device: str | torch.device = "cpu"
-                       ) -> tuple[torch.nn.Module, Tokenizer, dict[str, Any]]:
-    """The model, its tokenizer and the checkpoint's metadata, ready for generation or evaluation."""
-    path = resolve_checkpoint(target, which)
-    checkpoint = load_checkpoint(path)
-    run_dir = path.parent.parent
-    tokenizer = load_tokenizer(run_dir / TOKENIZER_DIR)
-    expected = checkpoint.meta.get("tokenizer_fingerprint")
-    if expected and expected != tokenizer.fingerprint():
-        raise CheckpointError(
-            f"The tokenizer in {run_dir / TOKENIZER_DIR} does not match checkpoint {path} "
-            "(it was replaced after training); restore the run's original tokenizer folder."
-        )
-    return build_checkpoint_model(checkpoint).to(device).eval(), tokenizer, checkpoint.meta

@@ -28,6 +28,9 @@ SPM_MODEL_FILE = "tokenizer.model"
 FORMAT = "lmcore-tokenizer"
 FORMAT_VERSION = 1
 UNKNOWN_MODES = ("error", "replace")
+# Fine-tuning on text with more unknown characters than this mostly teaches the model to predict <unk>.
+UNKNOWN_SHARE_LIMIT = 0.02
+_UNKNOWN_SHARE_SAMPLE_CHARS = 1_000_000  # the first megabyte tells the share well enough, and quickly
 
 UNK = "<unk>"
 EOS = "<eos>"
@@ -111,6 +114,16 @@ class Tokenizer(ABC):
 
     @abstractmethod
     def decode(self, ids: Iterable[int]) -> str: ...
+
+    def unknown_share(self, text: str) -> float:
+        """The share of `text`'s characters that encode(text, unknown="replace") turns into <unk>, measured on its
+        first million characters."""
+        sample = text[:_UNKNOWN_SHARE_SAMPLE_CHARS]
+        return self._unknown_chars(sample) / len(sample) if sample else 0.0
+
+    @abstractmethod
+    def _unknown_chars(self, text: str) -> int:
+        """How many of `text`'s characters become <unk>."""
 
     @abstractmethod
     def token_text(self, token_id: int) -> str:
@@ -200,6 +213,10 @@ class CharTokenizer(Tokenizer):
             )
         return ids
 
+    def _unknown_chars(self, text: str) -> int:
+        known = self._ids
+        return sum(c not in known for c in text)
+
     def decode(self, ids: Iterable[int]) -> str:
         vocab = self._vocab
         return "".join(vocab[i] if i else "\ufffd" for i in self._check_ids(ids))
@@ -260,6 +277,10 @@ class WordTokenizer(Tokenizer):
         _check_unknown_mode(unknown)
         get = self._ids.get
         return [get(w, 0) for w in _words(text, self.lowercase)]
+
+    def _unknown_chars(self, text: str) -> int:
+        known = self._ids
+        return sum(len(w) for w in _words(text, self.lowercase) if w not in known)
 
     def decode(self, ids: Iterable[int]) -> str:
         parts: list[str] = []
@@ -367,6 +388,9 @@ class SentencePieceTokenizer(Tokenizer):
             ids.extend(self._by_hand[char])
             ids.extend(more)
         return ids
+
+    def _unknown_chars(self, text: str) -> int:
+        return 0  # byte fallback spells any character the pieces lack in bytes, never as <unk>
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._sp.decode(self._check_ids(ids))

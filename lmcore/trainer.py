@@ -29,19 +29,20 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
 from . import events as ev
+from .batches import ContiguousStreams, RandomWindows, evaluation_batches, rank_windows
 from .checkpoint import (Checkpoint, build_checkpoint_model, check_fits, checkpoint_meta, load_checkpoint,
-                         optimizer_from_tensors, optimizer_to_tensors, save_checkpoint)
+                         optimizer_from_tensors, optimizer_to_tensors, resolve_checkpoint, save_checkpoint)
 from .config import RunConfig, apply_override, config_from_dict, config_to_dict
-from .corpus import ContiguousStreams, RandomWindows, encode_cached, evaluation_batches, load_corpus, rank_windows
+from .corpus import encode_cached, load_corpus
 from .device import describe_device, device_features, pick_device
 from .evaluation import EvalResult, eval_batch_size, evaluate_ids
 from .errors import CheckpointError, ConfigError, LMCoreError, TokenizerError, TrainingError
 from .fileio import remove_temp_files
 from .metrics import metric_record
 from .models import build_model, model_config_from_dict, model_config_to_dict
-from .runs import RunFolder, liveness, resolve_checkpoint
+from .runs import RunFolder, liveness
 from .schedule import LRSchedule
-from .tokenizers import load_tokenizer, train_tokenizer
+from .tokenizers import UNKNOWN_SHARE_LIMIT, load_tokenizer, train_tokenizer
 
 # What --set may change when a run resumes: how long it trains and how often it evaluates and logs. Anything else
 # would make it another run than the one its checkpoint continues.
@@ -260,6 +261,10 @@ class Trainer:
             return load_tokenizer(self.folder.tokenizer_dir)
         if source:
             tokenizer = load_tokenizer(resolve_checkpoint(Path(self.config.init_from)).parent.parent / "tokenizer")
+            share = tokenizer.unknown_share(self.corpus.train)
+            if share > UNKNOWN_SHARE_LIMIT:  # the run would mostly learn to predict <unk>; say so, do not refuse
+                warnings.warn(f"{share:.1%} of the new text is unknown to the model's tokenizer and becomes <unk>; "
+                              "the fine-tuned model will mostly learn to predict <unk>.")
         else:
             tokenizer = self._cached_tokenizer()
         tokenizer.save(self.folder.tokenizer_dir)

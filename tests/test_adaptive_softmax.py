@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from engine_helpers import tiny_config, write_corpus
+from lmcore.checkpoint import load_trained_model
 from lmcore.errors import ConfigError
 from lmcore.generation import SamplingSettings, generate, score_text
 from lmcore.models import RNNConfig, build_model, model_config_from_dict, model_config_to_dict
-from lmcore.runs import load_trained_model
 from lmcore.trainer import Trainer
 
 V = 300

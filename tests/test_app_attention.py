@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QApplication
 from app.attention_heatmap import token_label
 from app.attention_tab import FOCUS, HEATMAP, MODEL, AttentionTab
 from lmcore.attention import capture, save_snapshot
+from lmcore.checkpoint import load_trained_model
 from lmcore.events import AttentionSaved
-from lmcore.runs import load_trained_model
 from lmcore.trainer import Trainer
 
 TEXT = "First Citizen:\nBefore we proceed"

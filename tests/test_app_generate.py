@@ -11,9 +11,9 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app.generate_tab import GenerateTab, parse_stop_strings
 from app.generate_worker import EMIT_INTERVAL
 from engine_helpers import tiny_config
+from lmcore.checkpoint import load_trained_model
 from lmcore.cli import main as lmcore_main
 from lmcore.generation import SamplingSettings, generate, score_text
-from lmcore.runs import load_trained_model
 from lmcore.trainer import Trainer
 
 

@@ -15,6 +15,7 @@ from lmcore import events as ev
 from app.live_curve import TAIL_PIXELS, _downsampled
 from app.plots import NOISY_POINTS_PER_PIXEL, SMOOTH_POINTS_PER_PIXEL, X_AXES, Columns, SmoothedLoss, TrainingPlots
 from app.runs_browser import run_label
+from app.style import run_colour
 from app_helpers import fake_metrics, make_run
 
 
@@ -346,20 +347,53 @@ def test_export_png_and_csv(plots, tmp_path):
     assert rows[0]["run"] == "live" and rows[0]["step"] == "1"
 
 
-def test_compared_runs_get_their_own_colour_and_legend_entries(plots, tmp_path):
+def test_compared_runs_get_their_colour_and_legend_entries(plots, tmp_path):
     lstm = make_run(tmp_path / "runs", "lstm", "finished", "rnn", metrics=fake_metrics(40, 5.0))
     gpt = make_run(tmp_path / "runs", "gpt", "finished", metrics=fake_metrics(60, 4.0))
     plots.compare([lstm, gpt])
     plots.refresh()
     assert set(plots.shown_runs()) == {tmp_path / "live", lstm, gpt}
-    colours = {plots.curves[p].smoothed_loss.history.opts["pen"].color().name() for p in (lstm, gpt)}
-    assert len(colours) == 2
+    colours = {plots.curves[run].smoothed_loss.history.opts["pen"].color().name() for run in (lstm, gpt)}
+    assert len(colours) == 2  # each its own colour
     legend = [label.text for _, label in plots.legend.items]
     assert legend == ["live", run_label(lstm.name), run_label(gpt.name), "validation"]
     assert len(plots.series[gpt].evals["val_loss"]) == 6
     plots.compare([gpt])
     assert lstm not in plots.curves
     assert [label.text for _, label in plots.legend.items] == ["live", run_label(gpt.name), "validation"]
+
+
+def named_run(folder, name):
+    """A finished run in a folder called `name` (the folder name picks the run's colour)."""
+    return make_run(folder, "run", "finished", metrics=fake_metrics(20)).rename(folder / name)
+
+
+def test_a_run_keeps_its_colour_alone_in_any_company_and_in_a_new_widget(plots, qtbot, tmp_path):
+    runs = [named_run(tmp_path / "runs", name) for name in ("run-a", "run-b", "run-c")]  # three colours of their own
+
+    def colour(widget, run):
+        widget.refresh()
+        return widget.curves[run].smoothed_loss.history.opts["pen"].color().name()
+
+    plots.compare([runs[2]])
+    alone = colour(plots, runs[2])
+    plots.compare(runs)
+    assert colour(plots, runs[2]) == alone
+    plots.compare(runs[::-1])
+    assert colour(plots, runs[2]) == alone
+    reopened = TrainingPlots()  # as after a restart: nothing shown before, no live run
+    qtbot.addWidget(reopened)
+    reopened.show()
+    reopened.compare(runs)
+    assert colour(reopened, runs[2]) == alone
+
+
+def test_runs_whose_folders_pick_the_same_colour_still_differ_when_compared(plots, tmp_path):
+    runs = [named_run(tmp_path / "runs", name) for name in ("run-a", "run-h", "run-i")]  # all pick the same colour
+    plots.compare(runs)
+    plots.refresh()
+    colours = [plots.curves[run].smoothed_loss.history.opts["pen"].color().name() for run in runs]
+    assert colours[0] == run_colour(runs[0]) and len(set(colours)) == 3
 
 
 def test_hidden_plots_wait_to_be_shown_before_they_redraw(plots, qtbot, tmp_path):

@@ -11,7 +11,8 @@ import time
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from lmcore.runs import RunFolder, load_trained_model
+from lmcore.checkpoint import load_trained_model
+from lmcore.runs import RunFolder
 from lmcore.trainer import Trainer
 
 from app.runs_browser import run_label
@@ -127,6 +128,36 @@ def test_fine_tune_a_finished_run_on_new_text(make_window, qtbot, small_corpus, 
     assert tuned != source and f'init_from = "{source}"' in (tuned / "config.toml").read_text()
     first_loss = [RunFolder(run).read_metrics()[0]["loss"] for run in (source, tuned)]
     assert first_loss[1] < first_loss[0]  # it starts where the source got to, not from scratch
+
+
+def test_fine_tuning_on_text_the_tokenizer_cannot_represent_asks_first(make_window, qtbot, small_corpus, tmp_path,
+                                                                      monkeypatch):
+    trainer = Trainer.new(tiny_config(small_corpus, tmp_path / "runs", max_steps=2))
+    assert trainer.run() == "finished"
+    chinese = tmp_path / "chinese.txt"
+    chinese.write_text("今天天气很好，我们一起去公园散步吧。\n" * 300, encoding="utf-8")  # all but "\n" unknown
+
+    window = make_window(corpus=chinese)
+    browser, tab = window.runs_browser, window.train_tab
+    browser.refresh()
+    browser.select_run(trainer.folder.path)
+    qtbot.mouseClick(browser.fine_tune_button, Qt.LeftButton)
+    form = tab.form
+    set_field(form, "train.max_steps", 2)
+    qtbot.waitUntil(lambda: "94.7% of this text is unknown to the model's tokenizer" in form.summary.warning.text(),
+                    timeout=5000)
+    assert form.summary.warning.isVisibleTo(form) and tab.start_button.isEnabled()  # Start asks, not refuses
+
+    asked = []
+    answer = QMessageBox.No
+    monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text, *args: asked.append(text) or answer)
+    qtbot.mouseClick(tab.start_button, Qt.LeftButton)
+    assert len(asked) == 1 and "94.7%" in asked[0] and not tab.is_training()
+    answer = QMessageBox.Yes
+    qtbot.mouseClick(tab.start_button, Qt.LeftButton)
+    assert len(asked) == 2 and tab.is_training()
+    tab.stop()
+    qtbot.waitUntil(lambda: not tab.is_training(), timeout=TIMEOUT)
 
 
 def test_a_failure_inside_training_is_explained_and_the_run_marked_failed(make_window, qtbot, small_corpus,

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from engine_helpers import tiny_config, write_corpus
-from lmcore.corpus import (ContiguousStreams, RandomWindows, encode_cached, evaluation_batches, load_corpus,
-                           read_corpus)
+from lmcore.batches import ContiguousStreams, RandomWindows, evaluation_batches
+from lmcore.corpus import encode_cached, load_corpus, read_corpus
 from lmcore.errors import CorpusError
 from lmcore.tokenizers import TokenizerConfig, train_tokenizer
 from lmcore.trainer import Trainer

@@ -11,7 +11,7 @@ import torch
 from engine_helpers import tiny_config, write_corpus
 from lmcore.checkpoint import load_checkpoint
 from lmcore.config import save_config
-from lmcore.corpus import ContiguousStreams, RandomWindows, rank_windows
+from lmcore.batches import ContiguousStreams, RandomWindows, rank_windows
 from lmcore.distributed import Distributed, launch_environment
 from lmcore.errors import ConfigError, CorpusError
 from lmcore.runs import RunFolder

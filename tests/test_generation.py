@@ -8,11 +8,11 @@ import torch.nn.functional as F
 
 from engine_helpers import SAMPLE_CORPUS, tiny_config
 from lmcore import generation
+from lmcore.checkpoint import load_trained_model
 from lmcore.errors import CheckpointError, ConfigError, TokenizerError
 from lmcore.generation import (Decoder, SamplingSettings, TextStream, choose_next, generate,
                                score_text, window_start)
 from lmcore.models import RNNConfig, TransformerConfig, build_model
-from lmcore.runs import load_trained_model
 from lmcore.tokenizers import CharTokenizer, TokenizerConfig, WordTokenizer, train_tokenizer
 from lmcore.trainer import Trainer
 

@@ -467,3 +467,14 @@ def test_progress_messages(english: str) -> None:
     tok = train_tokenizer(TokenizerConfig(kind="char"), english, progress=messages.append)
     assert len(messages) == 2
     assert f"{tok.vocab_size:,} tokens" in messages[-1]
+
+
+def test_unknown_share_counts_characters_that_become_unk(english: str, chinese: str, word_tok: WordTokenizer,
+                                                         spm_bpe: SentencePieceTokenizer) -> None:
+    char = train_tokenizer(TokenizerConfig(kind="char"), english)
+    assert char.unknown_share(english) == 0.0
+    assert char.unknown_share(chinese) > 0.5  # all but the line breaks and ASCII punctuation
+    assert char.unknown_share("ab\u4e2d\u6587") == pytest.approx(0.5)
+    assert char.unknown_share("") == 0.0
+    assert word_tok.unknown_share("the zzzz") == pytest.approx(4 / 8)  # the unknown word's characters
+    assert spm_bpe.unknown_share(chinese) == 0.0  # byte fallback: nothing becomes <unk>

@@ -6,8 +6,8 @@ import torch
 
 from engine_helpers import tiny_config, write_corpus
 from lmcore import events as ev
-from lmcore.checkpoint import load_checkpoint
-from lmcore.runs import RunFolder, list_runs, load_trained_model
+from lmcore.checkpoint import load_checkpoint, load_trained_model
+from lmcore.runs import RunFolder, list_runs
 from lmcore.trainer import Trainer
 
 
@@ -133,6 +133,17 @@ def test_fine_tuning_starts_a_new_run_from_another_runs_weights(tmp_path, corpus
     assert all(torch.equal(start_weights[k], v) for k, v in source.state_dict().items())
     assert tuned.folder.path != base.folder.path and tuned.step == 10
     assert tuned.tokenizer.fingerprint() == base.tokenizer.fingerprint()
+
+
+def test_fine_tuning_on_text_the_tokenizer_cannot_represent_warns(tmp_path, corpus):
+    base = Trainer.new(tiny_config(corpus, tmp_path / "runs", max_steps=2))
+    base.run()
+    chinese = tmp_path / "chinese.txt"
+    chinese.write_text("今天天气很好，我们一起去公园散步吧。\n" * 300, encoding="utf-8")
+    tune = tiny_config(chinese, tmp_path / "runs", max_steps=1)
+    tune.init_from = str(base.folder.path)
+    with pytest.warns(UserWarning, match=r"9\d\.\d% of the new text is unknown to the model's tokenizer"):
+        assert Trainer.new(tune).run() == "finished"
 
 
 def test_metrics_past_the_checkpoint_are_dropped_on_resume(tmp_path, corpus):
