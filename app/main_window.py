@@ -115,8 +115,7 @@ class MainWindow(QMainWindow):
         tab.speed_changed.connect(lambda speed: self.speed_label.setText(f"{speed:,.0f} tokens/s"))
         tab.plots.exported.connect(lambda text: self.statusBar().showMessage(text, 5000))
         tab.form.preset_saved.connect(lambda text: self.statusBar().showMessage(text, 5000))
-        if hasattr(self.generate_tab, "send_to_attention"):  # the test stand-ins for the tabs lack it
-            self.generate_tab.send_to_attention.connect(self._show_in_attention)
+        self.generate_tab.send_to_attention.connect(self._show_in_attention)
 
     def _show_in_attention(self, text: str) -> None:
         self.tabs.setCurrentIndex(ATTENTION_TAB_INDEX)
@@ -140,8 +139,7 @@ class MainWindow(QMainWindow):
             self._show_active_run(worker.run_dir, "preparing")
         worker.started.connect(lambda event: self.device_label.setText(f"Device: {event.device}"))
         worker.evals.connect(lambda _: self.runs_browser.refresh())  # best validation loss changed
-        if hasattr(self.attention_tab, "attach_worker"):
-            self.attention_tab.attach_worker(worker)
+        self.attention_tab.attach_worker(worker)
 
     def _show_active_run(self, run_dir: Path, state: str) -> None:
         self.runs_browser.set_active_run(run_dir, state)
@@ -153,8 +151,7 @@ class MainWindow(QMainWindow):
             self.runs_browser.set_active_run(worker.run_dir, state)
 
     def _on_training_ended(self, run_dir: Path | None) -> None:
-        if hasattr(self.attention_tab, "attach_worker"):
-            self.attention_tab.attach_worker(None)
+        self.attention_tab.attach_worker(None)
         self.runs_browser.set_active_run(None)
         self.speed_label.clear()
         self.device_label.setText(f"Device: {describe_device(pick_device('auto'))}")
@@ -183,9 +180,8 @@ class MainWindow(QMainWindow):
             self.train_tab.detach()
             event.accept()
         self._save_settings()
-        for tab in (self.generate_tab, self.attention_tab):
-            if hasattr(tab, "shutdown"):  # tabs with threads of their own end them before the window goes
-                tab.shutdown()
+        for tab in (self.generate_tab, self.attention_tab):  # their worker threads end before the window goes
+            tab.shutdown()
         super().closeEvent(event)
 
     def _ask_about_training(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from lmcore.config import config_from_dict, config_to_dict
@@ -18,19 +18,30 @@ TINY_SETTINGS = {
 
 
 class RecordingTab(QWidget):
-    """Stands in for GenerateTab / AttentionTab, recording the calls the main window makes."""
+    """Stands in for GenerateTab / AttentionTab (the interface the main window uses of both), recording the calls
+    the main window makes."""
+
+    send_to_attention = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         QVBoxLayout(self).addWidget(QLabel("stand-in"))
         self.runs: list = []
         self.workers: list = []
+        self.texts: list = []
+        self.shut_down = False
 
     def set_run(self, run_dir):
         self.runs.append(run_dir)
 
     def attach_worker(self, worker):
         self.workers.append(worker)
+
+    def show_text(self, text):
+        self.texts.append(text)
+
+    def shutdown(self):
+        self.shut_down = True
 
 
 def set_field(form, key: str, value) -> None:

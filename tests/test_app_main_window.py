@@ -226,3 +226,12 @@ def test_ctrl_c_in_the_terminal_closes_the_window(tmp_path):
         app.kill()
     assert app.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_the_window_wires_the_tabs_through_their_interface(make_window):
+    """The stand-ins implement the tabs' real interface: the window has no branches for them."""
+    window = make_window()
+    window.generate_tab.send_to_attention.emit("To be, or not to be")
+    assert window.attention_tab.texts == ["To be, or not to be"] and window.tabs.currentIndex() == 2
+    window.close()
+    assert window.generate_tab.shut_down and window.attention_tab.shut_down
