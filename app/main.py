@@ -11,6 +11,8 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QSocketNotifier, QTimer
 from PySide6.QtWidgets import QApplication
 
+from lmcore import __version__
+
 from .main_window import MainWindow
 from .pyside_fix import keep_none_alive
 from .style import apply_theme
@@ -21,6 +23,7 @@ DEFAULT_RUNS_DIR = Path.home() / "LM Workbench" / "runs"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lm-workbench", description="Train your own language models, watch "
                                      "them learn, and compare runs.")
+    parser.add_argument("--version", action="version", version=f"lm-workbench {__version__}")
     parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR,
                         help=f"where run folders are kept (default: {DEFAULT_RUNS_DIR})")
     parser.add_argument("--corpus", type=Path, help="a .txt file or folder to train on (default: the last one "

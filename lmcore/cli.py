@@ -69,6 +69,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
+
+
 def cmd_train(args) -> int:
     from .event_stream import report_failure, stream_events
 
@@ -82,12 +85,16 @@ def cmd_train(args) -> int:
         stream_events(trainer, resumed=bool(args.resume))
     else:
         trainer.subscribe(ProgressBar(quiet=args.quiet))
-    # Ctrl-C asks for a clean stop (checkpoint saved) instead of killing the run mid-step.
-    previous = signal.signal(signal.SIGINT, lambda *_: trainer.request_stop())
+    # Ctrl-C asks for a clean stop (checkpoint saved) instead of killing the run mid-step, and the exit code says
+    # so, as a shell's does for a program ended by Ctrl-C: a script can tell a stopped run from a finished one.
+    interrupted = []
+    previous = signal.signal(signal.SIGINT, lambda *_: (interrupted.append(True), trainer.request_stop()))
     try:
         status = trainer.run()
     finally:
         signal.signal(signal.SIGINT, previous)
+    if status == "stopped" and interrupted:
+        return EXIT_INTERRUPTED
     return 0 if status in ("finished", "stopped") else 1
 
 
@@ -172,7 +179,10 @@ def cmd_runs(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="lmcore", description="Train, evaluate and sample language models.")
+    parser.add_argument("--version", action="version", version=f"lmcore {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model from a TOML config (or resume a run)",

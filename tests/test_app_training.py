@@ -279,7 +279,8 @@ def test_a_new_window_follows_a_run_that_kept_training(make_window, qtbot, small
     qtbot.mouseClick(tab.stop_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: not tab.is_training(), timeout=TIMEOUT)
     assert "Stopped at step" in tab.banner.text()
-    assert json.loads((run / "status.json").read_text())["status"] == "stopped" and child.wait(timeout=60) == 0
+    assert json.loads((run / "status.json").read_text())["status"] == "stopped"
+    assert child.wait(timeout=60) == 130  # stopped by an interrupt, as Ctrl-C stops `lmcore train`
 
 
 def test_end_of_input_makes_the_child_save_and_exit(qtbot, small_corpus, tmp_path):

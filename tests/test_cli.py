@@ -1,5 +1,9 @@
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import tomli_w
@@ -84,3 +88,29 @@ def test_every_command_has_help(capsys):
 def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "lmcore.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "train" in result.stdout and "sample" in result.stdout
+
+
+def test_both_programs_say_their_version():
+    from lmcore import __version__
+
+    for program in (["-m", "lmcore"], ["-m", "app.main"]):
+        result = subprocess.run([sys.executable, *program, "--version"], capture_output=True, text=True,
+                                timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+        assert result.returncode == 0 and result.stdout.strip().endswith(__version__), result.stderr
+
+
+def test_ctrl_c_stops_a_run_with_a_checkpoint_and_exit_code_130(tmp_path):
+    """A script can tell a run stopped by Ctrl-C from a finished one."""
+    write_corpus(tmp_path, 20_000)
+    (tmp_path / "tiny.toml").write_text(tomli_w.dumps(TINY))
+    child = subprocess.Popen([sys.executable, "-m", "lmcore", "train", str(tmp_path / "tiny.toml"), "--quiet",
+                              "--runs-dir", str(tmp_path / "runs"), "--set", "train.max_steps=100000"])
+    deadline = time.monotonic() + 120
+    while not any(path.stat().st_size for path in tmp_path.glob("runs/*/metrics.jsonl")):  # a step was trained
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    assert child.wait(timeout=120) == 130
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "status.json").read_text())["status"] == "stopped"
+    assert (run / "checkpoints" / "last.safetensors").is_file()
