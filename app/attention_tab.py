@@ -286,8 +286,8 @@ class AttentionTab(QWidget):
 
     def _on_attention_saved(self, event: AttentionSaved) -> None:
         if self.live.isChecked() and self._training is not None:  # not an event still queued from a detached worker
-            run_dir = self._training.run_dir or event.path.parent.parent  # snapshots lie in <run>/attention/
-            self._snapshot_requested.emit(self._send(event, run_dir), event.path)
+            # the run folder is known: Launched comes before any snapshot
+            self._snapshot_requested.emit(self._send(event, self._training.run_dir), event.path)
 
     # ---- showing -------------------------------------------------------------------------------
     def _set_family(self, family: str) -> None:

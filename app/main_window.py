@@ -198,7 +198,7 @@ class MainWindow(QMainWindow):
 
     def follow_runs_still_training(self) -> None:
         """Show the newest run that still trains in a process of its own (its window closed with Keep training)."""
-        live = [run for run in list_runs(self.runs_dir) if run.status in ("running", "paused") and run.pid]
+        live = [run for run in list_runs(self.runs_dir) if run.pid]  # a pid only while its process trains it
         if live and not self.train_tab.is_training():
             self.train_tab.follow_run(live[0].path, live[0].pid)
             self.statusBar().showMessage(f"{run_label(live[0].name)} is still training; following it live.", 8000)

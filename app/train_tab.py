@@ -189,9 +189,7 @@ class TrainTab(QWidget):
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         worker.done.connect(self._on_done)
-        self._run_dir = worker.run_dir
-        self.run_title.setText(run_label(worker.run_dir.name) if worker.run_dir else "New run")
-        self.run_title.setToolTip(str(worker.run_dir or ""))
+        self._show_run(worker.run_dir)
         self._max_steps, self._last_readout = 0, 0.0
         self.progress.show_progress(0, "starting…")
         self.form.set_locked(True)
@@ -251,9 +249,13 @@ class TrainTab(QWidget):
 
     # ---- what the worker reports ------------------------------------------------------------------
     def _on_launched(self, event) -> None:
-        self._run_dir = Path(event.run_dir)
-        self.run_title.setText(run_label(self._run_dir.name))
-        self.run_title.setToolTip(str(self._run_dir))
+        self._show_run(Path(event.run_dir))
+
+    def _show_run(self, run_dir: Path | None) -> None:
+        """The run's name in the header; a new run's folder is known once its process has made it."""
+        self._run_dir = run_dir
+        self.run_title.setText(run_label(run_dir.name) if run_dir else "New run")
+        self.run_title.setToolTip(str(run_dir or ""))
 
     def _on_preparing(self, event) -> None:
         fraction = f" {event.fraction:.0%}" if event.fraction is not None else ""

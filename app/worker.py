@@ -29,7 +29,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from lmcore import events as ev
 from lmcore.config import RunConfig, save_config
 from lmcore.metrics import MetricsTail
-from lmcore.runs import RunFolder, is_alive
+from lmcore.runs import LIVE_STATUSES, RunFolder, is_alive
 
 from .background import start_in_background, stop_background
 
@@ -201,24 +201,17 @@ class TrainingWorker(QObject):
 
     def _report_death(self, code: int, stderr_tail: list[str]) -> None:
         """The child ended without a Finished or Failed event: killed, crashed, or out of memory in a kernel."""
-        how = (f"was killed by signal {-code} ({signal.Signals(-code).name})" if code < 0 and _known_signal(-code)
+        how = (f"was killed by signal {-code} ({signal.Signals(-code).name})" if -code in signal.valid_signals()
                else f"exited with code {code}")
         tail = "\n".join(stderr_tail)
         message = (f"The training process {how}." + (f" Its last output:\n{tail}\n" if tail else " It printed nothing. ")
                    + "Select the run in the runs list and press Resume to continue from its last checkpoint.")
         if self.run_dir is not None:
             folder = RunFolder(self.run_dir)
-            if folder.read_status().get("status") in ("running", "paused", None):
-                folder.write_status("failed", message, step=folder.read_status().get("step", 0))
+            status = folder.read_status()
+            if status.get("status", "running") in LIVE_STATUSES:  # the child had no time to write its end
+                folder.write_status("failed", message, step=status.get("step", 0))
         self.failed.emit(ev.Failed(self.last_step, message, self.run_dir))
-
-
-def _known_signal(number: int) -> bool:
-    try:
-        signal.Signals(number)
-    except ValueError:
-        return False
-    return True
 
 
 class StreamReader(QObject):
@@ -300,10 +293,10 @@ class RunFollower(TrainingWorker):
         except OSError:  # gone already: the reader reports how the run ended
             pass
 
-    def pause(self) -> None:  # the process no longer listens for control lines
-        pass
+    def _not_listening(self, *_args) -> None:
+        """Pause, resume, probe and detach: a detached process no longer reads control lines."""
 
-    resume = set_probe = clear_probe = detach = pause
+    pause = resume = set_probe = clear_probe = detach = _not_listening
     can_pause = False
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from lmcore import events as ev
 from lmcore.runs import RunFolder
 
-from app.worker import TrainingWorker
+from app.worker import RunFollower, TrainingWorker
 
 # A child that writes the event lines of a file (argv[1]) on stdout, then does what argv[2] says.
 CHILD = textwrap.dedent("""
@@ -130,3 +130,14 @@ def test_a_detached_child_trains_on_and_the_worker_is_done_without_it(qtbot, tmp
     assert worker.process.poll() is None and not failures  # still running, and nobody calls that a failure
     worker.process.kill()
     worker.process.wait()
+
+
+def test_a_followed_run_takes_the_control_calls_of_a_worker_and_ignores_them(tmp_path):
+    """The tabs talk to a followed run as to any worker (the Attention tab sets its probe); its process no longer
+    reads control lines, so they do nothing, without an error."""
+    follower = RunFollower(tmp_path, pid=1)
+    follower.set_probe("To be, or not", 20)
+    follower.clear_probe()
+    follower.pause()
+    follower.resume()
+    assert not follower.can_pause and follower.process is None
