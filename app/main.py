@@ -14,8 +14,8 @@ from PySide6.QtWidgets import QApplication
 from lmcore import __version__
 
 from .main_window import MainWindow
-from .pyside_fix import keep_none_alive
-from .style import apply_theme
+from .common.pyside_fix import keep_none_alive
+from .common.style import apply_theme
 
 DEFAULT_RUNS_DIR = Path.home() / "LM Workbench" / "runs"
 

@@ -14,12 +14,13 @@ from lmcore.device import describe_device, pick_device
 from lmcore.errors import LMCoreError
 from lmcore.runs import list_runs
 
-from .attention_tab import AttentionTab
-from .generate_tab import GenerateTab
-from .resources import DEFAULT_PRESET, PRESETS_DIR, SAMPLE_CORPUS
-from .runs_browser import RunsBrowser, run_label
-from .style import app_icon, fix_size
-from .train_tab import PAUSE_KEYS, START_KEYS, STOP_KEYS, TrainTab
+from .attention.tab import AttentionTab
+from .generate.tab import GenerateTab
+from .common.resources import DEFAULT_PRESET, PRESETS_DIR, SAMPLE_CORPUS
+from .common.text import run_label
+from .runs.browser import RunsBrowser
+from .common.style import app_icon, fix_size
+from .train.tab import PAUSE_KEYS, START_KEYS, STOP_KEYS, TrainTab
 
 DEFAULT_SIZE = (1280, 800)
 STOP_AND_CLOSE, KEEP_TRAINING = "stop", "keep"

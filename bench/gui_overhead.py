@@ -47,8 +47,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.main import start_application  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
-from app.plots import DETAILS_EVERY_TICKS  # noqa: E402
-from app.resources import PRESETS_DIR, SAMPLE_CORPUS  # noqa: E402
+from app.train.plots import DETAILS_EVERY_TICKS  # noqa: E402
+from app.common.resources import PRESETS_DIR, SAMPLE_CORPUS  # noqa: E402
 from lmcore import events as ev  # noqa: E402
 from lmcore.config import RunConfig, config_to_dict, load_config  # noqa: E402
 from lmcore.corpus import default_cache_dir  # noqa: E402

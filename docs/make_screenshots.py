@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.main import start_application  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
-from app.resources import SAMPLE_CORPUS  # noqa: E402
+from app.common.resources import SAMPLE_CORPUS  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 # A one-layer character LSTM with the Transformer's batch, context and optimizer: a fair race on the same text.

@@ -5,7 +5,7 @@ import pytest
 from lmcore.config import RunConfig, apply_override, config_from_dict, load_config
 from lmcore.errors import ConfigError
 
-PRESETS = sorted((Path(__file__).parent.parent / "resources" / "presets").glob("*.toml"))
+PRESETS = sorted((Path(__file__).resolve().parents[2] / "resources" / "presets").glob("*.toml"))
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)

@@ -11,35 +11,15 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QInputDialog, QLa
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from lmcore.errors import LMCoreError
-from lmcore.runs import RunInfo, delete_run, list_runs, rename_run, split_run_name
+from lmcore.runs import RunInfo, delete_run, list_runs, rename_run
 
-from .style import MUTED, status_icon
+from ..common.style import MUTED, status_icon
+from ..common.text import FAMILY_NAMES, format_count, label_parts, run_label
 
-FAMILY_NAMES = {"transformer": "Transformer", "rnn": "RNN"}
 RESUMABLE = ("stopped", "failed", "interrupted")
 FINE_TUNABLE = ("finished", "stopped")
 PATH_ROLE = Qt.UserRole
 DETAILS_ROLE = Qt.UserRole + 1  # the second line: status, model, size, best validation loss
-
-
-def format_count(n: int) -> str:
-    """1234567 -> '1.23 M': parameter counts at a glance."""
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if n >= limit:
-            return f"{n / limit:.3g} {suffix}"
-    return str(n)
-
-
-def label_parts(name: str) -> tuple[str, str]:
-    """'baby-gpt-char-20261124-001148' -> ('baby-gpt-char', '24 Nov 00:11'); a renamed run keeps its name."""
-    base, when = split_run_name(name)
-    return base, when.strftime("%d %b %H:%M").lstrip("0") if when else ""
-
-
-def run_label(name: str) -> str:
-    """A run's name for legends and titles: 'baby-gpt-char · 24 Nov 00:11'."""
-    base, when = label_parts(name)
-    return f"{base} · {when}" if when else base
 
 
 class RunDelegate(QStyledItemDelegate):

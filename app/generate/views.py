@@ -10,8 +10,9 @@ from PySide6.QtGui import (QColor, QFont, QLinearGradient, QPainter, QPalette, Q
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QTextBrowser, QVBoxLayout,
                                QWidget)
 
-from .generate_worker import TokenInfo
-from .style import monospace_font
+from .worker import TokenInfo
+from ..common.style import monospace_font
+from ..common.text import visible_token
 
 # ColorBrewer's RdYlBu (colour-blind safe, perceptually ordered): unlikely tokens warm, likely ones cool and light.
 COLOR_STOPS = [(0.0, "#d73027"), (0.25, "#fc8d59"), (0.5, "#fee090"), (0.75, "#e0f3f8"), (1.0, "#91bfdb")]
@@ -37,14 +38,6 @@ def probability_color(p: float) -> QColor:
             a, b = QColor(c0).getRgbF()[:3], QColor(c1).getRgbF()[:3]
             return QColor.fromRgbF(*(u + (v - u) * t for u, v in zip(a, b)))
     return QColor(COLOR_STOPS[-1][1])
-
-
-def visible_token(text: str) -> str:
-    """A token's text with its whitespace made visible: ⏎ for a line break, · for a space, → for a tab."""
-    if not text:
-        return "∅"
-    shown = text.replace("\n", "⏎").replace(" ", "·").replace("\t", "→")
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in shown)
 
 
 class TokenView(QTextBrowser):

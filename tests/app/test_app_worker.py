@@ -12,7 +12,7 @@ from pathlib import Path
 from lmcore import events as ev
 from lmcore.runs import RunFolder
 
-from app.worker import RunFollower, TrainingWorker
+from app.train.worker import RunFollower, TrainingWorker
 
 # A child that writes the event lines of a file (argv[1]) on stdout, then does what argv[2] says.
 CHILD = textwrap.dedent("""

@@ -24,10 +24,10 @@ from lmcore.models import RNNConfig, TransformerConfig
 from lmcore.runs import RunFolder
 from lmcore.tokenizers import UNKNOWN_SHARE_LIMIT, Tokenizer, load_tokenizer
 
-from .corpus_picker import CorpusPicker, format_bytes
-from .form_fields import BY_EPOCHS, BY_STEPS, FIELDS, FORM_ONLY, GPUS, SECTIONS, TRAIN_BY, Field, make_editor
-from .runs_browser import format_count
-from .style import fix_size, set_invalid, set_tone
+from .corpus_picker import CorpusPicker
+from .fields import BY_EPOCHS, BY_STEPS, FIELDS, FORM_ONLY, GPUS, SECTIONS, TRAIN_BY, Field, make_editor
+from ..common.style import fix_size, set_invalid, set_tone
+from ..common.text import format_bytes, format_count, format_duration
 
 CORPUS_KEY = "data.train"
 VALIDATE_DELAY_MS = 150  # re-check once typing pauses, not on every keystroke
@@ -111,8 +111,7 @@ class Summary(QFrame):
         self.warning.setVisible(message is not None)
 
     def show_step_time(self, seconds: float | None) -> None:
-        text = "–" if seconds is None else (f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s")
-        self.values["Time / step"].setText(text)
+        self.values["Time / step"].setText("–" if seconds is None else format_duration(seconds))
 
 
 class TrainForm(QWidget):

@@ -18,7 +18,7 @@ from lmcore.device import describe_device, pick_device
 from lmcore.errors import LMCoreError
 from lmcore.generation import SamplingSettings, fresh_seed, generate, prompt_ids, score_text
 
-from .background import report_errors
+from ..common.background import report_errors
 
 EMIT_INTERVAL = 0.05  # seconds between token batches sent to the GUI
 

@@ -23,7 +23,7 @@ from lmcore.tokenizers import (
     train_tokenizer,
 )
 
-SHAKESPEARE = Path(__file__).parent.parent / "resources/corpora/tinyshakespeare.txt"
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "resources/corpora/tinyshakespeare.txt"
 
 # Hypothesis examples are cheap here; the tokenizers are trained once per module.
 fast = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

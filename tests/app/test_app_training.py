@@ -15,8 +15,8 @@ from lmcore.checkpoint import load_trained_model
 from lmcore.runs import RunFolder
 from lmcore.trainer import Trainer
 
-from app.runs_browser import run_label
-from app.worker import TrainingWorker
+from app.common.text import run_label
+from app.train.worker import TrainingWorker
 from app_helpers import set_field, use_tiny_settings
 from engine_helpers import tiny_config
 
@@ -315,7 +315,7 @@ def test_two_processes_over_gloo_train_from_the_worker_and_rank_0_alone_reports(
 
 
 def test_live_attention_from_the_training_process_reaches_the_attention_tab(qtbot, small_corpus, tmp_path):
-    from app.attention_tab import AttentionTab
+    from app.attention.tab import AttentionTab
 
     tab = AttentionTab()
     qtbot.addWidget(tab)

@@ -24,8 +24,8 @@ from lmcore.runs import RunFolder
 
 from .live_curve import LiveCurve, MarkerSeries
 from .plot_items import add_plot
-from .runs_browser import run_label
-from .style import MUTED, run_colour
+from ..common.style import MUTED, run_colour
+from ..common.text import run_label
 
 REFRESH_INTERVAL_MS = 100  # 10 Hz: smooth to the eye; each repaint takes CPU from training
 DETAILS_EVERY_TICKS = 3  # the small plots at ~3 Hz

@@ -13,9 +13,9 @@ from lmcore.metrics import read_metric_events
 from lmcore.runs import RunFolder
 
 from .plots import TrainingPlots
-from .runs_browser import run_label
-from .style import ACCENT, BORDER, PANEL, TEXT, WINDOW, set_tone
-from .train_form import TrainForm
+from ..common.style import ACCENT, BORDER, PANEL, TEXT, WINDOW, set_tone
+from ..common.text import format_duration, run_label
+from .form import TrainForm
 from .worker import RunFollower, TrainingWorker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
@@ -23,13 +23,6 @@ START_KEYS, PAUSE_KEYS, STOP_KEYS = "Ctrl+Return", "Ctrl+P", "Ctrl+."
 # Progress, speed and time left once a second, as `top` does: text that changes faster cannot be read, and each
 # change repaints the labels' parents too (their style sheets' backgrounds), CPU time taken from training
 READOUT_INTERVAL_S = 1.0
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 class RunProgress(QWidget):

@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.generate_tab import GenerateTab, parse_stop_strings
-from app.generate_worker import EMIT_INTERVAL
+from app.generate.tab import GenerateTab, parse_stop_strings
+from app.generate.worker import EMIT_INTERVAL
 from engine_helpers import tiny_config
 from lmcore.checkpoint import load_trained_model
 from lmcore.cli import main as lmcore_main

@@ -8,8 +8,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
-import app.runs_browser
-from app.runs_browser import DETAILS_ROLE, RunsBrowser, run_label
+import app.runs.browser
+from app.common.text import run_label
+from app.runs.browser import DETAILS_ROLE, RunsBrowser
 from app_helpers import make_run
 from lmcore.runs import split_run_name
 
@@ -140,6 +141,6 @@ def test_a_bug_in_the_row_painter_shows_the_row_plainly(browser, tmp_path, monke
     def broken(name):
         raise ValueError(f"cannot split {name}")
 
-    monkeypatch.setattr(app.runs_browser, "label_parts", broken)
+    monkeypatch.setattr(app.runs.browser, "label_parts", broken)
     browser.tree.viewport().grab()
     assert f"ValueError: cannot split {run.name}" in capfd.readouterr().err

@@ -11,11 +11,11 @@ from lmcore.config import load_config
 from lmcore.corpus import inspect_corpus
 from lmcore.estimate import estimate_run, estimate_vocab_size
 
-from app import train_form
-from app.form_fields import FIELDS
-from app.resources import PRESETS_DIR
-from app.runs_browser import format_count
-from app.train_tab import TrainTab
+from app.train import form as train_form
+from app.train.fields import FIELDS
+from app.common.resources import PRESETS_DIR
+from app.common.text import format_count
+from app.train.tab import TrainTab
 from app_helpers import set_field, type_corpus
 
 

@@ -12,10 +12,10 @@ from PySide6.QtWidgets import QApplication, QPushButton
 
 from lmcore import events as ev
 
-from app.live_curve import TAIL_PIXELS, _downsampled
-from app.plots import NOISY_POINTS_PER_PIXEL, SMOOTH_POINTS_PER_PIXEL, X_AXES, Columns, SmoothedLoss, TrainingPlots
-from app.runs_browser import run_label
-from app.style import run_colour
+from app.train.live_curve import TAIL_PIXELS, _downsampled
+from app.train.plots import NOISY_POINTS_PER_PIXEL, SMOOTH_POINTS_PER_PIXEL, X_AXES, Columns, SmoothedLoss, TrainingPlots
+from app.common.text import run_label
+from app.common.style import run_colour
 from app_helpers import fake_metrics, make_run
 
 

@@ -16,11 +16,11 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
 from lmcore.generation import PRESETS, SamplingSettings
 from lmcore.runs import RunFolder
 
-from .background import start_in_background, stop_background
-from .generate_views import ColorLegend, TokenInspector, TokenView
-from .generate_worker import (GenerationFinished, GenerationRequest, GenerationStarted, GenerationWorker,
+from ..common.background import start_in_background, stop_background
+from .views import ColorLegend, TokenInspector, TokenView
+from .worker import (GenerationFinished, GenerationRequest, GenerationStarted, GenerationWorker,
                               ModelSummary, TokenInfo)
-from .style import ACCENT, BORDER, PANEL, monospace_font, set_tone
+from ..common.style import ACCENT, BORDER, PANEL, monospace_font, set_tone
 
 CUSTOM = "custom"
 DEFAULT_PRESET = "balanced"

@@ -7,8 +7,9 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QTextBrowser, QVBoxLayout, QWidget
 
-from .attention_heatmap import LABEL_MARGINS, Axis, HeatmapView, token_label
-from .style import monospace_font
+from .heatmap import LABEL_CHARS, LABEL_MARGINS, Axis, HeatmapView
+from ..common.style import monospace_font
+from ..common.text import visible_token
 
 TOP_KEYS = 3
 FOCUS_COLOR = "#ff3b30"
@@ -72,7 +73,7 @@ class TokenFocusView(QWidget):
 
 def _chip(token: str) -> str:
     return (f"<span style='background-color:#e6e6e6; font-family:monospace'>"
-            f"&nbsp;{html.escape(token_label(token))}&nbsp;</span>")
+            f"&nbsp;{html.escape(visible_token(token, LABEL_CHARS))}&nbsp;</span>")
 
 
 def _top_keys(tokens: list[str], weights: np.ndarray) -> str:
@@ -94,7 +95,7 @@ def _token_html(tokens: list[str], position: int, shade: np.ndarray) -> str:
         else:  # whitespace drawn light, so the words stay readable
             color = "#a0a0a0" if token.isspace() else "black"
             style = f"background-color:{_blend_with_white(shade[i])}; color:{color}"
-        label = html.escape(token_label(token, 40))
+        label = html.escape(visible_token(token, 40))
         parts.append(f'<a href="#{i}" style="text-decoration:none"><span style="{style}">{label}</span></a>')
         if "\n" in token:
             parts.append("<br>")

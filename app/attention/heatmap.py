@@ -16,18 +16,13 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from ..common.text import visible_token
+
 COLOR_MAP = "viridis"  # perceptually uniform and readable with colour-blindness
 MASK_FILL = QColor(214, 214, 214)
 MASK_HATCH = QColor(150, 150, 150)
 LABEL_CHARS = 10  # longer tokens are cut with "…" on the axes (the hover readout shows them whole)
 LABEL_MARGINS = (8, 4, 8, 2)  # the text lines above a map, off the frame of the tab they sit in
-VISIBLE = {"\n": "⏎", " ": "·", "\t": "⇥", "\r": "␍"}
-
-
-def token_label(text: str, limit: int = LABEL_CHARS) -> str:
-    """A token as it is drawn: whitespace made visible, control characters escaped, long ones cut."""
-    shown = "".join(VISIBLE.get(c, c if c.isprintable() else f"\\x{ord(c):02x}") for c in text) or "∅"
-    return shown if len(shown) <= limit else shown[:limit - 1] + "…"
 
 
 def future_mask(n: int) -> np.ndarray:
@@ -71,11 +66,11 @@ class Axis:
     """One side of a heatmap: what a row (or column) is, and its labels."""
     name: str  # "query", "key", "layer", ...
     labels: list[str]  # the raw token texts, or names such as "layer 1"
-    tokens: bool = True  # labels are token texts: shown through token_label, and with their position on hover
+    tokens: bool = True  # labels are token texts: shown through visible_token, and with their position on hover
     notes: list[str] | None = None  # a remark per label for the hover readout, e.g. what a position predicts
 
     def describe(self, i: int) -> str:
-        text = f"{self.name} {i} “{token_label(self.labels[i], 40)}”" if self.tokens else self.labels[i]
+        text = f"{self.name} {i} “{visible_token(self.labels[i], 40)}”" if self.tokens else self.labels[i]
         return f"{text} ({self.notes[i]})" if self.notes else text
 
 
@@ -211,8 +206,8 @@ class HeatmapView(QWidget):
         self.values = _masked(values, mask)
         self.rows, self.columns = rows, columns
         n_rows, n_cols = self.values.shape
-        self.axes["left"].set_labels([token_label(t) if rows.tokens else t for t in rows.labels])
-        self.axes["bottom"].set_labels([token_label(t) if columns.tokens else t for t in columns.labels])
+        self.axes["left"].set_labels([visible_token(t, LABEL_CHARS) if rows.tokens else t for t in rows.labels])
+        self.axes["bottom"].set_labels([visible_token(t, LABEL_CHARS) if columns.tokens else t for t in columns.labels])
         self.plot.setLabel("left", rows.name)
         self.plot.setLabel("bottom", columns.name)
         self.plot.setTitle(title, color=self.palette().color(QPalette.ColorRole.Text).name())

@@ -8,8 +8,9 @@ from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QUrl, Signal
 from PySide6.QtGui import QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from app.attention_heatmap import token_label
-from app.attention_tab import FOCUS, HEATMAP, MODEL, AttentionTab
+from app.attention.heatmap import LABEL_CHARS
+from app.common.text import visible_token
+from app.attention.tab import FOCUS, HEATMAP, MODEL, AttentionTab
 from lmcore.attention import capture, save_snapshot
 from lmcore.checkpoint import load_trained_model
 from lmcore.events import AttentionSaved
@@ -106,7 +107,7 @@ def test_a_long_text_keeps_the_last_context_tokens_and_thins_the_labels(tab, tra
     tab.set_run(transformer_run)
     show_and_wait(qtbot, tab, TEXT * 3)
     assert "last 32 of" in tab.notice.text() and tab.notice.isVisible()
-    assert tab.heatmap.axes["bottom"].labels == [token_label(c) for c in (TEXT * 3)[-32:]]
+    assert tab.heatmap.axes["bottom"].labels == [visible_token(c, LABEL_CHARS) for c in (TEXT * 3)[-32:]]
     axis = tab.heatmap.axes["left"]
     tab.resize(tab.width(), 500)  # a short map: 32 rows of labels no longer fit
     qtbot.waitUntil(lambda: axis.geometry().height() < 32 * axis.label_extent())
@@ -201,7 +202,7 @@ def test_capturing_runs_in_the_background_and_a_stale_answer_is_dropped(tab, tra
 
 
 class StandInTrainingWorker(QObject):
-    """Plays app.worker.TrainingWorker's part for the tab: records the probe lines it would send to the
+    """Plays app.train.worker.TrainingWorker's part for the tab: records the probe lines it would send to the
     training process, and announces snapshots the test writes as that process would."""
 
     attention_saved = Signal(object)  # AttentionSaved
@@ -266,7 +267,7 @@ def test_live_refresh_shows_the_snapshots_the_training_run_writes(tab, transform
     announce(10, text="ROMEO:", vanish=True)  # e.g. rotated away before the tab came to read it
     assert tab.live_status.text() == "could not read the snapshot of step 10; waiting for the next one"
     assert "live, step 5" in tab.run_label.text()
-    assert tab.heatmap.axes["bottom"].labels == [token_label(c) for c in TEXT]
+    assert tab.heatmap.axes["bottom"].labels == [visible_token(c, LABEL_CHARS) for c in TEXT]
 
     tab.live.setChecked(False)
     announce(15, text="ROMEO:")  # the training process may still write one before it hears "probe off"

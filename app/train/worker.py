@@ -1,7 +1,7 @@
 """The GUI's handle on a training run that trains in a process of its own.
 
 A TrainingWorker starts `lmcore train ... --events -` (or torchrun around it), reads the child's event stream on
-a background thread (app/background.py) and forwards the events to the GUI thread as queued signals, batched so
+a background thread (app/common/background.py) and forwards the events to the GUI thread as queued signals, batched so
 that thousands of steps a second cannot flood the event loop. Pause, resume, stop and the attention probe go to
 the child as control lines on its standard input (docs/event-protocol.md). The window never trains: whatever
 kills training (an out-of-memory abort, a crash in a kernel, kill -9) ends the child, not the window, and the
@@ -31,7 +31,7 @@ from lmcore.config import RunConfig, save_config
 from lmcore.metrics import MetricsTail
 from lmcore.runs import LIVE_STATUSES, RunFolder, is_alive
 
-from .background import start_in_background, stop_background
+from ..common.background import start_in_background, stop_background
 
 BATCH_INTERVAL_S = 0.1  # events reach the GUI at most 10 times a second, in step with the plots' refresh
 URGENT = (ev.Launched, ev.Started, ev.Paused, ev.Resumed, ev.Finished, ev.Failed)  # shown as soon as they come

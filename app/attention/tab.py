@@ -24,11 +24,11 @@ from lmcore.errors import LMCoreError
 from lmcore.events import AttentionSaved
 from lmcore.runs import RunFolder
 
-from .attention_focus import TokenFocusView
-from .attention_heatmap import Axis, HeatmapView, ModelGridView, future_mask
-from .attention_worker import AttentionWorker
-from .background import start_in_background, stop_background
-from .style import monospace_font, set_tone
+from .focus import TokenFocusView
+from .heatmap import Axis, HeatmapView, ModelGridView, future_mask
+from .worker import AttentionWorker
+from ..common.background import start_in_background, stop_background
+from ..common.style import monospace_font, set_tone
 
 HEATMAP, MODEL, FOCUS = range(3)  # the view tabs
 RNN_NOTICE = (

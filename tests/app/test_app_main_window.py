@@ -16,8 +16,8 @@ from lmcore.corpus import inspect_corpus
 from lmcore.estimate import estimate_run, estimate_vocab_size
 
 from app.main import DEFAULT_RUNS_DIR, build_parser, open_window
-from app.resources import SAMPLE_CORPUS
-from app.runs_browser import format_count
+from app.common.resources import SAMPLE_CORPUS
+from app.common.text import format_count, format_duration
 from app_helpers import make_run, set_field
 
 
@@ -76,8 +76,8 @@ def test_the_real_generate_and_attention_tabs_are_the_window_tabs(qtbot, qapp, t
     """Without stand-ins: the tabs the other issues build are the ones the window shows and tells."""
     from PySide6.QtCore import QSettings
 
-    from app.attention_tab import AttentionTab
-    from app.generate_tab import GenerateTab
+    from app.attention.tab import AttentionTab
+    from app.generate.tab import GenerateTab
     from app.main_window import MainWindow
 
     window = MainWindow(tmp_path / "runs", settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat),
@@ -171,7 +171,7 @@ def test_training_readouts_do_not_lay_the_window_out_again(make_window, qtbot):
     finally:
         QApplication.instance().removeEventFilter(requests)
     assert window.speed_label.text() == "7,000 tokens/s"
-    assert tab.form.summary.values["Time / step"].text() == "12.25 s"
+    assert tab.form.summary.values["Time / step"].text() == format_duration(12.25) == "12.2 s"
     assert requests.widgets == []
 
 
@@ -195,7 +195,7 @@ def test_qt_paints_the_window_on_the_gui_thread_alone(tmp_path):
     own: Qt reads the setting once, and this one's QApplication has painted already."""
     environment = {name: value for name, value in os.environ.items() if name != "QT_NO_GUI_THREADPOOL"}
     painted = subprocess.run([sys.executable, "-c", PAINT_THE_WINDOW, str(tmp_path / "runs")], env=environment,
-                             capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+                             capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert painted.returncode == 0, painted.stderr
     assert painted.stdout.split()[-1] == "0"  # Qt's image threads ("Thread (pooled)") never started
 
@@ -217,7 +217,7 @@ def test_ctrl_c_in_the_terminal_closes_the_window(tmp_path):
     """Issue 23: Ctrl-C printed a KeyboardInterrupt traceback and the app kept running. It must close the window
     as its close button does; in a process of its own, as the app runs from a terminal."""
     app = subprocess.Popen([sys.executable, "-c", CTRL_C_THE_APP, str(tmp_path / "runs")], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+                           stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
     try:
         assert app.stdout.readline().strip() == "shown"
         app.send_signal(signal.SIGINT)

@@ -9,15 +9,8 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPla
 
 from lmcore.corpus import CorpusSummary
 
-from .style import monospace_font, set_invalid
-
-
-def format_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
+from ..common.style import monospace_font, set_invalid
+from ..common.text import format_bytes
 
 
 class CorpusPicker(QWidget):

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from lmcore.attention import capture, load_snapshot
 from lmcore.checkpoint import load_trained_model, resolve_checkpoint
 
-from .background import report_errors
+from ..common.background import report_errors
 
 
 class AttentionWorker(QObject):
