@@ -14,7 +14,7 @@ from lmcore.errors import LMCoreError
 from lmcore.runs import RunInfo, delete_run, list_runs, rename_run
 
 from ..common.style import MUTED, status_icon
-from ..common.text import FAMILY_NAMES, format_count, label_parts, run_label
+from ..common.text import FAMILY_NAMES, format_count, label_parts
 
 RESUMABLE = ("stopped", "failed", "interrupted")
 FINE_TUNABLE = ("finished", "stopped")

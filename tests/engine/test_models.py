@@ -5,7 +5,7 @@ import torch
 
 from lmcore.errors import ConfigError
 from lmcore.models import (
-    KVCache, RNNConfig, RNNLM, TransformerConfig, TransformerLM,
+    RNNConfig, RNNLM, TransformerConfig, TransformerLM,
     build_model, model_config_from_dict, model_config_to_dict,
 )
 

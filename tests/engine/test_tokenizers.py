@@ -15,7 +15,6 @@ from lmcore.errors import ConfigError, TokenizerError
 from lmcore.tokenizers import (
     SPM_MODEL_FILE,
     TOKENIZER_JSON,
-    CharTokenizer,
     SentencePieceTokenizer,
     TokenizerConfig,
     WordTokenizer,
