@@ -225,6 +225,12 @@ def describe_distribution(logits: torch.Tensor, chosen: int) -> tuple[float, flo
     return float(probs[chosen]), entropy, list(zip(top.indices.tolist(), top.values.tolist()))
 
 
+def never_generated(tokenizer) -> list[int]:
+    """Ids no sample may contain: a character tokenizer's <unk> stands for characters the corpus never had, so no
+    training text holds it, yet an undertrained model gives it some probability."""
+    return [tokenizer.unk_id] if tokenizer.kind == "char" and tokenizer.unk_id is not None else []
+
+
 def generate(model, tokenizer, prompt: str | list[int], settings: SamplingSettings,
              device: torch.device | str = "cpu", should_stop: Callable[[], bool] | None = None
              ) -> Iterator[GeneratedToken]:
@@ -246,10 +252,12 @@ def generate(model, tokenizer, prompt: str | list[int], settings: SamplingSettin
     seen = set(ids)
     longest_stop = max(map(len, settings.stop), default=0)
     recent = ""  # the end of the output, long enough to catch a stop string that ends in the next piece
+    never = torch.tensor(never_generated(tokenizer), dtype=torch.long)
     for step in range(settings.max_new_tokens):
         if should_stop is not None and should_stop():
             return
-        token = choose_next(logits, settings, seen, generator)
+        allowed = logits.index_fill(0, never.to(logits.device), -math.inf) if len(never) else logits
+        token = choose_next(allowed, settings, seen, generator)
         probability, entropy, candidates = describe_distribution(logits, token)
         piece = text.push(token)
         yield GeneratedToken(token, piece, probability, entropy, candidates)

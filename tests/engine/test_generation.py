@@ -260,3 +260,15 @@ def test_an_rnn_with_an_adaptive_softmax_generates_and_scores(tokenizer):
                for t in tokens)
     result = score_text(model, tokenizer, "ROMEO:\nWhat light")
     assert all(t.loss == pytest.approx(-math.log(t.probability)) for t in result.tokens[1:])
+
+
+def test_a_character_model_never_samples_unk(tokenizer):
+    """<unk> stands for characters the corpus never had; an undertrained model may still favour it."""
+    model = make_model("transformer", tokenizer.vocab_size)
+    with torch.no_grad():
+        model.output.proj.weight[tokenizer.unk_id] *= 0
+        model.output.proj.weight[tokenizer.unk_id, :] += 50.0  # every position now prefers <unk> by far
+    tokens = list(generate(model, tokenizer, "To be", SamplingSettings(max_new_tokens=30, seed=3, temperature=1.0)))
+    assert len(tokens) == 30 and tokenizer.unk_id not in [t.id for t in tokens]
+    word_tokenizer = WordTokenizer.train(TEXT, TokenizerConfig(kind="word", max_vocab=50))
+    assert generation.never_generated(word_tokenizer) == []  # a word model's <unk> is a real prediction: rare words
