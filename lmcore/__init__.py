@@ -6,13 +6,18 @@ generation and attention capture, driven the same way by the GUI, the `lmcore` C
     trainer.subscribe(print)
     trainer.run()
 """
+from importlib.metadata import PackageNotFoundError, version
+
 from .checkpoint import load_trained_model
 from .config import RunConfig, load_config
 from .errors import LMCoreError
 from .generation import SamplingSettings, generate, score_text
 from .runs import list_runs
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("lm-workbench")  # one place for the version: pyproject.toml, through the package metadata
+except PackageNotFoundError:  # a checkout that was never installed
+    __version__ = "0+unknown"
 __all__ = ["RunConfig", "load_config", "LMCoreError", "SamplingSettings", "generate", "score_text",
            "list_runs", "load_trained_model", "Trainer", "__version__"]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import platformdirs
 
 from .errors import CorpusError
 from .fileio import write_atomic
@@ -115,7 +116,10 @@ def load_corpus(train: list[str], val: list[str] = (), val_fraction: float = 0.1
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("LMCORE_CACHE_DIR", Path.home() / ".cache" / "lm-workbench"))
+    """The platform's cache folder (~/.cache on Linux, ~/Library/Caches on macOS, %LOCALAPPDATA% on Windows);
+    LMCORE_CACHE_DIR overrides it."""
+    override = os.environ.get("LMCORE_CACHE_DIR")
+    return Path(override) if override else Path(platformdirs.user_cache_dir("lm-workbench", appauthor=False))
 
 
 def encode_cached(tokenizer, text: str, key: str, cache_dir: Path | None = None,
