@@ -147,6 +147,8 @@ class Trainer:
                 self._status("running", "preparing", **liveness())  # a resumed run is live again from here on
                 self._prepare()
                 return self._train()
+            except KeyboardInterrupt:  # a notebook's interrupted kernel (the CLI turns Ctrl-C into request_stop)
+                return self._stop_now()
             except LMCoreError as exc:
                 return self._fail(str(exc))
             except torch.OutOfMemoryError:
@@ -159,6 +161,16 @@ class Trainer:
                 return self._fail(f"{exc}", with_traceback=True)
             except Exception as exc:  # a bug: keep the details for the report, tell the user where they are
                 return self._fail(f"Unexpected error: {exc!r}", with_traceback=True)
+
+    def _stop_now(self) -> str:
+        """Stopped where it stood: saved and marked stopped as a requested stop is, so the run can resume, rather
+        than left 'running' with nothing saved. The step in flight, if any, is lost."""
+        if self._status_before_resume is not None or (self.step == 0 and not self.resuming):
+            return self._fail("Interrupted before training began; nothing was saved. Start (or resume) it again.")
+        self._save("last")
+        self._status("stopped", "", step=self.step, best_val_loss=self.best_val_loss)
+        self._emit(ev.Finished(self.step, "stopped", self.best_val_loss, self.folder.path))
+        return "stopped"
 
     def _fail(self, message: str, with_traceback: bool = False) -> str:
         if with_traceback and self.dist.is_main:

@@ -156,3 +156,33 @@ def test_metrics_past_the_checkpoint_are_dropped_on_resume(tmp_path, corpus):
     resumed.config.train.max_steps = 20
     resumed.run()
     assert max(r["step"] for r in folder.read_metrics()) == 20
+
+
+def interrupt_at(step: int):
+    """A subscriber that raises KeyboardInterrupt as a notebook's interrupted kernel would, at `step`."""
+    def callback(event):
+        if isinstance(event, ev.StepMetrics) and event.step == step:
+            raise KeyboardInterrupt
+    return callback
+
+
+def test_an_interrupted_notebook_run_is_saved_and_stopped_and_resumes(tmp_path, corpus):
+    trainer = Trainer.new(tiny_config(corpus, tmp_path / "runs", max_steps=30, eval_interval=100))
+    trainer.subscribe(interrupt_at(12))
+    assert trainer.run() == "stopped"
+    assert trainer.folder.read_status()["status"] == "stopped"
+    assert load_checkpoint(trainer.folder.checkpoint_path("last")).meta["step"] == 12
+    assert list_runs(tmp_path / "runs")[0].status == "stopped"  # not "running" while the kernel lives on
+    assert Trainer.resume(trainer.folder.path).run() == "finished"
+
+
+def test_an_interrupt_before_training_began_fails_the_run_with_what_to_do(tmp_path, corpus):
+    trainer = Trainer.new(tiny_config(corpus, tmp_path / "runs", max_steps=30))
+
+    def interrupt_while_preparing(event):
+        if isinstance(event, ev.Preparing):
+            raise KeyboardInterrupt
+    trainer.subscribe(interrupt_while_preparing)
+    assert trainer.run() == "failed"
+    status = trainer.folder.read_status()
+    assert status["status"] == "failed" and "Interrupted before training began" in status["message"]
