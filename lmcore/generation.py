@@ -74,6 +74,10 @@ class GeneratedToken:
     probability: float  # under the model's own distribution (temperature 1, no filtering)
     entropy: float  # of that distribution, in nats
     candidates: list[tuple[int, float]]  # the top TOP_CANDIDATES (id, probability), most likely first
+    # The same, for the distribution the token was drawn from: after the repetition penalty, temperature, top-k
+    # and top-p (greedy: all on the most likely token). What each sampling setting did is the difference.
+    sampled_probability: float = 1.0
+    sampled_candidates: list[tuple[int, float]] = field(default_factory=list)
 
 
 def encode_text(tokenizer, text: str, what: str) -> list[int]:
@@ -192,10 +196,10 @@ class TextStream:
         return piece
 
 
-def choose_next(logits: torch.Tensor, settings: SamplingSettings, seen: Iterable[int],
-                generator: torch.Generator) -> int:
-    """Pick the next token id from raw logits [V] under the sampling settings; `seen` are the ids already in
-    the text, for the repetition penalty."""
+def sampling_distribution(logits: torch.Tensor, settings: SamplingSettings, seen: Iterable[int]) -> torch.Tensor:
+    """The probabilities [V] the next token is drawn from, given raw logits [V] and the sampling settings: the
+    repetition penalty on `seen` (the ids already in the text), then temperature, top-k and top-p; greedy puts all
+    of it on the most likely token."""
     logits = logits.detach().to("cpu", torch.float32).clone()
     if settings.repetition_penalty != 1.0:
         seen = torch.tensor(list(seen), dtype=torch.long)
@@ -203,7 +207,7 @@ def choose_next(logits: torch.Tensor, settings: SamplingSettings, seen: Iterable
         logits[seen] = torch.where(values > 0, values / settings.repetition_penalty,
                                    values * settings.repetition_penalty)
     if settings.greedy:
-        return int(torch.argmax(logits))
+        return F.one_hot(torch.argmax(logits), logits.numel()).float()
     logits = logits / settings.temperature
     if settings.top_k > 0:
         kth = torch.topk(logits, min(settings.top_k, logits.numel())).values[-1]
@@ -213,7 +217,25 @@ def choose_next(logits: torch.Tensor, settings: SamplingSettings, seen: Iterable
         probs = F.softmax(sorted_logits, dim=-1)
         drop = torch.cumsum(probs, dim=-1) - probs >= settings.top_p  # keep the token that crosses top_p
         logits[order[drop]] = -math.inf
-    return int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator))
+    return F.softmax(logits, dim=-1)
+
+
+def draw(probs: torch.Tensor, settings: SamplingSettings, generator: torch.Generator) -> int:
+    """A token id from a sampling distribution [V]."""
+    return int(torch.argmax(probs)) if settings.greedy else int(torch.multinomial(probs, 1, generator=generator))
+
+
+def choose_next(logits: torch.Tensor, settings: SamplingSettings, seen: Iterable[int],
+                generator: torch.Generator) -> int:
+    """Pick the next token id from raw logits [V] under the sampling settings (see sampling_distribution)."""
+    return draw(sampling_distribution(logits, settings, seen), settings, generator)
+
+
+def top_candidates(probs: torch.Tensor) -> list[tuple[int, float]]:
+    """The TOP_CANDIDATES most likely (id, probability) of a distribution [V], most likely first; tokens a
+    distribution rules out (probability 0) are not candidates."""
+    top = torch.topk(probs, min(TOP_CANDIDATES, probs.numel()))
+    return [(i, p) for i, p in zip(top.indices.tolist(), top.values.tolist(), strict=True) if p > 0]
 
 
 def describe_distribution(logits: torch.Tensor, chosen: int) -> tuple[float, float, list[tuple[int, float]]]:
@@ -221,8 +243,7 @@ def describe_distribution(logits: torch.Tensor, chosen: int) -> tuple[float, flo
     log_probs = F.log_softmax(logits.float().cpu(), dim=-1)
     probs = log_probs.exp()
     entropy = float(-(probs * log_probs).sum())
-    top = torch.topk(probs, min(TOP_CANDIDATES, probs.numel()))
-    return float(probs[chosen]), entropy, list(zip(top.indices.tolist(), top.values.tolist()))
+    return float(probs[chosen]), entropy, top_candidates(probs)
 
 
 def never_generated(tokenizer) -> list[int]:
@@ -257,10 +278,12 @@ def generate(model, tokenizer, prompt: str | list[int], settings: SamplingSettin
         if should_stop is not None and should_stop():
             return
         allowed = logits.index_fill(0, never.to(logits.device), -math.inf) if len(never) else logits
-        token = choose_next(allowed, settings, seen, generator)
+        sampled = sampling_distribution(allowed, settings, seen)
+        token = draw(sampled, settings, generator)
         probability, entropy, candidates = describe_distribution(logits, token)
         piece = text.push(token)
-        yield GeneratedToken(token, piece, probability, entropy, candidates)
+        yield GeneratedToken(token, piece, probability, entropy, candidates, float(sampled[token]),
+                             top_candidates(sampled))
         recent += piece
         if any(stop in recent for stop in settings.stop) or step + 1 == settings.max_new_tokens:
             return

@@ -272,3 +272,21 @@ def test_a_character_model_never_samples_unk(tokenizer):
     assert len(tokens) == 30 and tokenizer.unk_id not in [t.id for t in tokens]
     word_tokenizer = WordTokenizer.train(TEXT, TokenizerConfig(kind="word", max_vocab=50))
     assert generation.never_generated(word_tokenizer) == []  # a word model's <unk> is a real prediction: rare words
+
+
+def test_each_token_carries_the_distribution_it_was_drawn_from(tokenizer):
+    """The raw distribution is the model's; the sampled one shows what temperature, top-k and top-p did to it."""
+    model = make_model("transformer", tokenizer.vocab_size)
+    cool = list(generate(model, tokenizer, "To be", SamplingSettings(max_new_tokens=5, seed=1, temperature=0.3,
+                                                                      top_k=3)))
+    hot = list(generate(model, tokenizer, "To be", SamplingSettings(max_new_tokens=5, seed=1, temperature=2.0)))
+    for token in cool:
+        assert len(token.sampled_candidates) <= 3  # top-k 3 leaves three tokens to draw from
+        assert sum(p for _, p in token.sampled_candidates) == pytest.approx(1.0, abs=1e-5)
+        assert dict(token.sampled_candidates)[token.id] == pytest.approx(token.sampled_probability)
+        assert token.sampled_candidates[0][1] > token.candidates[0][1]  # a low temperature sharpens
+    first = hot[0]
+    assert first.candidates == cool[0].candidates  # the raw distribution does not depend on the settings
+    assert first.sampled_candidates[0][1] < first.candidates[0][1]  # a high temperature flattens
+    greedy = next(generate(model, tokenizer, "To be", SamplingSettings(max_new_tokens=1, greedy=True)))
+    assert greedy.sampled_candidates == [(greedy.id, 1.0)] and greedy.id == greedy.candidates[0][0]
