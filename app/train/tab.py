@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMessageBox, QPushButton, QS
                                QWidget)
 
 from lmcore.metrics import read_metric_events
+from lmcore.progress import RemainingTime
 from lmcore.runs import RunFolder
 
 from .plots import TrainingPlots
@@ -78,6 +79,7 @@ class TrainTab(QWidget):
         self._tokens_per_step = 0
         self._run_dir: Path | None = None
         self._last_readout = 0.0  # time.monotonic() of the last progress and speed update
+        self._remaining = RemainingTime(max_steps=1, eval_interval=1)  # the live run's, from its Started event
 
         self.form = TrainForm(preset_dirs, user_presets_dir)
         self.plots = TrainingPlots()
@@ -177,7 +179,8 @@ class TrainTab(QWidget):
         worker.started.connect(self._on_started)
         worker.steps.connect(self._on_steps)
         worker.evals.connect(self.plots.add_evals)
-        worker.paused.connect(lambda _: self._set_state(PAUSED))
+        worker.evals.connect(self._on_evals)
+        worker.paused.connect(self._on_paused)
         worker.resumed.connect(lambda _: self._set_state(RUNNING))
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
@@ -262,6 +265,8 @@ class TrainTab(QWidget):
                        if e.step <= event.start_step]
         self.plots.begin_live_run(Path(event.run_dir), history, event.max_steps, event.tokens_per_step)
         self._max_steps, self._tokens_per_step = event.max_steps, event.tokens_per_step
+        eval_interval = RunFolder(event.run_dir).load_config().train.eval_interval
+        self._remaining = RemainingTime(event.max_steps, eval_interval)
         self._show_step(event.start_step)
         self.banner.hide()
         if self.state == PREPARING:
@@ -270,6 +275,7 @@ class TrainTab(QWidget):
     def _on_steps(self, events: list) -> None:
         self.plots.add_steps(events)
         now = time.monotonic()
+        self._remaining.steps(now, events[-1].step)
         if now - self._last_readout >= READOUT_INTERVAL_S:
             self._last_readout = now
             self._show_readout(events[-1])
@@ -279,10 +285,17 @@ class TrainTab(QWidget):
         if last.tokens_per_s > 0:
             step_time = self._tokens_per_step / last.tokens_per_s
             self.form.summary.show_step_time(step_time)
-            speed = (f" · {last.tokens_per_s:,.0f} tokens/s · "
-                     f"{format_duration((self._max_steps - last.step) * step_time)} left")
+            left = self._remaining.seconds_left(last.step)
+            speed = f" · {last.tokens_per_s:,.0f} tokens/s" + (f" · {format_duration(left)} left" if left else "")
             self.speed_changed.emit(last.tokens_per_s)
         self._show_step(last.step, speed)
+
+    def _on_evals(self, events: list) -> None:
+        self._remaining.evaluated(time.monotonic(), events[-1].step)
+
+    def _on_paused(self, _event) -> None:
+        self._remaining.paused()
+        self._set_state(PAUSED)
 
     def _show_step(self, step: int, details: str = "") -> None:
         self.progress.show_progress(step / max(self._max_steps, 1), f"step {step:,} of {self._max_steps:,}{details}")

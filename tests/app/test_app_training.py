@@ -57,6 +57,7 @@ def test_start_watch_pause_resume_stop(make_window, qtbot, small_corpus, monkeyp
     qtbot.waitUntil(lambda: tab.plots.series[tab.plots.pinned].evals.size >= 1, timeout=TIMEOUT)
     assert "tokens/s" in window.speed_label.text() and run_label(worker.run_dir.name) in window.run_label.text()
     assert tab.form.summary.values["Time / step"].text() != "–"
+    qtbot.waitUntil(lambda: " left" in tab.progress.text, timeout=TIMEOUT)  # from the run's pace, evaluations counted
     assert not tab.form.sections["Model"].isEnabled()  # settings are locked while training
 
     qtbot.mouseClick(tab.pause_button, Qt.LeftButton)
