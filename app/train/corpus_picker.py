@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPla
 
 from lmcore.corpus import CorpusSummary
 
+from ..common.fonts import missing_fonts_message
 from ..common.style import monospace_font, set_invalid
 from ..common.text import format_bytes
 
@@ -38,6 +39,10 @@ class CorpusPicker(QWidget):
         self.preview.setLineWrapMode(QPlainTextEdit.NoWrap)
         self.preview.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.preview.setToolTip("The beginning of the corpus, as the tokenizer will read it.")
+        self.no_font = QLabel()  # the corpus is in a script no installed font can draw
+        self.no_font.setObjectName("hint")
+        self.no_font.setWordWrap(True)
+        self.no_font.hide()
         self.problem = QLabel()
         self.problem.setObjectName("fieldError")
         self.problem.setWordWrap(True)
@@ -54,6 +59,7 @@ class CorpusPicker(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.problem)
         layout.addWidget(self.preview)
+        layout.addWidget(self.no_font)
 
         self.path_edit.editingFinished.connect(self._on_edited)
         file_button.clicked.connect(self._browse_file)
@@ -80,6 +86,9 @@ class CorpusPicker(QWidget):
             self.info.setText(format_bytes(summary.size_bytes) if summary.files else "")
         self.preview.setPlainText(summary.preview)
         self.preview.setVisible(bool(summary.preview))
+        no_font = missing_fonts_message(summary.preview)
+        self.no_font.setText(no_font or "")
+        self.no_font.setVisible(no_font is not None)
         self.problem.setText(problem or "")
         self.problem.setVisible(bool(problem))
         set_invalid(self.path_edit, bool(problem))
