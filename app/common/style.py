@@ -81,6 +81,7 @@ QPushButton#primary {{ background: {ACCENT}; color: white; border-color: {ACCENT
 QPushButton#primary:hover {{ background: #255cc0; }}
 QPushButton#primary:disabled {{ background: #a9bfe8; border-color: #a9bfe8; color: #eef2fb; }}
 QPushButton#danger {{ color: {ERROR}; }}
+QPushButton#danger:disabled {{ color: #a8adb8; }}
 QToolButton#sectionHeader {{ border: none; font-weight: 600; padding: 4px 0px; text-align: left; }}
 QFrame#section {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: 6px; }}
 QFrame#summary {{ background: #f5f8fe; border: 1px solid #cfdcf5; border-radius: 6px; }}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths, Qt
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QColor, QKeySequence
 from PySide6.QtWidgets import QApplication, QWidget
 
 from lmcore.corpus import inspect_corpus
@@ -235,3 +235,26 @@ def test_the_window_wires_the_tabs_through_their_interface(make_window):
     assert window.attention_tab.texts == ["To be, or not to be"] and window.tabs.currentIndex() == 2
     window.close()
     assert window.generate_tab.shut_down and window.attention_tab.shut_down
+
+
+def test_a_disabled_delete_button_is_not_drawn_red(themed_app, qtbot):
+    """Red says "this destroys something": a button that cannot be pressed must not shout it."""
+    from PySide6.QtWidgets import QPushButton
+
+    from app.common.style import ERROR
+
+    def reddish_pixels(button) -> int:
+        image = button.grab().toImage()
+        red = QColor(ERROR)
+        return sum(1 for x in range(image.width()) for y in range(image.height())
+                   if abs(image.pixelColor(x, y).red() - red.red()) < 40
+                   and abs(image.pixelColor(x, y).green() - red.green()) < 40
+                   and abs(image.pixelColor(x, y).blue() - red.blue()) < 40)
+
+    button = QPushButton("Delete…")
+    button.setObjectName("danger")
+    qtbot.addWidget(button)
+    button.show()
+    assert reddish_pixels(button) > 5  # enabled: red text
+    button.setEnabled(False)
+    assert reddish_pixels(button) == 0
