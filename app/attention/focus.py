@@ -12,7 +12,7 @@ from ..common.style import monospace_font
 from ..common.text import visible_token
 
 TOP_KEYS = 3
-FOCUS_COLOR = "#ff3b30"
+FOCUS_COLOUR = "#ff3b30"
 SHADE_RGB = (253, 231, 37)  # viridis' top colour, so the text shading reads like the heatmaps
 
 
@@ -20,14 +20,14 @@ class TokenFocusView(QWidget):
     """The text as clickable tokens; under it, a rows × earlier-tokens map for the focused token and a summary
     of each row's strongest keys. Rows are layers (attention) or the single saliency row (RNN)."""
 
-    tokenClicked = Signal(int)
+    token_clicked = Signal(int)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.text = QTextBrowser()
         self.text.setOpenLinks(False)
         self.text.setFont(monospace_font())
-        self.text.anchorClicked.connect(lambda url: self.tokenClicked.emit(int(url.fragment())))
+        self.text.anchorClicked.connect(lambda url: self.token_clicked.emit(int(url.fragment())))
         self.heatmap = HeatmapView()
         self.summary = QLabel()
         self.summary.setTextFormat(Qt.TextFormat.RichText)
@@ -89,12 +89,12 @@ def _token_html(tokens: list[str], position: int, shade: np.ndarray) -> str:
     parts = []
     for i, token in enumerate(tokens):
         if i == position:
-            style = f"background-color:{FOCUS_COLOR}; color:white; font-weight:bold"
+            style = f"background-color:{FOCUS_COLOUR}; color:white; font-weight:bold"
         elif i > position:
             style = "color:#9a9a9a"
         else:  # whitespace drawn light, so the words stay readable
-            color = "#a0a0a0" if token.isspace() else "black"
-            style = f"background-color:{_blend_with_white(shade[i])}; color:{color}"
+            colour = "#a0a0a0" if token.isspace() else "black"
+            style = f"background-color:{_blend_with_white(shade[i])}; color:{colour}"
         label = html.escape(visible_token(token, 40))
         parts.append(f'<a href="#{i}" style="text-decoration:none"><span style="{style}">{label}</span></a>')
         if "\n" in token:

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QVBoxLayou
 
 from ..common.text import visible_token
 
-COLOR_MAP = "viridis"  # perceptually uniform and readable with colour-blindness
+COLOUR_MAP = "viridis"  # perceptually uniform and readable with colour-blindness
 MASK_FILL = QColor(214, 214, 214)
 MASK_HATCH = QColor(150, 150, 150)
 LABEL_CHARS = 10  # longer tokens are cut with "…" on the axes (the hover readout shows them whole)
@@ -154,7 +154,7 @@ def _axis_pen(owner: QWidget) -> QPen:
 class HeatmapView(QWidget):
     """One matrix, rows top to bottom; wheel zooms, drag pans, hover reads a cell out, a click emits it."""
 
-    cellClicked = Signal(int, int)  # row, column
+    cell_clicked = Signal(int, int)  # row, column
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -178,7 +178,7 @@ class HeatmapView(QWidget):
         self.plot.getViewBox().invertY(True)  # row 0 (the first query) on top, as a matrix is read
         self.image = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
         self.plot.addItem(self.image)
-        self.colorbar = pg.ColorBarItem(colorMap=pg.colormap.get(COLOR_MAP), width=14, interactive=False,
+        self.colorbar = pg.ColorBarItem(colorMap=pg.colormap.get(COLOUR_MAP), width=14, interactive=False,
                                         colorMapMenu=False, pen=pen)
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
         self.colorbar.axis.setTextPen(pen)
@@ -271,7 +271,7 @@ class HeatmapView(QWidget):
     def _on_mouse_clicked(self, event) -> None:
         cell = self.cell_at(event.scenePos())
         if cell is not None and event.button() == Qt.MouseButton.LeftButton:
-            self.cellClicked.emit(*cell)
+            self.cell_clicked.emit(*cell)
 
 
 class GridCell(NamedTuple):
@@ -284,7 +284,7 @@ class GridCell(NamedTuple):
 class ModelGridView(QWidget):
     """Every layer × head as a small map (bertviz's model view); clicking one emits its (layer, head)."""
 
-    headClicked = Signal(int, int)
+    head_clicked = Signal(int, int)
     LABEL_PIXELS = 30  # the head and layer labels' row height and column width
 
     def __init__(self, parent=None):
@@ -311,19 +311,19 @@ class ModelGridView(QWidget):
         self.cells = []
         n_layer, n_head, T, _ = weights.shape
         mask = future_mask(T)
-        colors = pg.colormap.get(COLOR_MAP)
-        text_color = self.palette().color(QPalette.ColorRole.Text).name()
+        colours = pg.colormap.get(COLOUR_MAP)
+        text_colour = self.palette().color(QPalette.ColorRole.Text).name()
         for head in range(n_head):
-            self.canvas.addLabel(f"head {head + 1}", row=0, col=head + 1, color=text_color)
+            self.canvas.addLabel(f"head {head + 1}", row=0, col=head + 1, color=text_colour)
         for layer in range(n_layer):
-            self.canvas.addLabel(f"layer {layer + 1}", row=layer + 1, col=0, angle=-90, color=text_color)
+            self.canvas.addLabel(f"layer {layer + 1}", row=layer + 1, col=0, angle=-90, color=text_colour)
             for head in range(n_head):
                 view = self.canvas.addViewBox(row=layer + 1, col=head + 1, lockAspect=True, enableMouse=False,
                                               invertY=True, enableMenu=False)
                 _mask_backdrop(view, T, T, hatched=False)
                 image = pg.ImageItem(_masked(weights[layer, head], mask), axisOrder="row-major",
                                      autoDownsample=True, levels=display_levels(weights[layer, head], mask))
-                image.setColorMap(colors)
+                image.setColorMap(colours)
                 view.addItem(image)
                 frame = QGraphicsRectItem(0, 0, T, T)
                 frame.setPen(pg.mkPen("#ff3b30", width=3))
@@ -368,4 +368,4 @@ class ModelGridView(QWidget):
     def _on_mouse_clicked(self, event) -> None:
         hit = self.cell_at(event.scenePos())
         if hit and event.button() == Qt.MouseButton.LeftButton:
-            self.headClicked.emit(hit.layer, hit.head)
+            self.head_clicked.emit(hit.layer, hit.head)

@@ -1,8 +1,8 @@
 """Attention tab: what each head of a Transformer looks at, for a text the user types, sends from the Generate
 tab, or watches change while the run trains. An RNN run gets gradient saliency in the same views instead.
 
-The numbers come from lmcore.attention. The tab only draws: its worker (attention_worker.py, on a thread of its
-own) loads the run and captures a snapshot, or reads one the training run wrote for the live probe.
+The numbers come from lmcore.attention. The tab only draws: its worker (worker.py, on a thread of its own) loads
+the run and captures a snapshot, or reads one the training run wrote for the live probe.
 """
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
-                               QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QSpinBox, QTabWidget, QVBoxLayout, QWidget
 
 from lmcore.attention import SALIENCY_WINDOW, AttentionSnapshot, opening_text
 from lmcore.errors import LMCoreError
@@ -28,7 +27,8 @@ from .focus import TokenFocusView
 from .heatmap import Axis, HeatmapView, ModelGridView, future_mask
 from .worker import AttentionWorker
 from ..common.background import start_in_background, stop_background
-from ..common.style import monospace_font, set_tone
+from ..common.style import set_tone
+from ..common.widgets import button, row, text_editor
 
 HEATMAP, MODEL, FOCUS = range(3)  # the view tabs
 RNN_NOTICE = (
@@ -74,23 +74,14 @@ class AttentionTab(QWidget):
         self.checkpoint.addItems(["best", "last"])
         self.checkpoint.setToolTip("Which checkpoint of the run to look inside")
         self.checkpoint.currentTextChanged.connect(lambda _: self.capture_text())
-        header = QHBoxLayout()
-        header.addWidget(self.run_label, 1)
-        header.addWidget(QLabel("Checkpoint"))
-        header.addWidget(self.checkpoint)
+        header = row((self.run_label, 1), QLabel("Checkpoint"), self.checkpoint)
 
-        self.editor = QPlainTextEdit()
-        self.editor.setPlaceholderText("Type or paste a text, or send a prompt and its output from the Generate tab.")
-        self.editor.setMaximumHeight(84)
-        self.editor.setFont(monospace_font())
-        self.show_button = QPushButton("Show attention", objectName="primary")
+        self.editor = text_editor("Type or paste a text, or send a prompt and its output from the Generate tab.", 84)
+        self.show_button = button("Show attention", self._on_show_clicked, name="primary",
+                                  tooltip="Capture the attention for this text (Ctrl+Enter)")
         self.show_button.setDefault(True)
-        self.show_button.setToolTip("Capture the attention for this text (Ctrl+Enter)")
-        self.show_button.clicked.connect(self._on_show_clicked)
         QShortcut(QKeySequence("Ctrl+Return"), self.editor, activated=self._on_show_clicked)
-        text_row = QHBoxLayout()
-        text_row.addWidget(self.editor, 1)
-        text_row.addWidget(self.show_button, 0, Qt.AlignmentFlag.AlignTop)
+        text_row = row((self.editor, 1), (self.show_button, 0, Qt.AlignmentFlag.AlignTop))
 
         self.live = QCheckBox("Live while training: refresh every")
         self.live.setToolTip("While a run trains in this window, the training process captures this text with "
@@ -99,10 +90,7 @@ class AttentionTab(QWidget):
         self.every = QSpinBox(minimum=1, maximum=100_000, value=20, suffix=" steps")
         self.every.valueChanged.connect(self._sync_probe)
         self.live_status = QLabel()
-        live_row = QHBoxLayout()
-        live_row.addWidget(self.live)
-        live_row.addWidget(self.every)
-        live_row.addWidget(self.live_status, 1)
+        live_row = row(self.live, self.every, (self.live_status, 1))
 
         self.notice = QLabel(objectName="banner")
         self.notice.setWordWrap(True)
@@ -113,28 +101,20 @@ class AttentionTab(QWidget):
         self.layer.currentIndexChanged.connect(self._render)
         self.head.currentIndexChanged.connect(self._render)
         self.layer_label, self.head_label = QLabel("Layer"), QLabel("Head")
-        self.fit = QPushButton("Fit")
-        self.fit.setToolTip("Zoom out to the whole map")
-        self.fit.clicked.connect(self._fit)
-        self.export_png = QPushButton("Export PNG…")
-        self.export_png.clicked.connect(self._on_export_png)
-        self.export_npy = QPushButton("Export weights (.npy)…")
-        self.export_npy.setToolTip("All layers and heads as a [layer, head, query, key] float32 array, "
-                                   "with the tokens in a .tokens.json beside it")
-        self.export_npy.clicked.connect(self._on_export_npy)
-        controls = QHBoxLayout()
-        for widget in (self.layer_label, self.layer, self.head_label, self.head):
-            controls.addWidget(widget)
-        controls.addStretch(1)
-        for widget in (self.fit, self.export_png, self.export_npy):
-            controls.addWidget(widget)
+        self.fit = button("Fit", self._fit, tooltip="Zoom out to the whole map")
+        self.export_png = button("Export PNG…", self._on_export_png)
+        self.export_npy = button("Export weights (.npy)…", self._on_export_npy,
+                                 tooltip="All layers and heads as a [layer, head, query, key] float32 array, "
+                                         "with the tokens in a .tokens.json beside it")
+        controls = row(self.layer_label, self.layer, self.head_label, self.head, 1,
+                       self.fit, self.export_png, self.export_npy)
 
         self.heatmap = HeatmapView()
-        self.heatmap.cellClicked.connect(lambda row, col: self._set_focus(row))
+        self.heatmap.cell_clicked.connect(lambda query, _key: self._set_focus(query))
         self.grid = ModelGridView()
-        self.grid.headClicked.connect(self._open_head)
+        self.grid.head_clicked.connect(self._open_head)
         self.focus = TokenFocusView()
-        self.focus.tokenClicked.connect(self._set_focus)
+        self.focus.token_clicked.connect(self._set_focus)
         self.views = QTabWidget()
         self.views.addTab(self.heatmap, "Heatmap")
         self.views.addTab(self.grid, "Model view")
@@ -300,8 +280,8 @@ class AttentionTab(QWidget):
 
     def _show_snapshot(self, snapshot: AttentionSnapshot | None) -> None:
         self._snapshot = snapshot
-        for button in (self.export_png, self.export_npy, self.fit):
-            button.setEnabled(snapshot is not None)
+        for widget in (self.export_png, self.export_npy, self.fit):
+            widget.setEnabled(snapshot is not None)
         self._show_notes()
         if snapshot is None:
             self.heatmap.clear()

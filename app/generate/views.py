@@ -10,13 +10,13 @@ from PySide6.QtGui import (QColor, QFont, QLinearGradient, QPainter, QPalette, Q
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QTextBrowser, QVBoxLayout,
                                QWidget)
 
-from .worker import TokenInfo
 from ..common.style import monospace_font
 from ..common.text import visible_token
+from .session import TokenInfo
 
 # ColorBrewer's RdYlBu (colour-blind safe, perceptually ordered): unlikely tokens warm, likely ones cool and light.
-COLOR_STOPS = [(0.0, "#d73027"), (0.25, "#fc8d59"), (0.5, "#fee090"), (0.75, "#e0f3f8"), (1.0, "#91bfdb")]
-TEXT_ON_COLOR = QColor("#1b1b1b")
+COLOUR_STOPS = [(0.0, "#d73027"), (0.25, "#fc8d59"), (0.5, "#fee090"), (0.75, "#e0f3f8"), (1.0, "#91bfdb")]
+TEXT_ON_COLOUR = QColor("#1b1b1b")
 PINNED_BACKGROUND = QColor("#1f2430")
 # The scale is logarithmic, from probability 10^-DECADES to 1: surprise (-log p, the loss) is what stands out,
 # and a linear scale would paint nearly every token of a character model the same red.
@@ -30,14 +30,14 @@ def scale_position(p: float) -> float:
     return min(max(1 + math.log10(max(p, 1e-12)) / DECADES, 0.0), 1.0)
 
 
-def probability_color(p: float) -> QColor:
+def probability_colour(p: float) -> QColor:
     x = scale_position(p)
-    for (x0, c0), (x1, c1) in zip(COLOR_STOPS, COLOR_STOPS[1:]):
+    for (x0, c0), (x1, c1) in zip(COLOUR_STOPS, COLOUR_STOPS[1:]):
         if x <= x1:
             t = (x - x0) / (x1 - x0)
             a, b = QColor(c0).getRgbF()[:3], QColor(c1).getRgbF()[:3]
             return QColor.fromRgbF(*(u + (v - u) * t for u, v in zip(a, b)))
-    return QColor(COLOR_STOPS[-1][1])
+    return QColor(COLOUR_STOPS[-1][1])
 
 
 class TokenView(QTextBrowser):
@@ -101,8 +101,8 @@ class TokenView(QTextBrowser):
             fmt.setBackground(PINNED_BACKGROUND)
             fmt.setForeground(QColor("white"))
         elif self.values[index] is not None:
-            fmt.setBackground(probability_color(self.values[index]))
-            fmt.setForeground(TEXT_ON_COLOR)
+            fmt.setBackground(probability_colour(self.values[index]))
+            fmt.setForeground(TEXT_ON_COLOUR)
         fmt.setAnchor(True)
         fmt.setAnchorHref(str(index))
         return fmt
@@ -131,7 +131,7 @@ class TokenView(QTextBrowser):
         return cursor
 
 
-class ColorLegend(QWidget):
+class ColourLegend(QWidget):
     """The colour scale under a token view: probability of the chosen token, or (loss mode) its loss in nats."""
 
     def __init__(self, loss: bool = False, parent=None):
@@ -149,8 +149,8 @@ class ColorLegend(QWidget):
         title_width = metrics.horizontalAdvance(self._title) + 12
         bar = QRectF(title_width, 4, self.width() - title_width - 12, 12)
         gradient = QLinearGradient(bar.topLeft(), bar.topRight())
-        for position, color in COLOR_STOPS:
-            gradient.setColorAt(position, QColor(color))
+        for position, colour in COLOUR_STOPS:
+            gradient.setColorAt(position, QColor(colour))
         painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
         painter.drawText(QRectF(0, 0, title_width, 20), Qt.AlignmentFlag.AlignVCenter, self._title)
         painter.setPen(QColor(0, 0, 0, 60))
@@ -188,7 +188,7 @@ class CandidateBars(QWidget):
         mono = monospace_font()
         label_width, percent_width = 84, 50
         bar_width = max(20, self.width() - label_width - percent_width - 8)
-        text_color = self.palette().color(QPalette.ColorRole.WindowText)
+        text_colour = self.palette().color(QPalette.ColorRole.WindowText)
         for row, (text, p, chosen) in enumerate(self.rows):
             top = 2 + row * self.ROW
             if chosen:
@@ -198,7 +198,7 @@ class CandidateBars(QWidget):
             font = QFont(mono)
             font.setBold(chosen)
             painter.setFont(font)
-            painter.setPen(text_color)
+            painter.setPen(text_colour)
             marker = "▶ " if chosen else "  "
             label = painter.fontMetrics().elidedText(marker + visible_token(text), Qt.TextElideMode.ElideRight,
                                                      label_width - 4)
@@ -207,10 +207,10 @@ class CandidateBars(QWidget):
             painter.setBrush(QColor(0, 0, 0, 14))  # the track: where probability 1 would reach
             painter.drawRoundedRect(QRectF(label_width, top + 4, bar_width, self.ROW - 10), 3, 3)
             painter.setPen(QColor(0, 0, 0, 50))
-            painter.setBrush(probability_color(p))
+            painter.setBrush(probability_colour(p))
             painter.drawRoundedRect(QRectF(label_width, top + 4, max(2.0, p * bar_width), self.ROW - 10), 3, 3)
             painter.setFont(self.font())
-            painter.setPen(text_color)
+            painter.setPen(text_colour)
             painter.drawText(QRectF(self.width() - percent_width, top, percent_width - 4, self.ROW - 2),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, f"{100 * p:.1f}%")
 

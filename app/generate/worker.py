@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -16,53 +16,12 @@ from PySide6.QtCore import QObject, Signal, Slot
 from lmcore.checkpoint import load_trained_model, resolve_checkpoint
 from lmcore.device import describe_device, pick_device
 from lmcore.errors import LMCoreError
-from lmcore.generation import SamplingSettings, fresh_seed, generate, prompt_ids, score_text
+from lmcore.generation import fresh_seed, generate, prompt_ids, score_text
 
 from ..common.background import report_errors
+from .session import GenerationFinished, GenerationRequest, GenerationStarted, ModelSummary, TokenInfo
 
 EMIT_INTERVAL = 0.05  # seconds between token batches sent to the GUI
-
-
-@dataclass
-class TokenInfo:
-    """One token as the token views show it, for generated and scored text alike."""
-    id: int
-    text: str
-    probability: float | None  # None: the first token of a scored text, which nothing predicts
-    entropy: float | None
-    candidates: list[tuple[str, float, bool]]  # (token text, probability, is the chosen token)
-    loss: float | None = None  # scored text only
-
-
-@dataclass
-class ModelSummary:
-    run_dir: Path
-    checkpoint: str  # "best" | "last": the file actually loaded
-    family: str
-    description: str  # one line on the model
-    checkpoint_line: str
-    tokenizer_line: str
-    context_length: int | None
-
-
-@dataclass
-class GenerationRequest:
-    prompt: str | list[int]  # text, or the ids of earlier output to continue from
-    settings: SamplingSettings
-
-
-@dataclass
-class GenerationStarted:
-    prompt_ids: list[int]
-    seed: int
-
-
-@dataclass
-class GenerationFinished:
-    tokens: int
-    seconds: float
-    first_token_seconds: float | None
-    reason: str  # "stopped" | "max tokens" | "stop string"
 
 
 class GenerationWorker(QObject):

@@ -8,7 +8,9 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.generate.tab import GenerateTab, parse_stop_strings
+from app.generate.controls import SamplingControls
+from app.generate.session import parse_stop_strings
+from app.generate.tab import GenerateTab
 from app.generate.worker import EMIT_INTERVAL
 from engine_helpers import tiny_config
 from lmcore.checkpoint import load_trained_model
@@ -42,13 +44,13 @@ def tab(qtbot, run_dir):
 
 
 def set_settings(tab, max_tokens, seed=3, temperature=0.9, top_k=10, top_p=0.95, repetition=1.1):
-    tab.max_tokens_spin.setValue(max_tokens)
-    tab.temperature_spin.setValue(temperature)
-    tab.top_k_spin.setValue(top_k)
-    tab.top_p_spin.setValue(top_p)
-    tab.repetition_spin.setValue(repetition)
-    tab.random_seed_check.setChecked(False)
-    tab.seed_spin.setValue(seed)
+    tab.controls.max_tokens_spin.setValue(max_tokens)
+    tab.controls.temperature_spin.setValue(temperature)
+    tab.controls.top_k_spin.setValue(top_k)
+    tab.controls.top_p_spin.setValue(top_p)
+    tab.controls.repetition_spin.setValue(repetition)
+    tab.controls.random_seed_check.setChecked(False)
+    tab.controls.seed_spin.setValue(seed)
 
 
 def generate_and_wait(qtbot, tab, button=None):
@@ -94,22 +96,22 @@ def test_stop_works_mid_generation_and_continue_goes_on_from_there(qtbot, tab, r
     timer = QTimer(interval=10, timeout=lambda: ticks.append(1))
     timer.start()
     qtbot.mouseClick(tab.generate_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: len(tab._generated) >= 5, timeout=10_000)
+    qtbot.waitUntil(lambda: len(tab.session.generated) >= 5, timeout=10_000)
     assert ticks and tab.stop_button.isEnabled() and not tab.generate_button.isEnabled()  # the GUI stays live
     qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not tab.stop_button.isEnabled(), timeout=5_000)
     timer.stop()
-    stopped_at = list(tab._ids)
-    assert len(tab._generated) < 100_000 and "stopped" in tab.status_label.text()
+    stopped_at = list(tab.session.ids)
+    assert len(tab.session.generated) < 100_000 and "stopped" in tab.status_label.text()
     text_before = tab.output_text()
 
-    tab.max_tokens_spin.setValue(15)
+    tab.controls.max_tokens_spin.setValue(15)
     generate_and_wait(qtbot, tab, tab.continue_button)
-    assert tab._ids[:len(stopped_at)] == stopped_at and len(tab._ids) == len(stopped_at) + 15
+    assert tab.session.ids[:len(stopped_at)] == stopped_at and len(tab.session.ids) == len(stopped_at) + 15
     assert tab.output_text().startswith(text_before)
     model, tokenizer, _ = load_trained_model(run_dir, "best")
     settings = SamplingSettings(15, 0.9, 10, 0.95, 1.1, seed=3)
-    assert tab._ids[len(stopped_at):] == [t.id for t in generate(model, tokenizer, stopped_at, settings)]
+    assert tab.session.ids[len(stopped_at):] == [t.id for t in generate(model, tokenizer, stopped_at, settings)]
 
 
 def test_hovering_a_token_shows_its_candidates_and_clicking_pins_it(qtbot, tab):
@@ -117,12 +119,12 @@ def test_hovering_a_token_shows_its_candidates_and_clicking_pins_it(qtbot, tab):
     tab.prompt_edit.setPlainText("ROMEO:")
     generate_and_wait(qtbot, tab)
     view, inspector = tab.output_view, tab.inspector
-    visible = [i for i, t in enumerate(tab._generated) if t.text.strip()]
+    visible = [i for i, t in enumerate(tab.session.generated) if t.text.strip()]
     first, second = visible[2], visible[5]
 
     qtbot.mouseMove(view.viewport(), view.token_rect(first).center())
     qtbot.waitUntil(lambda: inspector.title.text().startswith(f"#{first} "), timeout=3_000)
-    token = tab._generated[first]
+    token = tab.session.generated[first]
     assert len(inspector.bars.rows) == 10
     chosen = [row for row in inspector.bars.rows if row[2]]
     if chosen:
@@ -141,15 +143,32 @@ def test_hovering_a_token_shows_its_candidates_and_clicking_pins_it(qtbot, tab):
 
 
 def test_presets_fill_the_settings_and_editing_one_makes_them_custom(tab):
-    tab.preset_combo.setCurrentText("precise")
-    assert (tab.temperature_spin.value(), tab.top_k_spin.value(), tab.top_p_spin.value(),
-            tab.repetition_spin.value()) == (0.5, 20, 0.9, 1.1)
-    tab.temperature_spin.setValue(0.7)
-    assert tab.preset_combo.currentText() == "custom"
-    tab.greedy_check.setChecked(True)
-    assert not tab.temperature_spin.isEnabled() and tab.settings().greedy
-    tab.random_seed_check.setChecked(True)
-    assert tab.settings().seed is None
+    tab.controls.preset_combo.setCurrentText("precise")
+    assert (tab.controls.temperature_spin.value(), tab.controls.top_k_spin.value(), tab.controls.top_p_spin.value(),
+            tab.controls.repetition_spin.value()) == (0.5, 20, 0.9, 1.1)
+    tab.controls.temperature_spin.setValue(0.7)
+    assert tab.controls.preset_combo.currentText() == "custom"
+    tab.controls.greedy_check.setChecked(True)
+    assert not tab.controls.temperature_spin.isEnabled() and tab.controls.settings().greedy
+    tab.controls.random_seed_check.setChecked(True)
+    assert tab.controls.settings().seed is None
+
+
+def test_the_sampling_controls_say_once_per_edit_that_they_changed(qtbot):
+    controls = SamplingControls()
+    qtbot.addWidget(controls)
+    changes = []
+    controls.changed.connect(lambda: changes.append(controls.settings()))
+    controls.preset_combo.setCurrentText("creative")
+    controls.top_k_spin.setValue(7)
+    controls.stop_edit.setText(r"\n\n")
+    controls.random_seed_check.setChecked(True)
+    assert [(s.temperature, s.top_k, s.stop, s.seed) for s in changes] == [
+        (1.1, 0, [], 1337), (1.1, 7, [], 1337), (1.1, 7, ["\n\n"], 1337), (1.1, 7, ["\n\n"], None)]
+    assert controls.preset_combo.currentText() == "custom" and not controls.seed_spin.isEnabled()
+    controls.show_seed(42)  # a drawn seed is shown, so that unticking "random" repeats it
+    controls.random_seed_check.setChecked(False)
+    assert controls.settings().seed == 42
 
 
 def test_stop_strings_are_comma_separated_with_escapes():
@@ -170,10 +189,10 @@ def test_score_mode_colours_tokens_by_loss_and_reports_the_totals(qtbot, tab, ru
     summary = tab.score_summary.text()
     assert f"{result.perplexity:.2f}" in summary and f"{result.bits_per_char:.3f}" in summary
     assert len(tab.score_view.spans) == len(text)
-    assert [t.loss for t in tab._scored[1:]] == pytest.approx([t.loss for t in result.tokens[1:]])
+    assert [t.loss for t in tab.session.scored[1:]] == pytest.approx([t.loss for t in result.tokens[1:]])
     qtbot.mouseMove(tab.score_view.viewport(), tab.score_view.token_rect(8).center())
     qtbot.waitUntil(lambda: "loss" in tab.inspector.stats.text(), timeout=3_000)
-    assert math.exp(-tab._scored[8].loss) == pytest.approx(tab._scored[8].probability)
+    assert math.exp(-tab.session.scored[8].loss) == pytest.approx(tab.session.scored[8].probability)
 
 
 @pytest.mark.parametrize("prompt, words", [("", "prompt is empty"), ("Price: 5€", "'€'")])
