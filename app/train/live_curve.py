@@ -3,8 +3,8 @@
 Setting new data on a pyqtgraph item repaints the whole plot under it, and the window's CPU is taken from training,
 which shares the cores. So a live curve is two items: its history, which Qt keeps as a picture (redrawn only when
 the view moves or the history grows), and a short tail with the newest points. A refresh changes only the tail, and
-Qt repaints only the strip under it, pasting the history's picture there. The plots' refresh costs under half of
-what plain setData on one item would (docs/performance.md, the eighth look).
+Qt repaints only the strip under it, pasting the history's picture there, for a refresh far cheaper than plain
+setData on one item (docs/performance.md, the eighth look).
 """
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from PySide6.QtGui import QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem
 
 TAIL_PIXELS = 100  # the tail joins the history once it is this wide...
-TAIL_POINTS = 500  # ...or holds this many points (a fast model adds hundreds a second)
+TAIL_POINTS = 500  # ...or holds this many points (a fast model adds many between refreshes)
 
 
 def keep_as_picture(item: pg.PlotDataItem) -> pg.PlotDataItem:
     """Let Qt paint the item from a cached picture until the item itself changes."""
     for part in (item.curve, item.scatter):
-        part.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+        part.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     return item
 
 
@@ -113,7 +113,7 @@ def _downsampled(x: np.ndarray, y: np.ndarray, bucket: int, method: str) -> tupl
 
 class Tail(pg.GraphicsObject):
     """A line through a few points, and nothing else: pyqtgraph's curve items spend more time on their options
-    (and on their bounds, which Qt asks for a dozen times a paint) than this spends drawing."""
+    (and on their bounds, which Qt asks for several times a paint) than this spends drawing."""
 
     def __init__(self, pen: QPen, antialias: bool):
         super().__init__()
@@ -146,7 +146,7 @@ class Tail(pg.GraphicsObject):
         return self._bounds
 
     def paint(self, painter: QPainter, _option, _widget) -> None:
-        painter.setRenderHint(QPainter.Antialiasing, self.antialias)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, self.antialias)
         painter.setPen(self.pen)
         painter.drawPath(self._path)
 

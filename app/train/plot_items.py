@@ -1,10 +1,10 @@
 """pyqtgraph's plot, view and axis items, with their bounds answered (and a view's nothing painted) cheaply.
 
 Qt asks every item under a repainted region for its bounding rectangle, several times a paint, and pyqtgraph
-answers in Python: about 70 calls for each strip of the loss plot repainted ten times a second, CPU taken from
-training, which shares the cores (about a tenth of a refresh: docs/performance.md, the eighth look). A plot or view
-box is a plain rectangle, so Qt's own C++ answers (for its bounds, and for its shape, which clips what it holds) are
-the same; an axis, whose grid lines cover its view, keeps its answer until either is resized (or its grid is switched).
+answers in Python, for each strip of the loss plot repainted at every refresh: CPU taken from training, which shares
+the cores (docs/performance.md, the eighth look). A plot or view box is a plain rectangle, so Qt's own C++ answers
+(for its bounds, and for its shape, which clips what it holds) are the same; an axis, whose grid lines cover its
+view, keeps its answer until either is resized (or its grid is switched).
 """
 from __future__ import annotations
 

@@ -1,137 +1,46 @@
 """Live training plots: loss (raw and smoothed) with validation markers, learning rate, gradient norm, tokens/s.
 
-Data arrives in batches and is only copied into growing numpy columns; a timer redraws at a steady 10 Hz
-whatever the step rate, and pyqtgraph's peak downsampling and clip-to-view keep 100,000+ points smooth. Each
-curve is a LiveCurve, so that new points repaint only a strip at its end.
+Data arrives in batches and is only copied into growing numpy columns (series.py); a timer redraws at a steady
+10 Hz whatever the step rate, and pyqtgraph's peak downsampling and clip-to-view keep 100,000+ points smooth. Each
+curve is a LiveCurve, so that new points repaint only a strip at its end. The crosshair's readout is in
+plot_readout.py, the Export button and the CSV table in plot_export.py.
 """
 from __future__ import annotations
 
-import csv
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QTextDocumentFragment
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGraphicsItem, QHBoxLayout, QLabel, QMenu,
-                               QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget)
-
-from lmcore.events import EvalMetrics, StepMetrics
-from lmcore.metrics import read_metric_events
-from lmcore.runs import RunFolder
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QSlider,
+                               QVBoxLayout, QWidget)
 
 from .live_curve import LiveCurve, MarkerSeries
+from .plot_export import export_button, write_metrics_csv
 from .plot_items import add_plot
+from .plot_readout import Crosshair, values_at
+from .series import CURVES, DEFAULT_SMOOTHING, DETAIL_CURVES, X_AXES, ShownRuns
 from ..common.style import MUTED, run_colour
 from ..common.text import run_label
 
 REFRESH_INTERVAL_MS = 100  # 10 Hz: smooth to the eye; each repaint takes CPU from training
 DETAILS_EVERY_TICKS = 3  # the small plots at ~3 Hz
 # Room left past the newest point while the view follows the data, so that it moves (and the axes, the costliest
-# part of a repaint, are redrawn) only now and then: the x axis doubles, a dozen moves in a long run (fewer while
-# a run with a planned end trains, PLANNED_FIRST_VIEW).
+# part of a repaint, are redrawn) only now and then: the x axis doubles (moving less often while a run with a
+# planned end trains, PLANNED_FIRST_VIEW).
 X_HEADROOM = 1.0
 # While a run trains, its planned end (steps or tokens) is known: the view shows at least this share of it and never
-# runs past it, so the steps axis moves 3 times in a run instead of doubling a dozen times from step 1
+# runs past it, so the steps axis moves a few times in a run instead of doubling from step 1
 PLANNED_FIRST_VIEW = 1 / 8
 Y_HEADROOM = 0.25
 REFIT_BELOW = 0.4  # refit when the data fills less of the view than this (e.g. a compared run was removed)
-STEP_FIELDS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm", "tokens_per_s")
-EVAL_FIELDS = ("step", "tokens", "elapsed", "val_loss")
-X_AXES = {"step": "Step", "tokens": "Tokens seen", "elapsed": "Training time (s)"}
 X_AXIS_CHOICES = {"step": "Steps", "tokens": "Tokens", "elapsed": "Time"}
-DEFAULT_SMOOTHING = 0.6
-# Each run's curves, and the plot (TrainingPlots attribute) each is drawn in.
+# Each run's curves (series.CURVES), and the plot (TrainingPlots attribute) each is drawn in.
 CURVE_PLOTS = {"raw_loss": "loss_plot", "smoothed_loss": "loss_plot", "val_loss": "loss_plot",
                "lr": "lr_plot", "grad_norm": "grad_plot", "tokens_per_s": "speed_plot"}
-DETAIL_CURVES = ("lr", "grad_norm", "tokens_per_s")  # the small plots'
-STEP_CURVES = ("raw_loss", "smoothed_loss", *DETAIL_CURVES)  # the curves new steps extend
-
-
-class Columns:
-    """Named float columns that grow by doubling, so appending a batch is cheap and reading is a view. Each
-    column's bounds are kept up to date as rows arrive, so that following the data costs the same at any length."""
-
-    def __init__(self, names: tuple[str, ...]):
-        self.names = names
-        self._data = np.empty((len(names), 1024))
-        self.size = 0
-        self._low, self._high, self._low_positive = (np.full(len(names), np.inf), np.full(len(names), -np.inf),
-                                                     np.full(len(names), np.inf))
-
-    def extend(self, rows: list[tuple]) -> None:
-        if not rows:
-            return
-        needed = self.size + len(rows)
-        if needed > self._data.shape[1]:
-            grown = np.empty((len(self.names), max(needed, 2 * self._data.shape[1])))
-            grown[:, :self.size] = self._data[:, :self.size]
-            self._data = grown
-        block = np.asarray(rows, dtype=float).T
-        self._data[:, self.size:needed] = block
-        self.size = needed
-        # fmin and fmax skip NaN (a missing value)
-        self._low = np.fmin(self._low, np.fmin.reduce(block, axis=1))
-        self._high = np.fmax(self._high, np.fmax.reduce(block, axis=1))
-        self._low_positive = np.fmin(self._low_positive, np.fmin.reduce(np.where(block > 0, block, np.inf), axis=1))
-
-    def bounds(self, name: str, positive: bool = False) -> tuple[float, float]:
-        """The column's lowest and highest value (`positive`: of its values above 0); inf, -inf if none."""
-        i = self.names.index(name)
-        return (self._low_positive[i] if positive else self._low[i]), self._high[i]
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self._data[self.names.index(name), :self.size]
-
-
-class SmoothedLoss:
-    """TensorBoard's debiased exponential moving average, extended incrementally as points arrive."""
-
-    def __init__(self, weight: float):
-        self.weight = weight
-        self.values = Columns(("loss",))
-        self._average, self._count = 0.0, 0
-
-    def extend(self, losses) -> None:
-        w, average, count, out = self.weight, self._average, self._count, []
-        for loss in losses:
-            average = average * w + (1.0 - w) * loss
-            count += 1
-            out.append((average / (1.0 - w ** count),))
-        self._average, self._count = average, count
-        self.values.extend(out)
-
-
-class RunSeries:
-    """One run's metrics, as plotted: training steps, evaluations and the smoothed loss."""
-
-    def __init__(self, name: str, smoothing: float = DEFAULT_SMOOTHING):
-        self.name = name
-        self.steps = Columns(STEP_FIELDS)
-        self.evals = Columns(EVAL_FIELDS)
-        self.smoothed = SmoothedLoss(smoothing)
-
-    @classmethod
-    def from_events(cls, name: str, events: list, smoothing: float = DEFAULT_SMOOTHING) -> RunSeries:
-        """From a run's StepMetrics and EvalMetrics, live or read back from its metrics file (lmcore.metrics)."""
-        series = cls(name, smoothing)
-        series.add_steps([e for e in events if isinstance(e, StepMetrics)])
-        series.add_evals([e for e in events if isinstance(e, EvalMetrics)])
-        return series
-
-    def add_steps(self, events: list[StepMetrics]) -> None:
-        rows = [tuple(getattr(event, name) for name in STEP_FIELDS) for event in events]
-        self.steps.extend(rows)
-        self.smoothed.extend(row[3] for row in rows)
-
-    def add_evals(self, events: list[EvalMetrics]) -> None:
-        self.evals.extend([tuple(getattr(event, name) for name in EVAL_FIELDS) for event in events])
-
-    def set_smoothing(self, weight: float) -> None:
-        self.smoothed = SmoothedLoss(weight)
-        self.smoothed.extend(self.steps["loss"])
+EVERY_CURVE = frozenset(CURVES)
+LOSS_CURVES = EVERY_CURVE - frozenset(DETAIL_CURVES)  # what a refresh without the small plots draws
 
 
 @dataclass
@@ -147,42 +56,6 @@ class RunCurves:
         return {name: getattr(self, name) for name in CURVE_PLOTS}
 
 
-class ReadoutLabel(QLabel):
-    """One line of rich-text pieces: as many as fit its width, then '…'. A plain QLabel asks for its whole text's
-    width, and the window grew to give the crosshair's reading of 11 runs 6,482 px (issue 23)."""
-
-    SEPARATOR = " &nbsp; "
-
-    def __init__(self):
-        super().__init__(" ")
-        self.setTextFormat(Qt.RichText)
-        self._pieces: list[str] = []
-
-    def show_pieces(self, pieces: list[str]) -> None:
-        self._pieces = pieces
-        self._fit()
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(0, super().sizeHint().height())
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802
-        return QSize(0, super().minimumSizeHint().height())
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        super().resizeEvent(event)
-        self._fit()
-
-    def _fit(self) -> None:
-        room = self.contentsRect().width()
-        for count in range(len(self._pieces), 0, -1):  # the most pieces that fit
-            text = self.SEPARATOR.join(self._pieces[:count]) + (" …" if count < len(self._pieces) else "")
-            if self.fontMetrics().horizontalAdvance(QTextDocumentFragment.fromHtml(text).toPlainText()) <= room:
-                break
-        else:
-            text = "…" if self._pieces else " "  # " " keeps the line's height
-        self.setText(text)
-
-
 class TrainingPlots(QWidget):
     """The plots and their controls. Shows the pinned run (the one training, or trained last) and any runs
     ticked for comparison, each in its own colour."""
@@ -191,14 +64,13 @@ class TrainingPlots(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.series: dict[Path, RunSeries] = {}
-        self._x_spans: dict[pg.PlotItem, float] = {}
-        self._colours: dict[Path, str] = {}  # of the runs drawn (see run_colour)  # each plot's view width, to tell a zoom in
+        self.series = ShownRuns()  # each shown run's data, by run folder, and which of its curves are stale
+        self._x_spans: dict[pg.PlotItem, float] = {}  # each plot's view width, to tell a zoom in
+        self._colours: dict[Path, str] = {}  # of the runs drawn (see run_colour)
         self.curves: dict[Path, RunCurves] = {}
         self.pinned: Path | None = None
         self._compared: list[Path] = []
-        # The curves of each run that need redrawing, and whether they only grew since they were drawn.
-        self._stale: dict[Path, dict[str, bool]] = {}
+        self._curves_in: dict[pg.PlotItem, tuple[str, ...]] = {}  # each plot's curves (CURVE_PLOTS)
         self._ticks = 0
         self._following: set[pg.PlotItem] = set()  # plots whose view follows the data (until the user zooms)
         self.x_key = "step"  # the x-axis choice: a column of the steps and evaluations
@@ -209,7 +81,7 @@ class TrainingPlots(QWidget):
             self.x_axis.addItem(label, key)
         self.x_axis.setToolTip("What the horizontal axis counts: optimizer steps, tokens trained on, or training "
                                "time (pauses excluded). Tokens compare runs with different batch sizes fairly.")
-        self.smoothing = QSlider(Qt.Horizontal)
+        self.smoothing = QSlider(Qt.Orientation.Horizontal)
         self.smoothing.setRange(0, 99)
         self.smoothing.setValue(int(DEFAULT_SMOOTHING * 100))
         self.smoothing.setFixedWidth(90)
@@ -221,14 +93,6 @@ class TrainingPlots(QWidget):
         self.log_y.setToolTip("Plot the loss on a logarithmic axis: late, small improvements become visible.")
         fit = QPushButton("Fit")
         fit.setToolTip("Zoom to all the data and follow new points again (zooming or panning stops following).")
-        export = QToolButton()
-        export.setText("Export")
-        export.setPopupMode(QToolButton.InstantPopup)
-        export.setToolTip("Save the plots as a PNG image, or the metrics of every shown run as a CSV table.")
-        export_menu = QMenu(export)
-        export_menu.addAction("Plots as PNG…", self._ask_export_png)
-        export_menu.addAction("Metrics as CSV…", self._ask_export_csv)
-        export.setMenu(export_menu)
 
         controls = QHBoxLayout()
         controls.setContentsMargins(0, 0, 0, 0)
@@ -237,7 +101,7 @@ class TrainingPlots(QWidget):
             controls.addWidget(widget)
         controls.addStretch(1)
         controls.addWidget(fit)
-        controls.addWidget(export)
+        controls.addWidget(export_button(self, self.export_png, self.export_csv))
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.ci.setSpacing(6)
@@ -246,29 +110,23 @@ class TrainingPlots(QWidget):
         self.grad_plot = self._add_plot(1, 1, "Gradient norm", "")
         self.speed_plot = self._add_plot(1, 2, "Tokens per second", "")
         self._plots = (self.loss_plot, self.lr_plot, self.grad_plot, self.speed_plot)
+        for plot in self._plots:
+            self._curves_in[plot] = tuple(name for name in CURVE_PLOTS if self._plot_of(name) is plot)
         self.graphics.ci.layout.setRowStretchFactor(0, 5)
         self.graphics.ci.layout.setRowStretchFactor(1, 2)
         self.legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="9pt", brush=(255, 255, 255, 220),
                                                pen=(217, 220, 227))
-        self.legend.setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # it sits over the curves: don't redraw it
+        self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)  # over the curves: kept as a picture
         # One entry per run (its smoothed loss), and one saying what the markers are.
         self._validation_key = pg.PlotDataItem([0], [0], symbol="o", symbolSize=7, pen=None, antialias=True,
                                                symbolPen=pg.mkPen(MUTED, width=1.5), symbolBrush="#ffffff")
-        self.crosshair_x = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#9aa0ab", style=Qt.DashLine))
-        self.crosshair_y = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#9aa0ab", style=Qt.DashLine))
-        for line in (self.crosshair_x, self.crosshair_y):
-            line.setVisible(False)
-            self.loss_plot.addItem(line, ignoreBounds=True)
-        self.readout = ReadoutLabel()
-        self.readout.setStyleSheet(f"color: {MUTED};")
-        self._mouse_proxy = pg.SignalProxy(self.loss_plot.scene().sigMouseMoved, rateLimit=30,
-                                           slot=self._on_mouse_moved)
+        self.crosshair = Crosshair(self.loss_plot, self.values_at)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
         layout.addWidget(self.graphics, 1)
-        layout.addWidget(self.readout)
+        layout.addWidget(self.crosshair.label)
 
         self.x_axis.currentIndexChanged.connect(self._on_x_axis_changed)
         self.smoothing.valueChanged.connect(self._on_smoothing_changed)
@@ -292,7 +150,7 @@ class TrainingPlots(QWidget):
         plot.hideButtons()  # the Fit button does what pyqtgraph's "A" button would
         # Everything a plot shows lies inside it: Qt then skips the plot (and its items' bounds, asked of Python)
         # when it repaints a strip elsewhere
-        plot.setFlag(QGraphicsItem.ItemClipsChildrenToShape)
+        plot.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape)
         plot.vb.sigRangeChangedManually.connect(lambda _: self._following.discard(plot))
         plot.vb.sigXRangeChanged.connect(lambda *_: self._redraw_after_zoom(plot))
         self._following.add(plot)
@@ -301,19 +159,15 @@ class TrainingPlots(QWidget):
         plot.getAxis("bottom").setStyle(textFillLimits=[(0, 0.8), (2, 0.45), (4, 0.3), (6, 0.2)])
         for axis in ("left", "bottom"):
             plot.getAxis(axis).enableAutoSIPrefix(False)  # plain numbers; no "(x0.001)" on an empty plot
-            # Grid lines at the major and minor ticks only: pyqtgraph's third level adds dozens of faint lines
-            # that nearly double the cost of redrawing an axis when the view moves
+            # Grid lines at the major and minor ticks only: pyqtgraph's third level of faint lines makes redrawing
+            # an axis when the view moves much costlier (docs/performance.md, the third look)
             plot.getAxis(axis).setStyle(maxTickLevel=1)
-            plot.getAxis(axis).setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # redrawn only when moved
+            plot.getAxis(axis).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)  # redrawn only when moved
         if y_label:
             plot.setLabel("left", y_label)
         return plot
 
     # ---- what is shown ---------------------------------------------------------------------------
-    @property
-    def smoothing_weight(self) -> float:
-        return self.smoothing.value() / 100
-
     def begin_live_run(self, run_dir: Path, history: list = (), max_steps: int = 0,
                        tokens_per_step: int = 0) -> None:
         """Pin the run being trained; `history` holds its earlier metric events when it is resumed. `max_steps` and
@@ -321,20 +175,17 @@ class TrainingPlots(QWidget):
         previous, self.pinned = self.pinned, Path(run_dir)
         self._planned_end = {"step": max_steps, "tokens": max_steps * tokens_per_step} if max_steps else {}
         self._remove(self.pinned)
-        self.series[self.pinned] = RunSeries.from_events(self.pinned.name, list(history), self.smoothing_weight)
+        self.series.show(self.pinned, list(history))
         if previous not in (None, self.pinned) and previous not in self._compared:  # the resumed run stays
             self._remove(previous)
-        self._mark_stale(self.pinned)
 
     def add_steps(self, events: list) -> None:
         if self.pinned in self.series:
-            self.series[self.pinned].add_steps(events)
-            self._mark_stale(self.pinned, curves=STEP_CURVES, grown=True)
+            self.series.add_steps(self.pinned, events)
 
     def add_evals(self, events: list) -> None:
         if self.pinned in self.series:
-            self.series[self.pinned].add_evals(events)
-            self._mark_stale(self.pinned, curves=("val_loss",), grown=True)
+            self.series.add_evals(self.pinned, events)
 
     def compare(self, run_dirs: list[Path]) -> None:
         """Show these runs (read from their metrics files) beside the pinned one."""
@@ -343,9 +194,7 @@ class TrainingPlots(QWidget):
             self._remove(path)
         for path in self._compared:
             if path != self.pinned:
-                events = read_metric_events(RunFolder(path).metrics_path)
-                self.series[path] = RunSeries.from_events(path.name, events, self.smoothing_weight)
-                self._mark_stale(path)
+                self.series.load(path)
 
     def forget(self, run_dir: Path) -> None:
         """A run was deleted or renamed: stop showing it."""
@@ -359,8 +208,7 @@ class TrainingPlots(QWidget):
         return list(self.series)
 
     def _remove(self, path: Path) -> None:
-        self.series.pop(path, None)
-        self._stale.pop(path, None)
+        self.series.remove(path)
         curves = self.curves.pop(path, None)
         self._colours.pop(path, None)
         if curves is not None:
@@ -379,19 +227,10 @@ class TrainingPlots(QWidget):
         (x0, x1), _ = plot.vb.viewRange()
         previous, self._x_spans[plot] = self._x_spans.get(plot), x1 - x0
         if previous is not None and x1 - x0 < 0.9 * previous:
-            names = tuple(name for name, attribute in CURVE_PLOTS.items() if getattr(self, attribute, None) is plot)
-            self._mark_stale(*self.series, curves=names)
+            self.series.mark_all_stale(curves=self._curves_in.get(plot, ()))
 
     def _plot_of(self, curve: str) -> pg.PlotItem:
         return getattr(self, CURVE_PLOTS[curve])
-
-    @staticmethod
-    def _sources(series: RunSeries) -> dict[str, tuple[Columns, Columns, str]]:
-        """Where each curve of a run takes its x (any x-axis choice) and its y (the named column) from."""
-        steps = series.steps
-        return {"raw_loss": (steps, steps, "loss"), "smoothed_loss": (steps, series.smoothed.values, "loss"),
-                "val_loss": (series.evals, series.evals, "val_loss"), "lr": (steps, steps, "lr"),
-                "grad_norm": (steps, steps, "grad_norm"), "tokens_per_s": (steps, steps, "tokens_per_s")}
 
     def _curves_for(self, path: Path) -> RunCurves:
         if path not in self.curves:
@@ -400,7 +239,7 @@ class TrainingPlots(QWidget):
             faint = QColor(colour)
             faint.setAlpha(60)
             # Noisy curves: peak downsampling (the spikes stay visible), no antialiasing (invisible on noise, and
-            # tens of milliseconds a repaint on thousands of points). Smooth lines: antialiased, mean downsampled.
+            # costly on thousands of points). Smooth lines: antialiased, mean downsampled.
             curves = RunCurves(
                 raw_loss=_noisy_curve(pg.mkPen(faint, width=1)),
                 smoothed_loss=_smooth_curve(pg.mkPen(colour, width=2)),
@@ -421,13 +260,6 @@ class TrainingPlots(QWidget):
             self.curves[path] = curves
         return self.curves[path]
 
-    def _mark_stale(self, *paths: Path, curves=tuple(CURVE_PLOTS), grown: bool = False) -> None:
-        """`grown`: the curves only gained points at their end (else they are drawn afresh)."""
-        for path in paths:
-            stale = self._stale.setdefault(path, {})
-            for name in curves:
-                stale[name] = grown and stale.get(name, True)
-
     def _tick(self) -> None:
         """The 10 Hz timer. The small plots follow at a third of the rate: they change slowly, and each
         repaint costs as much as the loss plot's, CPU time taken from training. Hidden plots (another tab is
@@ -442,17 +274,12 @@ class TrainingPlots(QWidget):
 
     def refresh(self, details: bool = True) -> None:
         """Redraw the curves that changed since they were last drawn; `details`: the small plots' too."""
-        due = set(CURVE_PLOTS) if details else set(CURVE_PLOTS) - set(DETAIL_CURVES)
         redrawn = set()
-        for path in [p for p in self.series if p in self._stale]:  # in the order shown, for a stable legend
-            stale = self._stale[path]
-            names = [name for name in stale if name in due]
-            if not names:
-                continue
-            sources, curves = self._sources(self.series[path]), self._curves_for(path)
-            for name in names:
+        for path, series, changed in self.series.take_stale(EVERY_CURVE if details else LOSS_CURVES):
+            sources, curves = series.sources(), self._curves_for(path)
+            for name, grown in changed:
                 curve, (xs, ys, field) = getattr(curves, name), sources[name]
-                (curve.extend if stale.pop(name) else curve.replace)(xs[self.x_key], ys[field])
+                (curve.extend if grown else curve.replace)(xs[self.x_key], ys[field])
                 redrawn.add(self._plot_of(name))
         for plot in redrawn:
             self._keep_in_view(plot)
@@ -460,8 +287,11 @@ class TrainingPlots(QWidget):
     def _keep_in_view(self, plot: pg.PlotItem, tight: bool = False) -> None:
         """Keep all the data in view while the plot follows it, moving the view in steps (with headroom past
         the newest point) rather than at every new point: each move redraws the axes."""
-        bounds = self._data_bounds(plot)
-        if plot not in self._following or bounds is None:
+        if plot not in self._following:
+            return
+        # From the data itself, in view coordinates: pyqtgraph's own bounds only cover what is clipped to the view
+        bounds = self.series.bounds(self._curves_in[plot], self.x_key, log_y=plot.getAxis("left").logMode)
+        if bounds is None:
             return
         x0, x1, y0, y1 = bounds
         (view_x0, view_x1), (view_y0, view_y1) = plot.vb.viewRange()
@@ -487,23 +317,6 @@ class TrainingPlots(QWidget):
             right = min(max(right, PLANNED_FIRST_VIEW * end), end)
         return right
 
-    def _data_bounds(self, plot: pg.PlotItem) -> tuple[float, float, float, float] | None:
-        """x0, x1, y0, y1 of everything the plot shows, in view coordinates (log10 on a log axis). From the
-        data itself: pyqtgraph's own bounds only cover what is clipped to the current view."""
-        log_y = plot.getAxis("left").logMode
-        xs, ys = [], []
-        for series in self.series.values():
-            for name, (x_columns, y_columns, field) in self._sources(series).items():
-                low, high = y_columns.bounds(field, positive=log_y)
-                if self._plot_of(name) is not plot or not low <= high:  # no points (or, on a log axis, none > 0)
-                    continue
-                x = x_columns[self.x_key]
-                xs += [x[0], x[-1]]
-                ys += list(np.log10([low, high])) if log_y else [low, high]
-        if not xs or not np.isfinite(ys).all():
-            return None
-        return min(xs), max(xs), min(ys), max(ys)
-
     def end_live_run(self) -> None:
         """Training ended: the plots that follow the data drop the room they kept for new points."""
         self._planned_end = {}
@@ -520,52 +333,23 @@ class TrainingPlots(QWidget):
 
     def _on_log_y_toggled(self, on: bool) -> None:
         self.loss_plot.setLogMode(y=on)
-        self._mark_stale(*self.series)  # the tails: only the history items map their points to the log axis
+        self.series.mark_all_stale()  # the tails: only the history items map their points to the log axis
         self.fit()
 
     def _on_x_axis_changed(self) -> None:
         self.x_key = self.x_axis.currentData()
         for plot in self._plots:
             plot.setLabel("bottom", X_AXES[self.x_key])
-        self._mark_stale(*self.series)
+        self.series.mark_all_stale()
         self.fit()
 
     def _on_smoothing_changed(self, value: int) -> None:
         self.smoothing_value.setText(f"{value / 100:.2f}")
-        for series in self.series.values():
-            series.set_smoothing(value / 100)
-        self._mark_stale(*self.series)
-
-    def _on_mouse_moved(self, args) -> None:
-        position = args[0]
-        inside = self.loss_plot.sceneBoundingRect().contains(position)
-        for line in (self.crosshair_x, self.crosshair_y):
-            line.setVisible(inside)
-        if not inside:
-            self.readout.show_pieces([])
-            return
-        point = self.loss_plot.vb.mapSceneToView(position)
-        self.crosshair_x.setPos(point.x())
-        self.crosshair_y.setPos(point.y())
-        self.readout.show_pieces(self.values_at(point.x()))
+        self.series.set_smoothing(value / 100)
 
     def values_at(self, x: float) -> list[str]:
-        """The crosshair's reading, in rich-text pieces: x, then for each shown run the metrics at the step
-        nearest to x."""
-        parts = [f"{X_AXES[self.x_key]} {x:,.0f}"]
-        for path, series in self.series.items():
-            xs = series.steps[self.x_key]
-            if not len(xs):
-                continue
-            i = _nearest(xs, x)
-            text = (f"loss {series.steps['loss'][i]:.3f} (smoothed {series.smoothed.values['loss'][i]:.3f}), "
-                    f"lr {series.steps['lr'][i]:.2e}")
-            x_evals = series.evals[self.x_key]
-            if len(x_evals):
-                text += f", val {series.evals['val_loss'][_nearest(x_evals, x)]:.3f}"
-            parts.append(f"<span style='color:{self._colours[path]}'>■</span> "
-                         f"{html.escape(run_label(series.name))}: {text}")
-        return parts
+        """The crosshair's reading at x, in rich-text pieces (plot_readout.values_at)."""
+        return values_at(x, self.x_key, self.series, self._colours)
 
     # ---- export ----------------------------------------------------------------------------------
     def export_png(self, path: Path) -> None:
@@ -574,28 +358,8 @@ class TrainingPlots(QWidget):
         self.exported.emit(f"Saved the plots to {path}")
 
     def export_csv(self, path: Path) -> None:
-        columns = ["run", "kind", *STEP_FIELDS, "val_loss"]
-        with open(path, "w", newline="", encoding="utf-8") as out:
-            writer = csv.DictWriter(out, columns, restval="")
-            writer.writeheader()
-            for series in self.series.values():
-                for i in range(series.steps.size):
-                    writer.writerow({"run": series.name, "kind": "step",
-                                     **{name: _plain(series.steps[name][i]) for name in STEP_FIELDS}})
-                for i in range(series.evals.size):
-                    writer.writerow({"run": series.name, "kind": "eval",
-                                     **{name: _plain(series.evals[name][i]) for name in EVAL_FIELDS}})
+        write_metrics_csv(path, self.series.values())
         self.exported.emit(f"Saved the metrics to {path}")
-
-    def _ask_export_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export plots", "training-plots.png", "PNG image (*.png)")
-        if path:
-            self.export_png(Path(path))
-
-    def _ask_export_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.csv", "CSV table (*.csv)")
-        if path:
-            self.export_csv(Path(path))
 
 
 # Points drawn per pixel of plot width, at most. Drawing is most of a repaint's cost, and the window's CPU is taken
@@ -610,17 +374,3 @@ def _noisy_curve(pen) -> LiveCurve:
 
 def _smooth_curve(pen) -> LiveCurve:
     return LiveCurve(pen, antialias=True, points_per_pixel=SMOOTH_POINTS_PER_PIXEL)
-
-
-def _nearest(sorted_values: np.ndarray, x: float) -> int:
-    i = int(np.searchsorted(sorted_values, x))
-    if i >= len(sorted_values):
-        return len(sorted_values) - 1
-    if i > 0 and x - sorted_values[i - 1] < sorted_values[i] - x:
-        return i - 1
-    return i
-
-
-def _plain(value: float) -> int | float:
-    """Whole numbers (steps, tokens) without a trailing .0 in the CSV."""
-    return int(value) if float(value).is_integer() else float(value)

@@ -13,7 +13,8 @@ from PySide6.QtWidgets import QApplication, QPushButton
 from lmcore import events as ev
 
 from app.train.live_curve import TAIL_PIXELS, _downsampled
-from app.train.plots import NOISY_POINTS_PER_PIXEL, SMOOTH_POINTS_PER_PIXEL, X_AXES, Columns, SmoothedLoss, TrainingPlots
+from app.train.plots import NOISY_POINTS_PER_PIXEL, SMOOTH_POINTS_PER_PIXEL, TrainingPlots
+from app.train.series import X_AXES, Columns, SmoothedLoss
 from app.common.text import run_label
 from app.common.style import run_colour
 from app_helpers import fake_metrics, make_run
@@ -99,9 +100,9 @@ def test_x_axis_switches_between_steps_tokens_and_time(plots, tmp_path):
 
 
 def test_log_scale_toggle(plots, qtbot):
-    qtbot.mouseClick(plots.log_y, Qt.LeftButton)
+    qtbot.mouseClick(plots.log_y, Qt.MouseButton.LeftButton)
     assert plots.loss_plot.getAxis("left").logMode
-    qtbot.mouseClick(plots.log_y, Qt.LeftButton)
+    qtbot.mouseClick(plots.log_y, Qt.MouseButton.LeftButton)
     assert not plots.loss_plot.getAxis("left").logMode
 
 
@@ -119,7 +120,7 @@ def test_view_follows_new_data_until_the_user_zooms(plots, qtbot):
     plots.add_steps(steps(201, 100))
     plots.refresh()
     assert view.viewRange()[0] == zoomed
-    qtbot.mouseClick(next(b for b in plots.findChildren(QPushButton) if b.text() == "Fit"), Qt.LeftButton)
+    qtbot.mouseClick(next(b for b in plots.findChildren(QPushButton) if b.text() == "Fit"), Qt.MouseButton.LeftButton)
     assert view.viewRange()[0][1] >= 300
 
 
@@ -201,7 +202,7 @@ class PaintedRects(QObject):
         widget.installEventFilter(self)
 
     def eventFilter(self, _watched, event):  # noqa: N802 - Qt's name
-        if event.type() == QEvent.Paint:
+        if event.type() == QEvent.Type.Paint:
             self.rects.extend(event.region())  # the strips, not the rectangle around them
             self.last_painted = time.monotonic()
         return False
@@ -297,7 +298,8 @@ def wheel_over(plots, plot, notches: int = 3):
     centre = plots.graphics.mapFromScene(plot.vb.sceneBoundingRect().center())
     viewport = plots.graphics.viewport()
     event = QWheelEvent(QPointF(centre), QPointF(viewport.mapToGlobal(centre)), QPoint(0, 0),
-                        QPoint(0, 120 * notches), Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+                        QPoint(0, 120 * notches), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
     QApplication.sendEvent(viewport, event)
 
 
@@ -308,12 +310,12 @@ def test_crosshair_reads_the_values_under_the_mouse(plots, qtbot, tmp_path):
     box = plots.loss_plot.vb.sceneBoundingRect()
     point = plots.graphics.mapFromScene(box.left() + 0.3 * box.width(), box.center().y())
     qtbot.mouseMove(plots.graphics.viewport(), QPoint(point.x(), point.y()))
-    qtbot.waitUntil(lambda: "live" in plots.readout.text(), timeout=3000)
-    assert plots.crosshair_x.isVisible()
+    qtbot.waitUntil(lambda: "live" in plots.crosshair.label.text(), timeout=3000)
+    assert plots.crosshair.x_line.isVisible()
     series = plots.series[tmp_path / "live"]
-    nearest = np.argmin(np.abs(series.steps["step"] - plots.crosshair_x.value()))
+    nearest = np.argmin(np.abs(series.steps["step"] - plots.crosshair.x_line.value()))
     expected = series.steps["loss"][nearest]
-    assert f"loss {expected:.3f}" in plots.readout.text()
+    assert f"loss {expected:.3f}" in plots.crosshair.label.text()
 
 
 def test_the_crosshair_readout_never_widens_the_window(plots, qtbot, tmp_path):
@@ -326,11 +328,11 @@ def test_the_crosshair_readout_never_widens_the_window(plots, qtbot, tmp_path):
     box = plots.loss_plot.vb.sceneBoundingRect()
     point = plots.graphics.mapFromScene(box.left() + 0.5 * box.width(), box.center().y())
     qtbot.mouseMove(plots.graphics.viewport(), QPoint(point.x(), point.y()))
-    qtbot.waitUntil(lambda: "a-rather-long-run-name" in plots.readout.text(), timeout=3000)
+    qtbot.waitUntil(lambda: "a-rather-long-run-name" in plots.crosshair.label.text(), timeout=3000)
     qtbot.wait(50)  # any layout the new text asked for
     assert plots.width() == width
-    assert plots.readout.minimumSizeHint().width() < 100
-    assert plots.readout.sizeHint().width() <= width and plots.readout.text().endswith("…")
+    assert plots.crosshair.label.minimumSizeHint().width() < 100
+    assert plots.crosshair.label.sizeHint().width() <= width and plots.crosshair.label.text().endswith("…")
 
 
 def test_export_png_and_csv(plots, tmp_path):

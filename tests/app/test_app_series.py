@@ -1,0 +1,137 @@
+"""The plots' data model (app/train/series.py) without a widget: runs' columns, what is stale, their bounds; and the
+crosshair's reading of it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lmcore import events as ev
+
+from app.train.series import CURVES, DETAIL_CURVES, STEP_CURVES, RunSeries, ShownRuns
+from app_helpers import fake_metrics, make_run
+
+ROOT = Path(__file__).resolve().parents[2]
+EVERY_CURVE = frozenset(CURVES)
+
+
+def steps(first: int, count: int, loss: float = 2.0):
+    return [ev.StepMetrics(i, 100 * i, loss + i % 2, 1e-3, 0.5, 900.0, 0.1 * i) for i in range(first, first + count)]
+
+
+def evaluation(step: int, val_loss: float):
+    return ev.EvalMetrics(step, 100 * step, 0.1 * step, val_loss, 10.0, None, True)
+
+
+def taken(runs: ShownRuns, due=EVERY_CURVE) -> dict[Path, dict[str, bool]]:
+    return {path: dict(changed) for path, _, changed in runs.take_stale(due)}
+
+
+def test_the_data_model_imports_no_qt():
+    code = ("import sys\nimport app.train.series\n"
+            "print([m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_shown_run_is_drawn_afresh_once_then_only_its_new_points():
+    runs, a = ShownRuns(), Path("runs/a")
+    runs.show(a, steps(1, 5) + [evaluation(5, 2.5)])
+    assert list(runs) == [a] and runs[a].steps.size == 5 and runs[a].evals.size == 1
+    assert taken(runs) == {a: dict.fromkeys(CURVES, False)}  # all drawn afresh
+    assert taken(runs) == {}  # drawn: nothing stale
+    runs.add_steps(a, steps(6, 3))
+    assert taken(runs) == {a: dict.fromkeys(STEP_CURVES, True)}  # only grown; not the validation markers
+    runs.add_evals(a, [evaluation(8, 2.4)])
+    assert taken(runs) == {a: {"val_loss": True}}
+
+
+def test_curves_not_due_stay_stale_until_a_refresh_that_draws_them():
+    runs, a = ShownRuns(), Path("runs/a")
+    runs.show(a, [])
+    taken(runs)
+    runs.add_steps(a, steps(1, 3))
+    loss_only = EVERY_CURVE - set(DETAIL_CURVES)
+    assert taken(runs, loss_only) == {a: {"raw_loss": True, "smoothed_loss": True}}
+    runs.add_steps(a, steps(4, 3))
+    runs.mark_all_stale(curves=("lr",))  # e.g. a zoom in on the learning rate's plot
+    assert taken(runs) == {a: {"raw_loss": True, "smoothed_loss": True, "lr": False, "grad_norm": True,
+                               "tokens_per_s": True}}
+
+
+def test_runs_keep_the_order_they_were_shown_in_and_a_removed_run_is_forgotten():
+    runs = ShownRuns()
+    a, b = Path("runs/a"), Path("runs/b")
+    runs.show(b, steps(1, 2))
+    runs.show(a, steps(1, 2))
+    runs.show(b, steps(1, 4))  # shown again: in its place
+    assert list(runs) == [b, a] and runs[b].steps.size == 4
+    assert list(taken(runs)) == [b, a]
+    runs.remove(b)
+    runs.remove(Path("runs/never-shown"))
+    assert list(runs) == [a] and b not in runs and taken(runs) == {}
+
+
+def test_new_smoothing_smooths_every_run_again_and_applies_to_runs_shown_later():
+    runs, a = ShownRuns(smoothing=0.6), Path("runs/a")
+    runs.show(a, steps(1, 10))
+    taken(runs)
+    runs.set_smoothing(0.0)
+    assert np.allclose(runs[a].smoothed.values["loss"], runs[a].steps["loss"])  # 0: the raw loss
+    assert taken(runs) == {a: dict.fromkeys(CURVES, False)}
+    runs.show(Path("runs/b"), steps(1, 3))
+    assert runs[Path("runs/b")].smoothed.weight == 0.0
+
+
+def test_bounds_cover_every_run_on_the_chosen_x_axis_and_a_log_axis_skips_values_below_zero():
+    runs = ShownRuns()
+    runs.show(Path("runs/a"), steps(1, 10, loss=2.0))  # losses 2 and 3
+    runs.show(Path("runs/b"), steps(5, 20, loss=-0.5) + [evaluation(24, 4.0)])  # -0.5 and 0.5
+    assert runs.bounds(("raw_loss",), "step") == (1, 24, -0.5, 3.0)
+    assert runs.bounds(("raw_loss", "val_loss"), "tokens") == (100, 2400, -0.5, 4.0)
+    assert runs.bounds(("raw_loss",), "step", log_y=True) == pytest.approx((1, 24, np.log10(0.5), np.log10(3.0)))
+    assert ShownRuns().bounds(CURVES, "step") is None
+    empty = ShownRuns()
+    empty.show(Path("runs/c"), [])
+    assert empty.bounds(("raw_loss",), "step") is None
+
+
+def test_a_run_is_loaded_from_its_metrics_file(tmp_path):
+    run = make_run(tmp_path, "gpt", "finished", metrics=fake_metrics(30, eval_every=10))
+    runs = ShownRuns()
+    runs.load(run)
+    assert runs[run].name == run.name and runs[run].steps.size == 30 and list(runs[run].evals["step"]) == [10, 20, 30]
+    assert taken(runs) == {run: dict.fromkeys(CURVES, False)}
+
+
+def test_each_curve_takes_its_points_from_its_columns():
+    series = RunSeries.from_events("a", steps(1, 4) + [evaluation(4, 2.2)], smoothing=0.5)
+    sources = series.sources()
+    assert set(sources) == set(CURVES)
+    x_columns, y_columns, field = sources["smoothed_loss"]
+    assert list(x_columns["tokens"]) == [100, 200, 300, 400] and y_columns is series.smoothed.values
+    x_columns, y_columns, field = sources["val_loss"]
+    assert list(x_columns["elapsed"]) == pytest.approx([0.4]) and list(y_columns[field]) == [2.2]
+
+
+def test_the_crosshair_reads_each_run_at_the_step_nearest_to_x():
+    from app.train.plot_readout import nearest, values_at
+    from app.train.plots import CURVE_PLOTS
+
+    assert tuple(CURVE_PLOTS) == CURVES  # the plots draw every curve of the model, in its order
+    runs = ShownRuns(smoothing=0.0)
+    a, b, c = Path("runs/a"), Path("runs/<b>"), Path("runs/c")
+    runs.show(a, steps(1, 10) + [evaluation(4, 2.25), evaluation(8, 2.125)])
+    runs.show(b, steps(20, 5))
+    runs.show(c, [])  # no steps yet: not read
+    pieces = values_at(6.4, "step", runs, {a: "#111111", b: "#222222", c: "#333333"})
+    assert pieces[0] == "Step 6"
+    assert pieces[1].startswith("<span style='color:#111111'>■</span> ")
+    assert pieces[1].endswith(": loss 2.000 (smoothed 2.000), lr 1.00e-03, val 2.125")  # step 6, eval at step 8
+    assert "&lt;b&gt;" in pieces[2] and "loss 2.000" in pieces[2]  # the nearest is its first step, 20
+    assert len(pieces) == 3
+    assert [nearest(np.array([1.0, 2.0, 4.0]), x) for x in (0, 1.4, 1.6, 3.5, 9)] == [0, 0, 1, 2, 2]
