@@ -41,7 +41,7 @@ class Outcome:
 
 def train(cutoffs: list[int], steps: int, device: str, runs_dir: Path, eval_batches: int = 0) -> Outcome:
     config = preset_config("lstm-word", device)
-    config.model.update(tie_embeddings=False, adaptive_softmax_cutoffs=cutoffs)
+    config.model.tie_embeddings, config.model.adaptive_softmax_cutoffs = False, cutoffs
     config.train.eval_batches = eval_batches
     trainer, rate = trainer_throughput(config, steps, runs_dir)  # evaluated once, at the end
     label = f"adaptive {cutoffs}" if cutoffs else "full softmax"

@@ -29,7 +29,7 @@ from lmcore.config import load_config  # noqa: E402
 from lmcore.corpus import read_corpus  # noqa: E402
 from lmcore.device import describe_device, pick_device  # noqa: E402
 from lmcore.generation import PRESETS, Decoder, generate  # noqa: E402
-from lmcore.models import TransformerConfig, build_model, model_config_from_dict  # noqa: E402
+from lmcore.models import TransformerConfig, build_model  # noqa: E402
 from lmcore.tokenizers import train_tokenizer  # noqa: E402
 
 CACHE_CONTEXTS = (64, 256, 512)
@@ -48,7 +48,7 @@ def preset_speeds(tokens: int, device: torch.device) -> None:
         config = load_config(path)
         text, _ = read_corpus(config.data.train, "data.train")
         tokenizer = train_tokenizer(config.tokenizer, text)
-        model = build_model(model_config_from_dict(config.model_fields(tokenizer.vocab_size))).to(device).eval()
+        model = build_model(config.model_for(tokenizer.vocab_size)).to(device).eval()
         context = getattr(model.config, "context_length", 128)
         prompt = tokenizer.encode(text[:20_000], unknown="replace")[:context // 2]
         list(generate(model, tokenizer, prompt, dataclasses.replace(PRESETS["balanced"], max_new_tokens=20,

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from lmcore import events as ev  # noqa: E402
 from lmcore.config import RunConfig, load_config  # noqa: E402
 from lmcore.device import describe_device, peak_flops, pick_device  # noqa: E402
-from lmcore.models import build_model, model_config_from_dict  # noqa: E402
+from lmcore.models import build_model  # noqa: E402
 from lmcore.trainer import Trainer  # noqa: E402
 
 WARMUP_STEPS = 5  # left out of the timing: allocator warm-up, and torch.compile's first steps
@@ -107,7 +107,7 @@ def reference_throughput(config: RunConfig, train_ids: np.ndarray, vocab_size: i
                          device: torch.device) -> float:
     """The same model trained by a straightforward hand-written eager loop."""
     torch.manual_seed(config.train.seed)
-    model = build_model(model_config_from_dict(config.model_fields(vocab_size))).to(device)
+    model = build_model(config.model_for(vocab_size)).to(device)
     o, t = config.optim, config.train
     if o.name == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum)

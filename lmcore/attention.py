@@ -119,7 +119,7 @@ class AttentionProbe:
         snapshot.run_dir = trainer.folder.path
         if self.folder is None:
             return snapshot
-        return AttentionSaved(snapshot.step, save_snapshot(snapshot, self.folder), snapshot.kind)
+        return AttentionSaved(trainer.step, save_snapshot(snapshot, self.folder), snapshot.kind)
 
 
 def save_snapshot(snapshot: AttentionSnapshot, folder: Path) -> Path:

@@ -20,7 +20,7 @@ from safetensors.torch import save as save_tensors
 
 from .errors import CheckpointError, LMCoreError
 from .fileio import write_atomic
-from .models import build_model, model_config_from_dict
+from .models import LanguageModel, build_model, model_config_from_dict
 from .tokenizers import Tokenizer, load_tokenizer
 
 FORMAT = "lmcore-checkpoint"
@@ -138,13 +138,14 @@ def check_fits(checkpoint: Checkpoint, model: torch.nn.Module, whose: str) -> No
                           "belongs to another model; use another checkpoint.")
 
 
-def build_checkpoint_model(checkpoint: Checkpoint) -> torch.nn.Module:
+def build_checkpoint_model(checkpoint: Checkpoint) -> LanguageModel:
     """The model that the checkpoint's header describes, with the checkpoint's weights. The header is checked
     against the stored tensors, and within sane bounds, before anything is allocated: a damaged or forged header
     must not make us build whatever it claims."""
     path, stored = checkpoint.path, checkpoint.model
     try:
-        config = model_config_from_dict(checkpoint.meta["model"])
+        config = model_config_from_dict(checkpoint.meta["model"], "its header")
+        config.validate()
     except (KeyError, TypeError, AttributeError, LMCoreError) as exc:
         raise CheckpointError(f"Checkpoint {path} has no usable model config ({exc}); the file is damaged, use "
                               "another checkpoint.") from None

@@ -1,14 +1,21 @@
-"""The `lmcore` command line: train, eval, sample, tokenizer train, runs."""
+"""The `lmcore` command line: train, eval, sample, tokenizer train, runs, settings."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import time
+import typing
 from pathlib import Path
 
 from . import events as ev
+from .config import RunConfig, settings_markdown, settings_text
 from .errors import LMCoreError
+from .generation import SamplingSettings
+from .tokenizers import TokenizerConfig
+
+CHECKPOINTS = ("best", "last")
 
 
 class ProgressBar:
@@ -88,7 +95,12 @@ def cmd_train(args) -> int:
     # Ctrl-C asks for a clean stop (checkpoint saved) instead of killing the run mid-step, and the exit code says
     # so, as a shell's does for a program ended by Ctrl-C: a script can tell a stopped run from a finished one.
     interrupted = []
-    previous = signal.signal(signal.SIGINT, lambda *_: (interrupted.append(True), trainer.request_stop()))
+
+    def stop(*_) -> None:
+        interrupted.append(True)
+        trainer.request_stop()
+
+    previous = signal.signal(signal.SIGINT, stop)
     try:
         status = trainer.run()
     finally:
@@ -133,13 +145,13 @@ def cmd_eval(args) -> int:
 
 def cmd_sample(args) -> int:
     from .device import pick_device
-    from .generation import SamplingSettings, generate
+    from .generation import generate
     from .checkpoint import load_trained_model
 
     device = pick_device(args.device)
     model, tokenizer, _ = load_trained_model(Path(args.run), args.checkpoint, device)
     settings = SamplingSettings(args.max_new_tokens, args.temperature, args.top_k, args.top_p,
-                                args.repetition_penalty, args.greedy, args.seed, args.stop or [])
+                                args.repetition_penalty, args.greedy, args.seed, args.stop)
     sys.stdout.write(args.prompt)
     for token in generate(model, tokenizer, args.prompt, settings, device):
         sys.stdout.write(token.text)
@@ -150,10 +162,9 @@ def cmd_sample(args) -> int:
 
 def cmd_tokenizer_train(args) -> int:
     from .corpus import read_corpus
-    from .tokenizers import TokenizerConfig, train_tokenizer
+    from .tokenizers import train_tokenizer
 
-    config = TokenizerConfig(kind=args.kind, lowercase=args.lowercase, max_vocab=args.max_vocab,
-                             min_count=args.min_count, vocab_size=args.vocab_size, model_type=args.model_type)
+    config = TokenizerConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TokenizerConfig)})
     config.validate()
     text, _ = read_corpus(args.data, "data")
     tokenizer = train_tokenizer(config, text, progress=lambda message: print(message, file=sys.stderr))
@@ -178,6 +189,24 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_settings(args) -> int:
+    sys.stdout.write(settings_markdown() if args.markdown else settings_text())
+    return 0
+
+
+def add_setting_options(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """One option per field of the settings dataclass `config_class` (--vocab-size for vocab_size), with the field's
+    default, choices and help."""
+    hints = typing.get_type_hints(config_class)
+    for f in dataclasses.fields(config_class):
+        flag, hint, help = "--" + f.name.replace("_", "-"), hints[f.name], f.metadata["help"].replace("%", "%%")
+        if hint is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help)
+        else:
+            parser.add_argument(flag, type=hint, default=f.default, choices=f.metadata.get("choices"),
+                                help=f"{help} (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -187,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model from a TOML config (or resume a run)",
                                 description="Train a model. Example: lmcore train resources/presets/baby-gpt-char.toml "
-                                            "--set train.max_steps=500")
+                                            "--set train.max_steps=500",
+                                epilog="The settings of a config file (each also for --set):\n\n" + settings_text(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("config", nargs="?", help="a TOML config file (see resources/presets)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting, e.g. --set train.batch_size=32 (repeatable); with --resume only "
@@ -203,23 +234,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="loss, perplexity and bits per character of a run on a text file")
     evaluate.add_argument("run", help="a run folder or checkpoint file")
     evaluate.add_argument("--data", required=True, help="a .txt file to evaluate on")
-    evaluate.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    evaluate.add_argument("--checkpoint", default=CHECKPOINTS[0], choices=CHECKPOINTS)
     evaluate.add_argument("--context", type=int, default=0, help="tokens per window (default: the run's)")
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(func=cmd_eval)
 
+    sampling = SamplingSettings()  # the defaults, as the Generate tab has them too
     sample = commands.add_parser("sample", help="generate text from a trained run")
     sample.add_argument("run", help="a run folder or checkpoint file")
     sample.add_argument("--prompt", default="", help="text to continue")
-    sample.add_argument("--max-new-tokens", type=int, default=200)
-    sample.add_argument("--temperature", type=float, default=0.8)
-    sample.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0: all)")
-    sample.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold (1: off)")
-    sample.add_argument("--repetition-penalty", type=float, default=1.0)
-    sample.add_argument("--greedy", action="store_true", help="always take the most likely token")
-    sample.add_argument("--seed", type=int, default=None)
-    sample.add_argument("--stop", action="append", help="stop when the output contains this (repeatable)")
-    sample.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    sample.add_argument("--max-new-tokens", type=int, default=sampling.max_new_tokens)
+    sample.add_argument("--temperature", type=float, default=sampling.temperature)
+    sample.add_argument("--top-k", type=int, default=sampling.top_k, help="keep the k most likely tokens (0: all)")
+    sample.add_argument("--top-p", type=float, default=sampling.top_p, help="nucleus sampling threshold (1: off)")
+    sample.add_argument("--repetition-penalty", type=float, default=sampling.repetition_penalty)
+    sample.add_argument("--greedy", action="store_true", default=sampling.greedy,
+                        help="always take the most likely token")
+    sample.add_argument("--seed", type=int, default=sampling.seed)
+    sample.add_argument("--stop", action="append", default=sampling.stop,
+                        help="stop when the output contains this (repeatable)")
+    sample.add_argument("--checkpoint", default=CHECKPOINTS[0], choices=CHECKPOINTS)
     sample.add_argument("--device", default="auto")
     sample.set_defaults(func=cmd_sample)
 
@@ -228,16 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
     tok_train = tokenizer_commands.add_parser("train", help="train a tokenizer on text files and save it")
     tok_train.add_argument("data", nargs="+", help=".txt files or folders")
     tok_train.add_argument("--out", required=True, help="folder to write tokenizer.json (+ tokenizer.model)")
-    tok_train.add_argument("--kind", default="sentencepiece", choices=["char", "word", "sentencepiece"])
-    tok_train.add_argument("--vocab-size", type=int, default=2000, help="sentencepiece vocabulary size")
-    tok_train.add_argument("--model-type", default="bpe", choices=["bpe", "unigram"])
-    tok_train.add_argument("--lowercase", action="store_true", help="word level: lowercase the text")
-    tok_train.add_argument("--max-vocab", type=int, default=0, help="word level: keep the N most frequent words")
-    tok_train.add_argument("--min-count", type=int, default=1, help="word level: rarer words become <unk>")
+    add_setting_options(tok_train, TokenizerConfig)
     tok_train.set_defaults(func=cmd_tokenizer_train)
 
+    settings = commands.add_parser("settings", help="every setting of a config file: default, range, what it does")
+    settings.add_argument("--markdown", action="store_true", help="as Markdown (docs/configuration.md)")
+    settings.set_defaults(func=cmd_settings)
+
     runs = commands.add_parser("runs", help="list the runs in a runs folder")
-    runs.add_argument("--runs-dir", default="runs")
+    runs.add_argument("--runs-dir", default=RunConfig().runs_dir)
     runs.set_defaults(func=cmd_runs)
     return parser
 

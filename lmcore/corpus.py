@@ -90,7 +90,7 @@ def read_corpus(paths: list[str], field_name: str = "data.train", encoding_error
     return "\n".join(read_text_file(p, encoding_errors) for p in files), files
 
 
-def load_corpus(train: list[str], val: list[str] = (), val_fraction: float = 0.1,
+def load_corpus(train: list[str], val: list[str] | None = None, val_fraction: float = 0.1,
                 encoding_errors: str = "strict") -> CorpusText:
     """Read the training (and validation) text; without validation files, hold out the last fraction."""
     train_text, train_files = read_corpus(train, "data.train", encoding_errors)
@@ -140,7 +140,7 @@ def encode_cached(tokenizer, text: str, key: str, cache_dir: Path | None = None,
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(ids))
     try:  # the ids are written from where they are, not copied into one more buffer
-        write_atomic(path, header.getvalue(), memoryview(ids).cast("B"))
+        write_atomic(path, header.getvalue(), ids.data.cast("B"))
     except OSError as exc:
         warnings.warn(f"Cannot write the encoding cache {path}: {exc.strerror or exc}. Training goes on without "
                       "it; free some space there, or set LMCORE_CACHE_DIR to a folder on a disk with room.")

@@ -15,7 +15,7 @@ def check_device_choice(choice: str) -> None:
     """A device name this build knows, available here or not (a config may be written for another machine)."""
     if choice not in DEVICE_CHOICES and not (choice.startswith("cuda:") and choice[5:].isdigit()):
         raise ConfigError(f"train.device = {choice!r} is not a device; use one of {', '.join(DEVICE_CHOICES)} "
-                          "(or cuda:N for one GPU).")
+                          "(or cuda:N for one GPU).", field="train.device")
 
 
 def pick_device(choice: str = "auto") -> torch.device:
@@ -28,9 +28,11 @@ def pick_device(choice: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device = {choice!r} but no CUDA GPU is visible to PyTorch; use 'auto' or 'cpu'.")
+        raise ConfigError(f"train.device = {choice!r} but no CUDA GPU is visible to PyTorch; use 'auto' or 'cpu'.",
+                          field="train.device")
     if choice == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("train.device = 'mps' but Apple's MPS backend is not available; use 'auto' or 'cpu'.")
+        raise ConfigError("train.device = 'mps' but Apple's MPS backend is not available; use 'auto' or 'cpu'.",
+                          field="train.device")
     return torch.device(choice)
 
 

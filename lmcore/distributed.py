@@ -13,7 +13,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable, TypeVar
+from typing import Callable, TypeVar, cast
 
 import torch
 import torch.distributed as dist
@@ -60,7 +60,7 @@ class Distributed:
         dist.broadcast_object_list(box, src=0, device=self._object_device())
         if isinstance(box[0], LMCoreError):
             raise box[0]
-        return box[0]
+        return cast(T, box[0])  # rank 0's fn() result
 
     @contextlib.contextmanager
     def main_first(self):
@@ -104,7 +104,7 @@ class Distributed:
             return [obj]
         gathered: list[object] = [None] * self.world_size
         dist.all_gather_object(gathered, obj)
-        return gathered
+        return cast("list[T]", gathered)  # every rank's obj
 
     def _object_device(self) -> torch.device | None:
         return self.device if self.device.type == "cuda" else None

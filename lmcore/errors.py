@@ -6,7 +6,19 @@ class LMCoreError(Exception):
 
 
 class ConfigError(LMCoreError):
-    """A setting is missing, has the wrong type or is out of range."""
+    """A setting is missing, has the wrong type or is out of range.
+
+    `field` is the setting at fault as "section.name" ("optim.lr", "model.n_head", "name"), or None when the
+    problem is no one setting's (a missing file, broken TOML); `also` names the other settings a rule across
+    several involves ("model.n_head" when model.n_embd does not divide by it), so a form can mark them too."""
+
+    def __init__(self, message: str, field: str | None = None, also: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.field = field
+        self.also = also
+
+    def __reduce__(self):  # pickled whole, as lmcore.distributed hands rank 0's error to the other ranks
+        return type(self), (str(self), self.field, self.also)
 
 
 class CorpusError(LMCoreError):

@@ -8,7 +8,7 @@ import torch
 
 from .config import RunConfig
 from .corpus import CorpusSummary
-from .models import build_model, model_config_from_dict
+from .models import ModelConfig, TransformerConfig, build_model
 
 FP32_BYTES = 4
 OPTIMIZER_SLOTS = {"adamw": 2, "adam": 2, "sgd": 1}  # fp32 tensors of state per parameter (SGD: momentum)
@@ -37,7 +37,7 @@ def estimate_vocab_size(config: RunConfig, corpus: CorpusSummary | None) -> int 
 
 def estimate_run(config: RunConfig, vocab_size: int) -> RunEstimate:
     """Raises ConfigError, naming the field, when the model settings cannot build a model."""
-    model_config = model_config_from_dict(config.model_fields(vocab_size))
+    model_config = config.model_for(vocab_size)
     with torch.device("meta"):
         model = build_model(model_config)
     parameters = model.num_parameters()
@@ -50,10 +50,10 @@ def estimate_run(config: RunConfig, vocab_size: int) -> RunEstimate:
                        state_bytes + activation_floats * FP32_BYTES)
 
 
-def _floats_per_token(model_config, context: int) -> int:
+def _floats_per_token(model_config: ModelConfig, context: int) -> int:
     """Activations kept for the backward pass, per token, summed over layers: a rough count of the tensors each
     block stores (Korthikanti et al. 2022 for the Transformer; the gates and states for an RNN)."""
-    if model_config.family == "transformer":
+    if isinstance(model_config, TransformerConfig):
         c = model_config.n_embd
         return model_config.n_layer * (17 * c + 2 * model_config.n_head * context)
     return model_config.n_layer * 8 * model_config.n_hidden + model_config.n_embd

@@ -6,8 +6,9 @@ Each event also has a JSON form, one object per line, for `lmcore train --events
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, fields
 from pathlib import Path
+from typing import Any, ClassVar
 
 # Adding a field (with a default) keeps the version; renaming or removing one, or changing its meaning, bumps it.
 SCHEMA_VERSION = 1
@@ -16,6 +17,8 @@ PATH_TYPES = ("Path", "Path | None")  # field annotations (strings, see the __fu
 
 class Event:
     """The JSON form shared by every event."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]  # every event is a dataclass
 
     def to_json(self) -> dict:
         d = {"event": type(self).__name__, "v": SCHEMA_VERSION}

@@ -344,5 +344,5 @@ def score_text(model, tokenizer, text: str, device: torch.device | str = "cpu") 
             tokens.append(ScoredToken(target, tokenizer.token_text(target), -float(chosen[i]),
                                       float(chosen[i].exp()), float(entropies[i]),
                                       list(zip(top.indices[i].tolist(), top.values[i].tolist()))))
-    total = sum(token.loss for token in tokens[1:])
+    total = sum(token.loss or 0.0 for token in tokens[1:])  # every token but the first has its loss
     return ScoreResult(tokens, total, len(ids) - 1, max(1, len(text) - len(tokenizer.decode(ids[:1]))))

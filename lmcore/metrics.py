@@ -39,7 +39,7 @@ def metric_event(record: dict) -> ev.StepMetrics | ev.EvalMetrics:
                 raise ValueError(f"no {f.name}")
             continue
         value = record[f.name]
-        if isinstance(value, bool) != (f.type == "bool") or not isinstance(value, ACCEPTS.get(f.type, object)):
+        if isinstance(value, bool) != (f.type == "bool") or not isinstance(value, ACCEPTS.get(str(f.type), object)):
             raise ValueError(f"{f.name} = {value!r}")
     return cls.from_json(record)
 

@@ -12,17 +12,21 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import sentencepiece as spm
 
 from .errors import ConfigError, TokenizerError
 from .fileio import write_atomic
+from .settings import check_settings, setting
 
 TOKENIZER_KINDS = ("char", "word", "sentencepiece")
 SPM_MODEL_TYPES = ("bpe", "unigram")
+KIND_SETTINGS = {"char": (), "word": ("lowercase", "max_vocab", "min_count"),  # what each kind reads
+                 "sentencepiece": ("vocab_size", "model_type", "character_coverage")}
 TOKENIZER_JSON = "tokenizer.json"
 SPM_MODEL_FILE = "tokenizer.model"
 FORMAT = "lmcore-tokenizer"
@@ -44,56 +48,34 @@ _SPM_SPACE = "\u2581"  # "▁": how SentencePiece writes a space inside a piece
 
 @dataclass
 class TokenizerConfig:
-    kind: str = "char"  # "char" | "word" | "sentencepiece"
-    lowercase: bool = False  # word
-    max_vocab: int = 0  # word: keep the most frequent words, 0 = no cap (counts <unk>, <eos>)
-    min_count: int = 1  # word: words seen fewer times become <unk>
-    vocab_size: int = 2000  # sentencepiece
-    model_type: str = "bpe"  # sentencepiece: "bpe" | "unigram"
-    character_coverage: float = 0.9995  # sentencepiece; rarer characters fall back to bytes
+    kind: str = setting("char", "How text becomes tokens. Characters: a tiny vocabulary, any text, long sequences. "
+                                "Words: whitespace-split words, a big vocabulary. Subwords: SentencePiece, the "
+                                "modern middle ground.", choices=TOKENIZER_KINDS)
+    lowercase: bool = setting(False, "Words: lower-case every word first; a smaller vocabulary, but the model cannot "
+                                     "write capitals.")
+    max_vocab: int = setting(0, "Words: keep only the most frequent (counting <unk> and <eos>); rarer ones become "
+                                "<unk>. 0 keeps all, else at least 5; 10,000 to 50,000 is typical.", unit="words",
+                             at_least=0)
+    min_count: int = setting(1, "Words: those seen fewer times than this become <unk>. 1 keeps all; 2 to 5 trims "
+                                "typos and rare names.", at_least=1)
+    vocab_size: int = setting(2000, "Subwords: pieces to learn, counting 257 reserved ones (<unk> and the 256 "
+                                    "bytes). 1,000 to 32,000; a small corpus wants a small vocabulary.",
+                              unit="pieces", at_least=SPM_RESERVED_PIECES + 1)
+    model_type: str = setting("bpe", "Subwords: BPE merges frequent pairs (GPT-style); unigram prunes a large "
+                                     "vocabulary (T5-style). Both work; BPE is the common choice.",
+                              choices=SPM_MODEL_TYPES)
+    character_coverage: float = setting(0.9995, "Subwords: share of characters given their own pieces; rarer ones "
+                                                "fall back to bytes. 0.9995 for most text, 1.0 for small alphabets.",
+                                        at_least=0.98, at_most=1.0)
 
     def validate(self) -> None:
-        """Check types always, and ranges for the fields the chosen kind uses."""
-        if self.kind not in TOKENIZER_KINDS:
+        """Check types always, and values for the fields the chosen kind uses."""
+        used = KIND_SETTINGS.get(self.kind, ()) if isinstance(self.kind, str) else ()
+        check_settings(self, "tokenizer", skip=tuple(f.name for f in fields(self) if f.name not in ("kind", *used)))
+        if self.kind == "word" and 0 < self.max_vocab < 5:
             raise ConfigError(
-                f"tokenizer.kind = {self.kind!r} is not one of {', '.join(TOKENIZER_KINDS)}; pick one of them."
-            )
-        _expect_type("lowercase", self.lowercase, bool, "true or false")
-        for name in ("max_vocab", "min_count", "vocab_size"):
-            _expect_type(name, getattr(self, name), int, "a whole number")
-        _expect_type("model_type", self.model_type, str, "a string")
-        _expect_type("character_coverage", self.character_coverage, (int, float), "a number")
-
-        if self.kind == "word":
-            if self.max_vocab != 0 and self.max_vocab < 5:
-                raise ConfigError(
-                    f"tokenizer.max_vocab = {self.max_vocab} is too small; use 0 (no cap) or at least 5 "
-                    "(<unk>, <eos> and three words)."
-                )
-            if self.min_count < 1:
-                raise ConfigError(f"tokenizer.min_count = {self.min_count} must be at least 1.")
-        elif self.kind == "sentencepiece":
-            if self.vocab_size <= SPM_RESERVED_PIECES:
-                raise ConfigError(
-                    f"tokenizer.vocab_size = {self.vocab_size} is too small: SentencePiece needs "
-                    f"{SPM_RESERVED_PIECES} pieces for <unk> and the 256 byte values, plus one per character "
-                    "of the corpus; raise it (typical values: 1000 to 32000)."
-                )
-            if self.model_type not in SPM_MODEL_TYPES:
-                raise ConfigError(
-                    f"tokenizer.model_type = {self.model_type!r} is not one of {', '.join(SPM_MODEL_TYPES)}."
-                )
-            if not 0.98 <= self.character_coverage <= 1.0:
-                raise ConfigError(
-                    f"tokenizer.character_coverage = {self.character_coverage} is outside 0.98 to 1.0 "
-                    "(SentencePiece's range); use 0.9995 for most text, 1.0 for small alphabets."
-                )
-
-
-def _expect_type(name: str, value: Any, types: type | tuple[type, ...], what: str) -> None:
-    # bool is an int subclass, so `true` would otherwise pass as a number.
-    if (isinstance(value, bool) and types is not bool) or not isinstance(value, types):
-        raise ConfigError(f"tokenizer.{name} = {value!r} must be {what}.")
+                f"tokenizer.max_vocab = {self.max_vocab} is too small; use 0 (no cap) or at least 5 "
+                "(<unk>, <eos> and three words).", field="tokenizer.max_vocab")
 
 
 class Tokenizer(ABC):
@@ -179,7 +161,37 @@ def _check_unknown_mode(unknown: str) -> None:
         raise ValueError(f"unknown={unknown!r}; use one of {', '.join(UNKNOWN_MODES)}")
 
 
-class CharTokenizer(Tokenizer):
+class VocabularyTokenizer(Tokenizer):
+    """A list of tokens, <unk> at id 0: the text is cut into pieces (characters, words), each looked up."""
+
+    _vocab: list[str]
+    _ids: dict[str, int]  # piece -> id
+
+    @abstractmethod
+    def _pieces(self, text: str) -> Iterable[str]:
+        """The pieces of `text`, each one token."""
+
+    def _refuse_unknown(self, text: str) -> None:
+        """encode(unknown="error") met pieces outside the vocabulary: raise TokenizerError, or accept them."""
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._vocab)
+
+    def encode(self, text: str, unknown: str = "error") -> list[int]:
+        _check_unknown_mode(unknown)
+        get = self._ids.get
+        ids = [get(piece, 0) for piece in self._pieces(text)]
+        if unknown == "error" and 0 in ids:
+            self._refuse_unknown(text)
+        return ids
+
+    def _unknown_chars(self, text: str) -> int:
+        known = self._ids
+        return sum(len(piece) for piece in self._pieces(text) if piece not in known)
+
+
+class CharTokenizer(VocabularyTokenizer):
     """One token per character: <unk> is id 0, then the corpus's distinct characters in sorted order."""
 
     kind = "char"
@@ -195,27 +207,17 @@ class CharTokenizer(Tokenizer):
     def train(cls, text: str) -> CharTokenizer:
         return cls(sorted(set(text)))
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self._vocab)
+    def _pieces(self, text: str) -> str:
+        return text
 
-    def encode(self, text: str, unknown: str = "error") -> list[int]:
-        _check_unknown_mode(unknown)
-        get = self._ids.get
-        ids = [get(c, 0) for c in text]
-        if unknown == "error" and 0 in ids:
-            unseen = list(dict.fromkeys(c for c in text if c not in self._ids))
-            shown = ", ".join(repr(c) for c in unseen[:10]) + (f" and {len(unseen) - 10} more" if len(unseen) > 10 else "")
-            raise TokenizerError(
-                f"the text has {len(unseen)} character(s) this character tokenizer has never seen: {shown}. "
-                "The model was trained on a corpus without them; remove them, or encode with unknown=\"replace\" "
-                "to map them to <unk>."
-            )
-        return ids
-
-    def _unknown_chars(self, text: str) -> int:
-        known = self._ids
-        return sum(c not in known for c in text)
+    def _refuse_unknown(self, text: str) -> None:
+        unseen = list(dict.fromkeys(c for c in text if c not in self._ids))
+        shown = ", ".join(repr(c) for c in unseen[:10]) + (f" and {len(unseen) - 10} more" if len(unseen) > 10 else "")
+        raise TokenizerError(
+            f"the text has {len(unseen)} character(s) this character tokenizer has never seen: {shown}. "
+            "The model was trained on a corpus without them; remove them, or encode with unknown=\"replace\" "
+            "to map them to <unk>."
+        )
 
     def decode(self, ids: Iterable[int]) -> str:
         vocab = self._vocab
@@ -232,7 +234,7 @@ class CharTokenizer(Tokenizer):
         return cls(_list_of_str(doc["chars"], "chars"))
 
 
-class WordTokenizer(Tokenizer):
+class WordTokenizer(VocabularyTokenizer):
     """Whitespace-split words as in PyTorch's word_language_model: every line break is an <eos> token.
 
     Words outside the vocabulary always become <unk> (the WikiText convention), whatever `unknown` says.
@@ -269,18 +271,8 @@ class WordTokenizer(Tokenizer):
             )
         return cls(kept, lowercase=cfg.lowercase)
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self._vocab)
-
-    def encode(self, text: str, unknown: str = "error") -> list[int]:
-        _check_unknown_mode(unknown)
-        get = self._ids.get
-        return [get(w, 0) for w in _words(text, self.lowercase)]
-
-    def _unknown_chars(self, text: str) -> int:
-        known = self._ids
-        return sum(len(w) for w in _words(text, self.lowercase) if w not in known)
+    def _pieces(self, text: str) -> Iterator[str]:
+        return _words(text, self.lowercase)
 
     def decode(self, ids: Iterable[int]) -> str:
         parts: list[str] = []

@@ -22,9 +22,11 @@ import traceback
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
+from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
@@ -39,7 +41,7 @@ from .evaluation import EvalResult, eval_batch_size, evaluate_ids
 from .errors import CheckpointError, ConfigError, LMCoreError, TokenizerError, TrainingError
 from .fileio import remove_temp_files
 from .metrics import metric_record
-from .models import build_model, model_config_from_dict, model_config_to_dict
+from .models import LanguageModel, build_model, model_config_to_dict
 from .runs import RunFolder, liveness
 from .schedule import LRSchedule
 from .tokenizers import UNKNOWN_SHARE_LIMIT, load_tokenizer, train_tokenizer
@@ -89,7 +91,7 @@ class Trainer:
         return cls(config, RunFolder(distributed.setup(config.train.device).on_main(create)))
 
     @classmethod
-    def resume(cls, run_dir: str | Path, overrides: list[str] = ()) -> "Trainer":
+    def resume(cls, run_dir: str | Path, overrides: Sequence[str] = ()) -> "Trainer":
         """Every rank reads the run folder, so a run on several machines resumes from a folder all of them see.
         `overrides` ("train.max_steps=5000", ...) may change the RESUMABLE_SETTINGS; the changes are listed in
         words in `changed_settings`, and written to the run's config.toml once its checkpoint has loaded."""
@@ -204,8 +206,8 @@ class Trainer:
         self.tokenizer = dist.on_main(lambda: self._tokenizer(source))
         with dist.main_first():  # rank 0 fills the encoding cache; the other ranks of its machine read it
             self.train_ids, self.val_ids, self.val_chars = self._encode()
-        self.model = (build_checkpoint_model(source) if source else
-                      build_model(model_config_from_dict(cfg.model_fields(self.tokenizer.vocab_size)))).to(self.device)
+        self.model: LanguageModel = (build_checkpoint_model(source) if source else
+                                     build_model(cfg.model_for(self.tokenizer.vocab_size))).to(self.device)
         self.optimizer = self._optimizer()
         t = cfg.train
         self.tokens_per_step = t.batch_size * t.context * t.grad_accum * dist.world_size
@@ -213,15 +215,17 @@ class Trainer:
         if t.epochs > 0:
             self.max_steps = max(1, math.ceil(t.epochs * len(self.train_ids) / self.tokens_per_step))
         self.schedule = LRSchedule(cfg.schedule, cfg.optim.lr, self.max_steps)
+        self.batches: ContiguousStreams | RandomWindows
         if self.model.family == "rnn":
             self.batches = ContiguousStreams(self.train_ids, t.batch_size, t.context, dist.rank, dist.world_size)
         else:
             self.batches = RandomWindows(self.train_ids, t.batch_size, t.context, t.seed, dist.rank, dist.world_size)
-        self.hidden = None
+        self.hidden: Tensor | tuple[Tensor, ...] | None = None  # an RNN's state, carried from batch to batch
         # fail now, not at the first evaluation, when the validation split cannot fill a batch (on every rank)
         evaluation_batches(self.val_ids, self.model.family, t.context, eval_batch_size(self.model.family))
         self._validation_ids(t.eval_batches)
-        self.forward = self._wrap(torch.compile(self.model) if t.compile else self.model)
+        # torch.compile of a module is a module (OptimizedModule), though its signature promises only a callable
+        self.forward = self._wrap(cast(torch.nn.Module, torch.compile(self.model)) if t.compile else self.model)
         if self.resuming:
             if dist.is_main:
                 remove_temp_files(self.folder.path)  # what a process killed mid-write left; none writes here now
@@ -313,7 +317,7 @@ class Trainer:
         if o.name == "sgd":
             return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
         kind = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        betas = tuple(o.betas)
+        betas = (o.betas[0], o.betas[1])  # validate() made sure there are two
         try:  # the fused kernel is the fastest where this build has it (CUDA, and recent CPU builds)
             return kind(groups, lr=o.lr, betas=betas, fused=True)
         except (RuntimeError, TypeError):
@@ -590,7 +594,7 @@ def _detach(state):
     return state.detach()
 
 
-def _resume_settings(config: RunConfig, overrides: list[str]) -> tuple[RunConfig, list[str]]:
+def _resume_settings(config: RunConfig, overrides: Sequence[str]) -> tuple[RunConfig, list[str]]:
     """`config` with `--set` overrides applied for a resumed run, and the changes in words. ConfigError for a
     setting a resume cannot change."""
     raw = config_to_dict(config)

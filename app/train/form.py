@@ -20,19 +20,19 @@ from lmcore.corpus import CorpusSummary, corpus_length_problem, inspect_corpus, 
 from lmcore.device import memory_bytes, pick_device
 from lmcore.errors import ConfigError, LMCoreError
 from lmcore.estimate import RunEstimate, estimate_run, estimate_vocab_size
-from lmcore.models import RNNConfig, TransformerConfig
+from lmcore.models import MODEL_CONFIGS
 from lmcore.runs import RunFolder
 from lmcore.tokenizers import UNKNOWN_SHARE_LIMIT, Tokenizer, load_tokenizer
 
 from .corpus_picker import CorpusPicker
-from .fields import BY_EPOCHS, BY_STEPS, FIELDS, FORM_ONLY, GPUS, SECTIONS, TRAIN_BY, Field, make_editor
+from .fields import BY_EPOCHS, BY_STEPS, FIELDS, FORM_ONLY, GPUS, SECTIONS, TRAIN_BY, Field, field_tip, make_editor
 from ..common.style import fix_size, set_invalid, set_tone
 from ..common.text import format_bytes, format_count, format_duration
 
 CORPUS_KEY = "data.train"
 VALIDATE_DELAY_MS = 150  # re-check once typing pauses, not on every keystroke
 MEMORY_WARNING_SHARE = 0.5  # the estimate is rough: past half of the memory, a run may not fit
-MODEL_DEFAULTS = {"transformer": asdict(TransformerConfig()), "rnn": asdict(RNNConfig())}
+MODEL_DEFAULTS = {family: asdict(config_class()) for family, config_class in MODEL_CONFIGS.items()}
 
 
 class Section(QFrame):
@@ -118,6 +118,7 @@ class TrainForm(QWidget):
     """Emits validity_changed(bool) as the settings become trainable or not; config() is the RunConfig."""
 
     validity_changed = Signal(bool)
+    validated = Signal(bool)  # after every validation: the errors may have changed while the validity did not
     preset_saved = Signal(str)  # a message for the status bar
 
     def __init__(self, preset_dirs: list[Path], user_presets_dir: Path, parent: QWidget | None = None):
@@ -134,6 +135,8 @@ class TrainForm(QWidget):
         self.errors: dict[str, str] = {}
         self.editors: dict[str, Any] = {}
         self._rows: dict[str, tuple[QFormLayout, int, QLabel]] = {}  # key -> (layout, row, its error label)
+        self._labels: dict[str, QLabel] = {}
+        self._tips_family = "transformer"  # whose help the model fields' tooltips show (make_editor's)
         self.sections: dict[str, Section] = {}
 
         self.preset = QComboBox()
@@ -192,7 +195,7 @@ class TrainForm(QWidget):
     def _add_field(self, form: QFormLayout, field: Field) -> None:
         editor = make_editor(field)
         label = QLabel(field.label)
-        label.setToolTip(field.tip)
+        label.setToolTip(editor.toolTip())
         label.setMinimumWidth(self._label_width)
         error = QLabel()
         error.setObjectName("fieldError")
@@ -202,6 +205,7 @@ class TrainForm(QWidget):
         form.addRow(error)
         form.setRowVisible(row + 1, False)
         self.editors[field.key] = editor
+        self._labels[field.key] = label
         self._rows[field.key] = (form, row, error)
 
     # ---- presets ---------------------------------------------------------------------------------
@@ -310,9 +314,7 @@ class TrainForm(QWidget):
             (raw.setdefault(section, {}) if section else raw)[name] = value
         if self.editors[TRAIN_BY].config_value() == BY_STEPS:
             raw["train"]["epochs"] = 0.0
-        if family == "transformer" and self.fine_tune_source is None:
-            raw["model"]["context_length"] = raw["train"]["context"]  # the model's window is the training window
-        return raw
+        return raw  # a Transformer's context_length (not a field here) defaults to train.context
 
     def processes(self) -> int:
         """Training processes to start: the GPUs field where the machine has several GPUs, else one."""
@@ -335,7 +337,8 @@ class TrainForm(QWidget):
             QMessageBox.warning(self, "Cannot fine-tune", str(exc))
             return
         raw = self.settings()
-        raw["model"], raw["tokenizer"] = source.model, config_to_dict(source)["tokenizer"]
+        written = config_to_dict(source)
+        raw["model"], raw["tokenizer"] = written["model"], written["tokenizer"]
         raw["train"]["context"] = source.train.context  # the model's window; it may be lowered, not raised
         raw["name"] = f"{source.name}-finetune"
         self.fine_tune_source = Path(run_dir)
@@ -367,6 +370,13 @@ class TrainForm(QWidget):
     def _update_visibility(self) -> None:
         for key, (form, row, _) in self._rows.items():
             form.setRowVisible(row, self.is_shown(key))
+        family = self.editors["model.family"].config_value()
+        if family != self._tips_family:  # e.g. the number of layers means a little else in an RNN
+            self._tips_family = family
+            for key in (key for key in self.editors if key.startswith("model.")):
+                tip = field_tip(FIELDS[key], family)
+                self.editors[key].setToolTip(tip)
+                self._labels[key].setToolTip(tip)
 
     def validate(self) -> bool:
         """Check everything now; mark and explain each problem. Returns whether Start may be pressed: any failure
@@ -387,9 +397,9 @@ class TrainForm(QWidget):
             memory = self._memory_check(estimate, config.train.device) if estimate else None
         except ConfigError as exc:
             config = None
-            named = self._fields_named_in(str(exc)) or [""]
+            named = self._fields_at_fault(exc) or [""]
             errors.setdefault(named[0], str(exc))
-            also_at_fault = named[1:]  # e.g. n_head too, in "n_embd is not divisible by n_head"
+            also_at_fault = named[1:]  # e.g. n_head too, when n_embd is not divisible by it
         except Exception as exc:  # lmcore should have worded this; still block Start and say what went wrong
             config = None
             errors.setdefault("", f"These settings cannot be checked ({type(exc).__name__}: {exc}); change the "
@@ -416,6 +426,7 @@ class TrainForm(QWidget):
         self.summary.show_warning("\n\n".join(w for w in warnings if w) or None)
         if self.is_valid() != was_valid:
             self.validity_changed.emit(self.is_valid())
+        self.validated.emit(self.is_valid())
         return self.is_valid()
 
     def _memory_check(self, estimate: RunEstimate, device_choice: str) -> tuple[str, str] | None:
@@ -461,14 +472,10 @@ class TrainForm(QWidget):
             self._unknown_share_cache = (key, self._fine_tune_tokenizer.unknown_share(text))
         return self._unknown_share_cache[1]
 
-    def _fields_named_in(self, message: str) -> list[str]:
-        """The shown fields a ConfigError names, in order (messages start 'section.key = ...')."""
-        found = []
-        for key in [*self.editors, CORPUS_KEY]:
-            match = re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", message)
-            if match and (key == CORPUS_KEY or self.is_shown(key)):
-                found.append((match.start(), key))
-        return [key for _, key in sorted(found)]
+    def _fields_at_fault(self, exc: ConfigError) -> list[str]:
+        """The shown fields a ConfigError is about: its field, then the others its rule involves."""
+        return [key for key in (exc.field, *exc.also)
+                if key == CORPUS_KEY or (key in self.editors and self.is_shown(key))]
 
     def _show_errors(self, errors: dict[str, str], also_at_fault: list[str]) -> None:
         """Each message under its field; fields it names besides are marked too."""

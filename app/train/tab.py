@@ -142,7 +142,7 @@ class TrainTab(QWidget):
         self.start_button.clicked.connect(self.start)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop)
-        self.form.validity_changed.connect(lambda _: self._update_controls())
+        self.form.validated.connect(lambda _: self._update_controls())
         self._update_controls()
 
     # ---- starting --------------------------------------------------------------------------------

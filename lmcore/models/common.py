@@ -1,15 +1,19 @@
-"""What both model families share: the output type, the logits/loss head, config checks, optimizer groups."""
+"""What both model families share: the output type, the logits/loss head, size limits, optimizer groups."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import get_args, get_origin, get_type_hints
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..settings import setting
+
+if TYPE_CHECKING:
+    from .rnn import RNNConfig
+    from .transformer import TransformerConfig
 
 
 @dataclass
@@ -74,9 +78,19 @@ class LanguageModel(nn.Module):
 
     family: str
     supports_kv_cache: bool
+    config: TransformerConfig | RNNConfig
+    output: SoftmaxOutput | AdaptiveSoftmaxOutput
 
-    def lookup_tables(self) -> list[nn.Parameter]:
+    def init_state(self, batch_size: int, device) -> Any:
+        """What a forward pass carries from one call to the next: the RNN's hidden state, a Transformer's KV cache."""
+        raise NotImplementedError
+
+    def lookup_tables(self) -> list[Tensor]:
         """Embedding tables that are only indexed, never multiplied (so they cost no FLOPs)."""
+        raise NotImplementedError
+
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token (forward and backward)."""
         raise NotImplementedError
 
     def num_parameters(self, non_embedding: bool = False) -> int:
@@ -97,44 +111,14 @@ class LanguageModel(nn.Module):
         ]
 
 
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-               list[int]: "a list of integers"}
-
-
-def _has_type(value, want: type) -> bool:
-    if get_origin(want) is list:
-        return isinstance(value, list) and all(_has_type(v, get_args(want)[0]) for v in value)
-    if isinstance(value, bool):  # bool is an int subclass in Python; in a config it is not a number
-        return want is bool
-    if want is float:
-        return isinstance(value, (int, float))
-    return isinstance(value, want)
-
-
 # Sizes no model here can mean (the largest published ones have about 100 layers and widths near 20,000). Past them
 # a form's estimate would spend minutes building the model on PyTorch's meta device, or overflow its storage size.
-SIZE_LIMITS = {"n_layer": 1_000, "n_embd": 1 << 20, "n_hidden": 1 << 20, "context_length": 1 << 20}
+MAX_LAYERS = 1_000
+MAX_WIDTH = 1 << 20  # n_embd, n_hidden and context_length
 
+VOCAB_SIZE_HELP = ("Tokens in the vocabulary. A run sets it from its tokenizer when training starts; a value in a "
+                   "config file is not used.")
 
-def check_fields(cfg, positive: tuple[str, ...]) -> None:
-    """ConfigError for a wrong type, a non-positive or absurd size, or a dropout outside [0, 1)."""
-    hints = get_type_hints(type(cfg))
-    for f in fields(cfg):
-        value, want = getattr(cfg, f.name), hints[f.name]
-        if not _has_type(value, want):
-            raise ConfigError(f"model.{f.name} = {value!r} must be {_TYPE_NAMES[want]} (got {type(value).__name__}).")
-    for name in positive:
-        if getattr(cfg, name) <= 0:
-            raise ConfigError(f"model.{name} = {getattr(cfg, name)} must be a positive integer.")
-    for name, limit in SIZE_LIMITS.items():
-        if getattr(cfg, name, 0) > limit:
-            raise ConfigError(f"model.{name} = {getattr(cfg, name):,} is far too large (at most {limit:,}); "
-                              "a small model here has 2 to 12 layers and widths of 64 to 1,024.")
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise ConfigError(f"model.dropout = {cfg.dropout} must be at least 0 and below 1 (0.0 turns dropout off).")
-
-
-def check_choice(cfg, name: str, choices: tuple[str, ...]) -> None:
-    value = getattr(cfg, name)
-    if value not in choices:
-        raise ConfigError(f"model.{name} = {value!r} is not supported; use one of: {', '.join(choices)}.")
+def vocab_size_setting(default: int) -> Any:
+    """The one field both families take from the data rather than from the config file."""
+    return setting(default, VOCAB_SIZE_HELP, unit="tokens", at_least=1, default_text="the tokenizer's")

@@ -1,7 +1,7 @@
 """A recurrent language model, as in PyTorch's word_language_model example."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -9,7 +9,9 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..errors import ConfigError
-from .common import AdaptiveSoftmaxOutput, LanguageModel, ModelOutput, SoftmaxOutput, check_choice, check_fields
+from ..settings import check_settings, setting
+from .common import (MAX_LAYERS, MAX_WIDTH, AdaptiveSoftmaxOutput, LanguageModel, ModelOutput, SoftmaxOutput,
+                     vocab_size_setting)
 
 CELL_CHOICES = ("rnn_tanh", "rnn_relu", "gru", "lstm")
 
@@ -19,38 +21,49 @@ RNNState = Tensor | tuple[Tensor, Tensor]  # h, or (h, c) for an LSTM; each [n_l
 @dataclass
 class RNNConfig:
     family: ClassVar[str] = "rnn"
-    vocab_size: int = 10000
-    cell: str = "lstm"        # "rnn_tanh" | "rnn_relu" | "gru" | "lstm"
-    n_layer: int = 2
-    n_embd: int = 200
-    n_hidden: int = 200
-    dropout: float = 0.2      # on the embeddings, between layers, and before the decoder
-    tie_embeddings: bool = True
-    # Non-empty: an adaptive softmax output, e.g. [2000, 10000] for a 25k-word vocabulary (the most frequent
-    # 2000 words in the head, then two tail clusters). For large word vocabularies: several times faster.
-    adaptive_softmax_cutoffs: list[int] = field(default_factory=list)
+    vocab_size: int = vocab_size_setting(10000)
+    cell: str = setting("lstm", "The recurrent cell. LSTM is the robust default; GRU is smaller and faster; plain "
+                                "tanh/ReLU RNNs show why gates matter.", choices=CELL_CHOICES)
+    n_layer: int = setting(2, "Stacked recurrent layers. 1 to 3; more rarely helps a recurrent network and trains "
+                              "slower.", at_least=1, at_most=MAX_LAYERS)
+    n_embd: int = setting(200, "Width of the token vectors. 128 to 1024; with tied embeddings it must equal the "
+                               "hidden size.", at_least=1, at_most=MAX_WIDTH)
+    n_hidden: int = setting(200, "Size of the recurrent state. 128 to 1024; with tied embeddings it must equal the "
+                                 "embedding size.", at_least=1, at_most=MAX_WIDTH)
+    dropout: float = setting(0.2, "Share of activations zeroed at random while training (on the embeddings, between "
+                                  "layers and before the output), against overfitting. 0.2 to 0.5; 0 for tiny "
+                                  "models.", at_least=0.0, below=1.0)
+    tie_embeddings: bool = setting(True, "Share the input embedding with the output layer: fewer parameters, usually "
+                                         "lower loss (Press & Wolf, 2016). Needs n_embd = n_hidden.")
+    adaptive_softmax_cutoffs: list[int] = setting(
+        help="Empty: a full softmax. Otherwise an adaptive softmax output, e.g. [2000, 10000] for a 25k-word "
+             "vocabulary (the 2000 most frequent words in the head, then two tail clusters): several times faster "
+             "for large word vocabularies. Needs tie_embeddings = false.", factory=list)
 
     def validate(self) -> None:
         """Not run on construction, so the GUI can hold an invalid config and show these messages."""
-        check_fields(self, positive=("vocab_size", "n_layer", "n_embd", "n_hidden"))
-        check_choice(self, "cell", CELL_CHOICES)
+        check_settings(self, "model")
         if self.tie_embeddings and self.n_embd != self.n_hidden:
             raise ConfigError(
                 f"model.tie_embeddings = true needs model.n_embd ({self.n_embd}) == model.n_hidden "
-                f"({self.n_hidden}); make them equal or set model.tie_embeddings = false.")
+                f"({self.n_hidden}); make them equal or set model.tie_embeddings = false.",
+                field="model.tie_embeddings", also=("model.n_embd", "model.n_hidden"))
         cutoffs = self.adaptive_softmax_cutoffs
-        if cutoffs and not all(0 < a < b for a, b in zip(cutoffs, [*cutoffs[1:], self.vocab_size])):
+        if cutoffs and not all(0 < a < b for a, b in zip(cutoffs, [*cutoffs[1:], self.vocab_size], strict=True)):
             raise ConfigError(
                 f"model.adaptive_softmax_cutoffs = {cutoffs} must increase and lie between 1 and the vocabulary "
-                f"size ({self.vocab_size}); e.g. [2000, 10000] for a 25k-word vocabulary, or [] for a full softmax.")
+                f"size ({self.vocab_size}); e.g. [2000, 10000] for a 25k-word vocabulary, or [] for a full softmax.",
+                field="model.adaptive_softmax_cutoffs")
         if cutoffs and self.tie_embeddings:
             raise ConfigError("model.adaptive_softmax_cutoffs needs model.tie_embeddings = false: the adaptive "
-                              "softmax has no single output matrix to share with the embedding.")
+                              "softmax has no single output matrix to share with the embedding.",
+                              field="model.adaptive_softmax_cutoffs", also=("model.tie_embeddings",))
 
 
 class RNNLM(LanguageModel):
     family = "rnn"
     supports_kv_cache = False  # the hidden state already summarises the past
+    config: RNNConfig
 
     def __init__(self, config: RNNConfig):
         super().__init__()
@@ -67,11 +80,11 @@ class RNNLM(LanguageModel):
         if config.adaptive_softmax_cutoffs:
             self.output = AdaptiveSoftmaxOutput(config.n_hidden, config.vocab_size, config.adaptive_softmax_cutoffs)
         else:
-            self.output = SoftmaxOutput(config.n_hidden, config.vocab_size, bias=True)
-            nn.init.uniform_(self.output.proj.weight, -0.1, 0.1)
-            nn.init.zeros_(self.output.proj.bias)
+            self.output = output = SoftmaxOutput(config.n_hidden, config.vocab_size, bias=True)
+            nn.init.uniform_(output.proj.weight, -0.1, 0.1)
+            nn.init.zeros_(output.proj.bias)
             if config.tie_embeddings:  # "Using the Output Embedding to Improve Language Models" (Press & Wolf, 2016)
-                self.output.proj.weight = self.encoder.weight
+                output.proj.weight = self.encoder.weight
 
     def forward(self, idx: Tensor, targets: Tensor | None = None, state: RNNState | None = None,
                 capture_attention: bool = False, last_only: bool = False) -> ModelOutput:
@@ -86,7 +99,7 @@ class RNNLM(LanguageModel):
         h = torch.zeros(self.config.n_layer, batch_size, self.config.n_hidden, device=device, dtype=weight.dtype)
         return (h, torch.zeros_like(h)) if self.config.cell == "lstm" else h
 
-    def lookup_tables(self) -> list[nn.Parameter]:
+    def lookup_tables(self) -> list[Tensor]:
         return [] if self.config.tie_embeddings else [self.encoder.weight]
 
     def flops_per_token(self) -> float:

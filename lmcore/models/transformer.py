@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
-from .common import LanguageModel, ModelOutput, SoftmaxOutput, check_choice, check_fields
+from ..settings import check_settings, setting
+from .common import MAX_LAYERS, MAX_WIDTH, LanguageModel, ModelOutput, SoftmaxOutput, vocab_size_setting
 
 POSITIONAL_CHOICES = ("learned", "sinusoidal", "rotary")
 
@@ -19,28 +20,40 @@ POSITIONAL_CHOICES = ("learned", "sinusoidal", "rotary")
 @dataclass
 class TransformerConfig:
     family: ClassVar[str] = "transformer"
-    vocab_size: int = 65
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    context_length: int = 64
-    dropout: float = 0.0
-    bias: bool = False               # biases in Linear layers and LayerNorms
-    positional: str = "learned"      # "learned" | "sinusoidal" | "rotary"
-    tie_embeddings: bool = True      # the output layer reuses the token embedding matrix
+    vocab_size: int = vocab_size_setting(65)
+    n_layer: int = setting(4, "Stacked layers (blocks). 2 to 6 on a CPU; deeper learns more but trains slower.",
+                           at_least=1, at_most=MAX_LAYERS)
+    n_head: int = setting(4, "Attention heads per layer; the embedding size must divide by it. 2 to 8, for a head "
+                             "size (embedding / heads) of 32 to 64.", at_least=1)
+    n_embd: int = setting(128, "Width of the token vectors. 64 to 256 on a CPU, 384 to 1024 on a GPU; parameters "
+                               "grow with its square.", at_least=1, at_most=MAX_WIDTH)
+    context_length: int = setting(64, "The longest sequence the model reads: positions 0 to context_length - 1. At "
+                                      "least train.context, which it defaults to in a run's config.", unit="tokens",
+                                  at_least=1, at_most=MAX_WIDTH, default_text="train.context")
+    dropout: float = setting(0.0, "Share of activations zeroed at random while training, against overfitting. 0 "
+                                  "for small models; 0.1 to 0.3 when validation loss rises as training loss falls.",
+                             at_least=0.0, below=1.0)
+    bias: bool = setting(False, "Bias terms in linear layers and layer norms. Off is slightly faster and as good "
+                                "(nanoGPT's default).")
+    positional: str = setting("learned", "How the model knows token order. Learned: a trained table (GPT-2). "
+                                         "Sinusoidal: fixed waves. Rotary: rotates queries and keys (LLaMA).",
+                              choices=POSITIONAL_CHOICES)
+    tie_embeddings: bool = setting(True, "Share the input embedding with the output layer: fewer parameters, "
+                                         "usually lower loss.")
 
     def validate(self) -> None:
         """Not run on construction, so the GUI can hold an invalid config and show these messages."""
-        check_fields(self, positive=("vocab_size", "n_layer", "n_head", "n_embd", "context_length"))
-        check_choice(self, "positional", POSITIONAL_CHOICES)
+        check_settings(self, "model")
         if self.n_embd % self.n_head:
             raise ConfigError(
                 f"model.n_embd = {self.n_embd} is not divisible by model.n_head = {self.n_head}; "
-                "choose an embedding size that is a multiple of the number of heads.")
+                "choose an embedding size that is a multiple of the number of heads.",
+                field="model.n_embd", also=("model.n_head",))
         if self.positional == "rotary" and (self.n_embd // self.n_head) % 2:
             raise ConfigError(
                 f"model.positional = 'rotary' needs an even head size, but model.n_embd / model.n_head = "
-                f"{self.n_embd} / {self.n_head} = {self.n_embd // self.n_head}; change model.n_embd or model.n_head.")
+                f"{self.n_embd} / {self.n_head} = {self.n_embd // self.n_head}; change model.n_embd or model.n_head.",
+                field="model.positional", also=("model.n_embd", "model.n_head"))
 
 
 class KVCache:
@@ -60,14 +73,15 @@ class KVCache:
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store k, v [B, H, T, D] at positions length..length+T-1; return keys and values of all positions."""
-        if self.k[layer] is None:
+        keys, values = self.k[layer], self.v[layer]
+        if keys is None or values is None:
             B, H, _, D = k.shape
-            self.k[layer] = k.new_zeros(B, H, self.max_length, D)
-            self.v[layer] = v.new_zeros(B, H, self.max_length, D)
+            keys = self.k[layer] = k.new_zeros(B, H, self.max_length, D)
+            values = self.v[layer] = v.new_zeros(B, H, self.max_length, D)
         end = self.length + k.size(2)
-        self.k[layer][:, :, self.length:end] = k
-        self.v[layer][:, :, self.length:end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        keys[:, :, self.length:end] = k
+        values[:, :, self.length:end] = v
+        return keys[:, :, :end], values[:, :, :end]
 
 
 def causal_mask(T: int, S: int, device) -> Tensor:
@@ -107,15 +121,16 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(self.layer, k, v)
         dropout_p = self.dropout if self.training else 0.0
-        # Without a cache queries and keys line up, so is_causal's mask is right; with one the T queries are
-        # the last T of S keys, and is_causal (aligned top-left) would be wrong: pass the offset mask instead.
-        mask = None if cache is None and not capture else causal_mask(T, k.size(2), x.device)
+        att: Tensor | None = None
         if capture:  # the same attention spelled out, to hand back the probabilities
             att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
-            att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)  # exp(-inf) = 0: future stays exactly 0
+            future = ~causal_mask(T, k.size(2), x.device)
+            att = att.masked_fill(future, float("-inf")).softmax(dim=-1)  # exp(-inf) = 0: future stays exactly 0
             y = F.dropout(att, dropout_p) @ v
         else:
-            att = None
+            # Without a cache queries and keys line up, so is_causal's mask is right; with one the T queries are
+            # the last T of S keys, and is_causal (aligned top-left) would be wrong: pass the offset mask instead.
+            mask = None if cache is None else causal_mask(T, k.size(2), x.device)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=mask is None)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y)), att
@@ -151,6 +166,10 @@ class Block(nn.Module):
 class TransformerLM(LanguageModel):
     family = "transformer"
     supports_kv_cache = True
+    config: TransformerConfig
+    sinusoid: Tensor  # [context_length, n_embd]: the fixed position table (positional = "sinusoidal")
+    rope_cos: Tensor  # [context_length, head_size / 2]: the rotary angles (positional = "rotary")
+    rope_sin: Tensor
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
@@ -222,7 +241,7 @@ class TransformerLM(LanguageModel):
         are taken from the tokens fed; the arguments keep the interface of RNNLM.init_state."""
         return KVCache(self.config.n_layer, self.config.context_length)
 
-    def lookup_tables(self) -> list[nn.Parameter]:
+    def lookup_tables(self) -> list[Tensor]:
         tables = [self.wpe.weight] if self.config.positional == "learned" else []
         return tables if self.config.tie_embeddings else tables + [self.wte.weight]
 

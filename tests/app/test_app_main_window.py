@@ -48,7 +48,7 @@ def test_remembers_geometry_corpus_and_settings(make_window, small_corpus, tmp_p
     again = make_window()
     form = again.train_tab.form
     assert form.corpus.paths() == [str(small_corpus)]
-    assert form.config().model["n_layer"] == 2 and form.config().optim.lr == 0.003
+    assert form.config().model.n_layer == 2 and form.config().optim.lr == 0.003
     assert again.train_tab.plots.smoothing.value() == 80
     # The offscreen screen is 800 px wide, so the restored width is clamped to the screen (then to the
     # window's minimum); the height shows the geometry came back.

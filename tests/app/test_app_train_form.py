@@ -5,14 +5,17 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog
+from PySide6.QtWidgets import QInputDialog, QSpinBox
 
-from lmcore.config import load_config
+from lmcore.config import load_config, setting_field
+from lmcore.errors import ConfigError
+from lmcore.models import RNNConfig, TransformerConfig
+from lmcore.models.common import MAX_WIDTH
 from lmcore.corpus import inspect_corpus
 from lmcore.estimate import estimate_run, estimate_vocab_size
 
 from app.train import form as train_form
-from app.train.fields import FIELDS
+from app.train.fields import FIELDS, FORM_ONLY, WIDE
 from app.common.resources import PRESETS_DIR
 from app.common.text import format_count
 from app.train.tab import TrainTab
@@ -51,9 +54,10 @@ def test_switching_the_family_shows_only_its_fields(tab):
     assert shown(form, "model.n_hidden") and shown(form, "model.cell")
     assert not shown(form, "model.n_head") and not shown(form, "model.positional")
     set_field(form, "model.n_hidden", 128)  # tied embeddings need n_embd == n_hidden (128)
+    set_field(form, "model.cell", "gru")
     assert form.validate()
-    assert set(form.config().model) == {"family", "cell", "n_layer", "n_embd", "n_hidden", "dropout",
-                                        "tie_embeddings"}
+    model = form.config().model
+    assert isinstance(model, RNNConfig) and (model.cell, model.n_embd, model.n_hidden) == ("gru", 128, 128)
 
 
 def test_an_invalid_field_is_marked_explained_and_blocks_start(tab, qtbot):
@@ -65,6 +69,13 @@ def test_an_invalid_field_is_marked_explained_and_blocks_start(tab, qtbot):
     assert heads.property("invalid") is True and embedding.property("invalid") is True
     assert message.isVisibleTo(form) and "not divisible by model.n_head = 3" in message.text()
     assert "divisible" in tab.start_button.toolTip()
+    set_field(form, "optim.lr", 1000.0)  # still invalid, for another reason too...
+    set_field(form, "model.n_head", 4)  # ...and then for that one alone: the tooltip follows the errors
+    qtbot.waitUntil(lambda: "optim.lr" in tab.start_button.toolTip(), timeout=3000)
+    assert "divisible" not in tab.start_button.toolTip() and not tab.start_button.isEnabled()
+    set_field(form, "optim.lr", 1e-3)
+    set_field(form, "model.n_head", 3)
+    qtbot.waitUntil(lambda: "divisible" in tab.start_button.toolTip(), timeout=3000)
     qtbot.mouseClick(tab.start_button, Qt.LeftButton)
     assert tab.state == "idle" and not tab.is_training()
     set_field(form, "model.n_head", 4)
@@ -120,7 +131,7 @@ def test_presets_load_every_setting_but_the_corpus(tab, small_corpus):
     form = tab.form
     form.preset.setCurrentIndex(form.preset.findText("lstm-word"))
     config, preset = form.config(), load_config(PRESETS_DIR / "lstm-word.toml")
-    assert (config.family, config.model["cell"], config.optim.name, config.tokenizer.kind) == \
+    assert (config.family, config.model.cell, config.optim.name, config.tokenizer.kind) == \
         ("rnn", "lstm", "sgd", "word")
     assert (config.optim.lr, config.train.context) == (preset.optim.lr, preset.train.context)
     assert config.train.epochs == preset.train.epochs > 0
@@ -138,11 +149,11 @@ def test_save_as_preset(tab, qtbot, tmp_path, monkeypatch):
     saved = tmp_path / "presets" / "my-small-gpt.toml"
     assert saved.is_file() and form.preset.currentText() == "my-small-gpt"
     config = load_config(saved)
-    assert (config.model["n_layer"], config.train.max_steps) == (2, 300)
+    assert (config.model.n_layer, config.train.max_steps) == (2, 300)
     set_field(form, "model.n_layer", 6)
     form.preset.setCurrentIndex(form.preset.findText("baby-gpt-char"))
     form.preset.setCurrentIndex(form.preset.findText("my-small-gpt"))
-    assert form.config().model["n_layer"] == 2
+    assert form.config().model.n_layer == 2
 
 
 def test_summary_shows_what_the_run_will_cost(tab, small_corpus):
@@ -170,7 +181,7 @@ def test_steps_or_epochs(tab, qtbot):
     ("data.val_fraction", 0, "data.val_fraction = 0.0 must be between 0 and 1"),  # once a division by zero
     ("optim.lr", "inf", "optim.lr = inf must be a finite number"),
     ("train.epochs", "inf", "train.epochs = inf must be a finite number"),
-    ("model.n_embd", 1_000_000_000, "model.n_embd = 1,000,000,000 is far too large"),  # once a RuntimeError
+    ("model.dropout", 1.5, "model.dropout = 1.5 is too high: it must be at least 0 and below 1"),
     ("name", "../escape", "name = '../escape' cannot name a run folder"),
 ])
 def test_every_invalid_value_blocks_start_and_says_why(tab, qtbot, key, value, message):
@@ -182,6 +193,57 @@ def test_every_invalid_value_blocks_start_and_says_why(tab, qtbot, key, value, m
     label = form._rows[key][2]
     assert message in label.text() and label.isVisibleTo(form) and form.config() is None
     assert message in tab.start_button.toolTip()
+
+
+def test_tooltips_and_spin_box_ranges_are_lmcores(tab):
+    form = tab.form
+    for key, editor in form.editors.items():
+        spec = setting_field(key)
+        if spec is None:
+            assert key in FORM_ONLY
+            continue
+        assert editor.toolTip() == spec.metadata["help"], key
+        if isinstance(editor, QSpinBox):
+            low = spec.metadata.get("at_least", 1)
+            assert (editor.minimum(), editor.maximum()) == (low, spec.metadata.get("at_most", WIDE)), key
+        if FIELDS[key].choices and key != "train.device":  # the devices this machine has, of lmcore's
+            assert {value for value, _ in FIELDS[key].choices} == set(spec.metadata["choices"]), key
+    embedding = form.editors["model.n_embd"]
+    embedding.setValue(10**9)  # too wide a model cannot even be typed: the box stops at lmcore's limit
+    assert embedding.value() == MAX_WIDTH and form.editors["tokenizer.vocab_size"].minimum() == 258
+
+
+def test_the_model_tooltips_follow_the_family(tab, qtbot):
+    form = tab.form
+    layers = form.editors["model.n_layer"]
+    assert layers.toolTip() == TransformerConfig.__dataclass_fields__["n_layer"].metadata["help"]
+    set_field(form, "model.family", "rnn")
+    rnn_help = RNNConfig.__dataclass_fields__["n_layer"].metadata["help"]
+    assert layers.toolTip() == rnn_help != TransformerConfig.__dataclass_fields__["n_layer"].metadata["help"]
+    assert form._labels["model.n_layer"].toolTip() == rnn_help
+
+
+@pytest.mark.parametrize("field, also, marked, shown_under", [
+    ("train.batch_size", ("model.n_layer",), ["model.n_layer"], "train.batch_size"),
+    ("model.n_hidden", ("model.n_embd",), [], "model.n_embd"),  # n_hidden is hidden: the first shown one takes it
+    (None, (), [], ""),  # no field: the message goes under the whole form
+])
+def test_the_form_marks_the_field_an_error_is_about(tab, qtbot, monkeypatch, field, also, marked, shown_under):
+    """The field comes from ConfigError.field, not from the message's words: this one names no field at all."""
+    def refuse(*args):
+        raise ConfigError("These settings will not do; change them.", field=field, also=also)
+
+    monkeypatch.setattr(train_form, "estimate_run", refuse)
+    form = tab.form
+    set_field(form, "model.n_layer", 2)
+    qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=3000)
+    assert list(form.errors) == [shown_under] and form.errors[shown_under].startswith("These settings")
+    for key, editor in form.editors.items():
+        assert bool(editor.property("invalid")) == (key == shown_under or key in marked), key
+    if shown_under:
+        assert form._rows[shown_under][2].isVisibleTo(form) and not form.general_error.isVisibleTo(form)
+    else:
+        assert form.general_error.isVisibleTo(form) and "will not do" in form.general_error.text()
 
 
 @pytest.mark.parametrize("refused", ["read_bytes", "stat"])  # a file, or a folder, this user may not read

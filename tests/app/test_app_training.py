@@ -117,7 +117,7 @@ def test_fine_tune_a_finished_run_on_new_text(make_window, qtbot, small_corpus, 
     qtbot.mouseClick(browser.fine_tune_button, Qt.LeftButton)
     form = tab.form
     assert form.fine_tune_banner.isVisibleTo(form) and source.name in form.fine_tune_banner.text()
-    assert not form.sections["Model"].isEnabled() and form.config().model["n_embd"] == 32
+    assert not form.sections["Model"].isEnabled() and form.config().model.n_embd == 32
     set_field(form, "train.max_steps", 6)
     set_field(form, "train.eval_interval", 3)
     qtbot.waitUntil(tab.start_button.isEnabled, timeout=5000)

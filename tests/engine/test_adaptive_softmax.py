@@ -65,7 +65,7 @@ def test_config_round_trips_and_the_head_is_much_smaller_than_a_full_softmax():
 def test_it_trains_saves_and_generates(tmp_path):
     config = tiny_config(write_corpus(tmp_path, 20_000), tmp_path / "runs", "rnn", max_steps=20, eval_interval=10)
     config.tokenizer.kind = "word"  # ids ordered by frequency, as the adaptive softmax's clusters assume
-    config.model.update(tie_embeddings=False, adaptive_softmax_cutoffs=[50, 300])  # of ~1,600 words
+    config.model.tie_embeddings, config.model.adaptive_softmax_cutoffs = False, [50, 300]  # of ~1,600 words
     trainer = Trainer.new(config)
     assert trainer.run() == "finished"
     losses = [r["val_loss"] for r in trainer.folder.read_metrics() if r["kind"] == "eval"]

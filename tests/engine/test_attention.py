@@ -141,7 +141,7 @@ def test_the_probe_refreshes_during_training_without_changing_the_run(tmp_path, 
     runs = []
     for name, probe in (("plain", None), ("probed", AttentionProbe("First Citizen:\nBefore we", every=5))):
         config = tiny_config(small_corpus, tmp_path / name, family, max_steps=20)
-        config.model["dropout"] = 0.1  # the probe must not draw from the RNG that dropout uses
+        config.model.dropout = 0.1  # the probe must not draw from the RNG that dropout uses
         trainer = Trainer.new(config)
         seen = []
         trainer.subscribe(seen.append)

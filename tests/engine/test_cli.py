@@ -4,12 +4,16 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import fields
 
 import pytest
 import tomli_w
 
 from engine_helpers import write_corpus
 from lmcore.cli import build_parser, main
+from lmcore.config import setting_field, setting_groups, settings_markdown
+from lmcore.generation import SamplingSettings
+from lmcore.tokenizers import TOKENIZER_KINDS, TokenizerConfig
 from lmcore.runs import list_runs
 
 TINY = {
@@ -58,9 +62,44 @@ def test_resume_continues_a_stopped_run(trained_run, capsys):
 def test_tokenizer_train_writes_a_loadable_tokenizer(tmp_path, capsys):
     corpus = write_corpus(tmp_path, 20_000)
     out = tmp_path / "tok"
-    assert main(["tokenizer", "train", str(corpus), "--out", str(out), "--vocab-size", "400"]) == 0
+    assert main(["tokenizer", "train", str(corpus), "--out", str(out), "--kind", "sentencepiece",
+                 "--vocab-size", "400"]) == 0
     assert "400 tokens" in capsys.readouterr().out
     assert (out / "tokenizer.json").is_file() and (out / "tokenizer.model").is_file()
+
+
+def test_tokenizer_train_takes_its_defaults_and_choices_from_the_tokenizer_config(capsys):
+    parser = build_parser()
+    args = parser.parse_args(["tokenizer", "train", "x.txt", "--out", "tok"])
+    assert TokenizerConfig(**{f.name: getattr(args, f.name) for f in fields(TokenizerConfig)}) == TokenizerConfig()
+    for kind in TOKENIZER_KINDS:
+        assert parser.parse_args(["tokenizer", "train", "x.txt", "--out", "tok", "--kind", kind]).kind == kind
+    with pytest.raises(SystemExit):
+        parser.parse_args(["tokenizer", "train", "x.txt", "--out", "tok", "--model-type", "wordpiece"])
+    assert "invalid choice: 'wordpiece'" in capsys.readouterr().err
+    args = parser.parse_args(["tokenizer", "train", "x.txt", "--out", "tok", "--lowercase", "--max-vocab", "500"])
+    assert (args.lowercase, args.max_vocab, args.vocab_size) == (True, 500, TokenizerConfig().vocab_size)
+
+
+def test_sample_takes_its_defaults_from_the_sampling_settings():
+    args = build_parser().parse_args(["sample", "some-run"])
+    assert SamplingSettings(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.repetition_penalty,
+                            args.greedy, args.seed, args.stop) == SamplingSettings()
+
+
+def test_train_help_and_lmcore_settings_list_every_setting_with_its_help(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    train_help = capsys.readouterr().out
+    assert main(["settings"]) == 0
+    listing = capsys.readouterr().out
+    for _, _, items in setting_groups():
+        for key, _ in items:
+            assert f"  {key} = " in listing and f"  {key} = " in train_help, key
+    lr = setting_field("optim.lr")
+    assert lr.metadata["help"].split()[0] in listing and "optim.lr = 0.001  [positive and at most 100]" in listing
+    assert main(["settings", "--markdown"]) == 0
+    assert capsys.readouterr().out == settings_markdown()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -79,7 +118,7 @@ def test_bad_input_exits_2_with_a_message_not_a_traceback(argv, message, capsys,
 def test_every_command_has_help(capsys):
     parser = build_parser()
     for argv in (["--help"], ["train", "--help"], ["eval", "--help"], ["sample", "--help"],
-                 ["tokenizer", "train", "--help"], ["runs", "--help"]):
+                 ["tokenizer", "train", "--help"], ["runs", "--help"], ["settings", "--help"]):
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args(argv)
         assert exit_info.value.code == 0 and "usage: lmcore" in capsys.readouterr().out

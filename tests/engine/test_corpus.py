@@ -61,7 +61,7 @@ def test_empty_validation_split_is_explained(tmp_path):
 def test_corpus_shorter_than_one_batch_stops_before_training(tmp_path):
     corpus = write_corpus(tmp_path, 300)
     config = tiny_config(corpus, tmp_path / "runs")
-    config.model["context_length"] = 256
+    config.model.context_length = 256
     config.train.context = 256
     trainer = Trainer.new(config)
     failures = []

@@ -7,6 +7,7 @@ import torch
 from engine_helpers import tiny_config, write_corpus
 from lmcore import events as ev
 from lmcore.checkpoint import load_checkpoint, load_trained_model
+from lmcore.models import TransformerConfig
 from lmcore.runs import RunFolder, list_runs
 from lmcore.trainer import Trainer
 
@@ -49,13 +50,12 @@ def test_loss_falls_and_the_run_folder_holds_everything(tmp_path, corpus, family
 
 @pytest.mark.parametrize("family", ["transformer", "rnn"])
 def test_stop_and_resume_gives_the_same_loss_curve_as_an_uninterrupted_run(tmp_path, corpus, family):
-    extra = {"dropout": 0.1}  # dropout makes the RNG state part of what resume must restore
     whole = tiny_config(corpus, tmp_path / "a", family, max_steps=30)
-    whole.model.update(extra)
+    whole.model.dropout = 0.1  # dropout makes the RNG state part of what resume must restore
     Trainer.new(whole).run()
 
     split = tiny_config(corpus, tmp_path / "b", family, max_steps=30)
-    split.model.update(extra)
+    split.model.dropout = 0.1
     first = Trainer.new(split)
     first.subscribe(lambda e: first.request_stop() if isinstance(e, ev.StepMetrics) and e.step == 13 else None)
     assert first.run() == "stopped"
@@ -122,7 +122,7 @@ def test_fine_tuning_starts_a_new_run_from_another_runs_weights(tmp_path, corpus
     new_text = write_corpus(tmp_path, 8000, "new.txt")
     tune = tiny_config(new_text, tmp_path / "runs", max_steps=10)
     tune.init_from = str(base.folder.path)
-    tune.model = {"family": "transformer", "n_layer": 3}  # ignored: the source run's model is used
+    tune.model = TransformerConfig(n_layer=3)  # ignored: the source run's model is used
     tuned = Trainer.new(tune)
     start_weights = {}
     tuned.subscribe(lambda e: start_weights.update(
