@@ -8,7 +8,6 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from lmcore.generation import PRESETS, SamplingSettings
 
-from ..common.widgets import row
 from .session import parse_stop_strings
 
 CUSTOM = "custom"
@@ -25,7 +24,7 @@ class SamplingControls(QWidget):
         self._setting_preset = False  # True while a preset fills the fields, which then are not "custom"
         box = QFrame()
         box.setObjectName("section")
-        box.setMinimumWidth(290)
+        box.setMinimumWidth(260)
         form = QFormLayout(box)
         title = QLabel("Sampling")
         title.setObjectName("runTitle")
@@ -56,9 +55,10 @@ class SamplingControls(QWidget):
         self.greedy_check = QCheckBox("Greedy (most likely token)")
         form.addRow(self.greedy_check)
         self.seed_spin = QSpinBox(minimum=0, maximum=2**31 - 1, value=1337)
-        self.random_seed_check = QCheckBox("random")
-        self.random_seed_check.setToolTip("Draw a new seed for each generation (the one used is shown here)")
-        form.addRow("Seed", row((self.seed_spin, 1), self.random_seed_check))
+        form.addRow("Seed", self.seed_spin)
+        self.random_seed_check = QCheckBox("New seed each time")
+        self.random_seed_check.setToolTip("Draw a new seed for each generation (the one used is shown above)")
+        form.addRow(self.random_seed_check)
         self.stop_edit = QLineEdit()
         self.stop_edit.setPlaceholderText(r"e.g. \n\n, THE END")
         self.stop_edit.setToolTip(r"Stop when the output contains one of these. Separate them with commas; "
@@ -67,6 +67,9 @@ class SamplingControls(QWidget):
         hint = QLabel("Ctrl+Enter generates, Esc stops.")
         hint.setObjectName("hint")
         form.addRow(hint)
+        for field in (self.preset_combo, self.max_tokens_spin, self.temperature_spin, self.top_k_spin,
+                      self.top_p_spin, self.repetition_spin, self.seed_spin, self.stop_edit):
+            field.setMinimumWidth(90)  # not the width of their largest value: the column stays narrow
         column = QVBoxLayout(self)  # keeps the section its natural height at the top of the column
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(box)

@@ -1,5 +1,5 @@
-"""The Generate tab's session, without Qt: which run is chosen and which model is loaded, what the output holds
-(the prompt, the generated tokens, the ids Continue sends on), the scored text, the pinned token, the job the
+"""The Generate tab's session, without Qt: which runs are chosen and which models are loaded, what each view
+holds (the output and, side by side, a second one; the chat; the scored text), the pinned token, the jobs the
 worker is at, and which of the tab's actions all that leaves enabled. The tab (tab.py) shows it and wires it to
 the widgets and the worker; tests drive it without a widget.
 
@@ -8,29 +8,44 @@ writes about them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from lmcore.generation import SamplingSettings
+from lmcore.generation import TOP_CANDIDATES, SamplingSettings, fresh_seed
 from lmcore.runs import RunFolder
 
+from .chat import ChatTranscript, Speakers
+
 CHECKPOINTS = ("best", "last")
-GENERATE, SCORE = "generate", "score"  # the tab's two modes, and the two jobs the worker does for them
-MODES = (GENERATE, SCORE)  # in the order of the tab's pages
+GENERATE, SCORE, CHAT = "generate", "score", "chat"  # the tab's modes, and the jobs the worker does for them
+MODES = (GENERATE, SCORE, CHAT)  # in the order of the tab's pages
+SECOND = "second"  # side by side: the second column's output, from the second model
+# The token views each model's tokens reach: slot 0 is the run chosen in the runs browser, slot 1 the second column's.
+SLOT_VIEWS = {0: (GENERATE, SCORE, CHAT), 1: (SECOND,)}
 FINISH_REASONS = {"stopped": "stopped", "max tokens": "max tokens reached", "stop string": "stop string found"}
 
 
 # ---- messages between the tab and its worker ------------------------------------------------------------------
+class Candidate(NamedTuple):
+    id: int
+    text: str
+    probability: float
+
+
 @dataclass
 class TokenInfo:
     """One token as the token views show it, for generated and scored text alike."""
     id: int
     text: str
-    probability: float | None  # None: the first token of a scored text, which nothing predicts
-    entropy: float | None
-    candidates: list[tuple[str, float, bool]]  # (token text, probability, is the chosen token)
+    probability: float | None  # under the model's raw distribution; None: the first token of a scored text
+    entropy: float | None  # of the raw distribution
+    candidates: list[Candidate]  # the raw distribution's most likely tokens, most likely first
     loss: float | None = None  # scored text only
+    # Generated text only: the same for the distribution the token was drawn from, and the settings that made it.
+    sampled_probability: float | None = None
+    sampled_candidates: list[Candidate] = field(default_factory=list)
+    sampling: str = ""  # e.g. "temperature 0.3 · top-k 3"
 
 
 @dataclass
@@ -42,18 +57,26 @@ class ModelSummary:
     checkpoint_line: str
     tokenizer_line: str
     context_length: int | None
+    slot: int = 0  # which of the two models (SLOT_VIEWS)
 
 
 @dataclass
 class GenerationRequest:
     prompt: str | list[int]  # text, or the ids of earlier output to continue from
     settings: SamplingSettings
+    view: str = GENERATE  # where the tokens go: GENERATE, SECOND or CHAT
+
+    @property
+    def slot(self) -> int:
+        """The model that generates them."""
+        return 1 if self.view == SECOND else 0
 
 
 @dataclass
 class GenerationStarted:
     prompt_ids: list[int]
     seed: int
+    view: str = GENERATE
 
 
 @dataclass
@@ -62,6 +85,14 @@ class GenerationFinished:
     seconds: float
     first_token_seconds: float | None
     reason: str  # "stopped" | "max tokens" | "stop string"
+    view: str = GENERATE
+
+
+@dataclass
+class JobFailed:
+    message: str  # for the user
+    view: str | None = None  # the view of the generation that failed, SCORE, or None: loading model `slot`
+    slot: int = 0
 
 
 # ---- what the tab writes ----------------------------------------------------------------------------------------
@@ -97,7 +128,51 @@ def describe_score(result) -> str:
             f"{result.predicted} predicted tokens")
 
 
+def describe_sampling(settings: SamplingSettings) -> str:
+    """The settings that shape the distribution tokens are drawn from, those left off unnamed:
+    "temperature 0.3 · top-k 3"."""
+    if settings.greedy:
+        knobs = ["greedy"]
+    else:
+        knobs = [f"temperature {settings.temperature:g}"]
+        knobs += [f"top-k {settings.top_k}"] if settings.top_k else []
+        knobs += [f"top-p {settings.top_p:g}"] if settings.top_p < 1 else []
+    knobs += [f"repetition penalty {settings.repetition_penalty:g}"] if settings.repetition_penalty != 1 else []
+    return " · ".join(knobs)
+
+
+class CandidateRow(NamedTuple):
+    """One bar of the token inspector: a candidate of the distribution shown, and its probability in the other."""
+    text: str
+    probability: float
+    chosen: bool
+    other: float | None  # None: not known (the other distribution lists only its most likely tokens)
+
+
+def candidate_rows(token: TokenInfo, sampled: bool) -> list[CandidateRow]:
+    """The inspector's bars for a token: the candidates of its sampled distribution (`sampled`) or of the raw one,
+    each with its probability in the other distribution. A list shorter than TOP_CANDIDATES holds every token
+    its distribution allows, so a token missing from it has probability 0 there (top-k and top-p rule tokens out).
+    Scored text has only the raw distribution: no other."""
+    shown, other = ((token.sampled_candidates, token.candidates) if sampled else
+                    (token.candidates, token.sampled_candidates))
+    known = {c.id: c.probability for c in other}
+    missing = 0.0 if len(other) < TOP_CANDIDATES and token.sampled_probability is not None else None
+    return [CandidateRow(c.text, c.probability, c.id == token.id, known.get(c.id, missing)) for c in shown]
+
+
 # ---- the session --------------------------------------------------------------------------------------------------
+@dataclass
+class Output:
+    """What a generating view holds: the prompt, the tokens generated after it, and the ids Continue sends on."""
+    prompt_text: str = ""
+    ids: list[int] = field(default_factory=list)
+    tokens: list[TokenInfo] = field(default_factory=list)
+
+    def text(self) -> str:
+        return self.prompt_text + "".join(token.text for token in self.tokens)
+
+
 @dataclass(frozen=True)
 class Actions:
     """Which of the tab's actions the session's state allows."""
@@ -108,94 +183,157 @@ class Actions:
     choose_checkpoint: bool
     reload: bool
     send_output: bool  # to the Attention tab
+    copy: bool
+    send_chat: bool
+    side_by_side: bool  # turning it on or off
 
 
 class GenerationSession:
     """The state of the Generate tab apart from its widgets, changed by the tab's requests and the worker's
-    answers. `mode` is the page shown (GENERATE or SCORE): pinning applies to its tokens."""
+    answers. `mode` is the page shown (MODES). Side by side, Generate and Continue run the second model too, on
+    the same prompt with the same seed; Continue, Copy and Send to Attention use the first column's output."""
 
     def __init__(self):
-        self.run_dir: Path | None = None  # the run chosen in the runs browser
-        self.summary: ModelSummary | None = None  # the model loaded from it; None while loading or none loaded
-        self.loaded_run: Path | None = None  # whose tokenizer made the ids in the outputs
-        self.job: str | None = None  # GENERATE or SCORE while the worker is at it
+        self.runs: list[Path | None] = [None, None]  # chosen, per slot (SLOT_VIEWS)
+        self.summaries: list[ModelSummary | None] = [None, None]  # loaded; None while loading or none loaded
+        self.loaded_runs: list[Path | None] = [None, None]  # whose tokenizers made the ids in the views
+        self.job: str | None = None  # GENERATE (chat included) or SCORE while the worker is at it
+        self.pending: set[str] = set()  # the views whose generation the worker has not finished
         self.mode = GENERATE
-        self.prompt_text = ""
-        self.ids: list[int] = []  # prompt + generated ids of the output: what Continue sends
-        self.generated: list[TokenInfo] = []
+        self.side_by_side = False
+        self.outputs = {GENERATE: Output(), SECOND: Output()}
+        self.chat: ChatTranscript[TokenInfo] = ChatTranscript()
         self.scored: list[TokenInfo] = []
-        self.pinned: int | None = None  # the token of the current mode's view the inspector keeps showing
+        self.pinned: int | None = None  # the token the inspector keeps showing, in view `pinned_view`
+        self.pinned_view: str | None = None
         self.seed: int | None = None  # of the last generation
-        self._pending_prompt: str | None = None  # the text of the prompt being sent; None when continuing
+        self._prompts: dict[str, str | None] = {}  # per pending view: the prompt's text; None when continuing
 
     # ---- run and model ------------------------------------------------------------------------------------------
-    def select_run(self, run_dir: Path | None) -> None:
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.summary = None
+    @property
+    def run_dir(self) -> Path | None:
+        """The run chosen in the runs browser."""
+        return self.runs[0]
 
-    def start_loading(self) -> bool:
-        """Forget the loaded model until the worker loads the chosen run's; False when no run is chosen."""
-        if self.run_dir is None:
+    @property
+    def summary(self) -> ModelSummary | None:
+        return self.summaries[0]
+
+    def select_run(self, run_dir: Path | None, slot: int = 0) -> None:
+        self.runs[slot] = Path(run_dir) if run_dir is not None else None
+        self.summaries[slot] = None
+
+    def start_loading(self, slot: int = 0) -> bool:
+        """Forget a slot's model until the worker loads its chosen run's; False when no run is chosen."""
+        if self.runs[slot] is None:
             return False
-        self.summary = None
+        self.summaries[slot] = None
         return True
 
     def model_loaded(self, summary: ModelSummary) -> Literal["stale", "new run", "same run"]:
-        """Take the model the worker loaded. "stale": the user has picked another run since, nothing changes;
-        "new run": the outputs are cleared (ids from another run's tokenizer must not be continued)."""
-        if summary.run_dir != self.run_dir:
+        """Take a model the worker loaded. "stale": the user has picked another run since, nothing changes;
+        "new run": the slot's views are cleared (ids from another run's tokenizer must not be continued)."""
+        slot = summary.slot
+        if summary.run_dir != self.runs[slot]:
             return "stale"
-        outcome = "same run" if summary.run_dir == self.loaded_run else "new run"
+        outcome = "same run" if summary.run_dir == self.loaded_runs[slot] else "new run"
         if outcome == "new run":
-            self.clear_outputs()
-        self.loaded_run, self.summary = summary.run_dir, summary
+            self.clear_views(SLOT_VIEWS[slot])
+        self.loaded_runs[slot], self.summaries[slot] = summary.run_dir, summary
         return outcome
 
-    @property
-    def awaiting_model(self) -> bool:
-        """A run is chosen but no model of it is loaded (loading, or the load failed)."""
-        return self.run_dir is not None and self.summary is None
+    def awaiting_model(self, slot: int = 0) -> bool:
+        """A run is chosen for the slot but no model of it is loaded (loading, or the load failed)."""
+        return self.runs[slot] is not None and self.summaries[slot] is None
 
-    def clear_outputs(self) -> None:
-        self.ids, self.generated, self.prompt_text = [], [], ""
-        self.scored = []
-        self.pinned = None
+    def clear_views(self, views) -> None:
+        """Empty the given views (SLOT_VIEWS, or the chat for a new conversation)."""
+        for view in views:
+            if view == SCORE:
+                self.scored = []
+            elif view == CHAT:
+                self.chat.clear()
+            else:
+                self.outputs[view] = Output()
+        if self.pinned_view in views:
+            self.pin(None, None)
 
     # ---- generating ---------------------------------------------------------------------------------------------
-    def generate(self, prompt: str, settings: SamplingSettings) -> GenerationRequest:
-        """A new output from `prompt`: the current one stays until the worker has started on it."""
-        self._pending_prompt = prompt
-        self.job = GENERATE
-        return GenerationRequest(prompt, settings)
+    def generating_views(self) -> tuple[str, ...]:
+        """The views a Generate fills: the output and, side by side, the second column's."""
+        return (GENERATE, SECOND) if self.side_by_side else (GENERATE,)
 
-    def continue_output(self, settings: SamplingSettings) -> GenerationRequest:
-        """Generate on from the end of the output: the worker gets its ids, not its text."""
-        self._pending_prompt = None
-        self.job = GENERATE
-        return GenerationRequest(list(self.ids), settings)
+    def generate(self, prompt: str, settings: SamplingSettings) -> list[GenerationRequest]:
+        """New outputs from `prompt`: the current ones stay until the worker has started on them."""
+        return self._start({view: prompt for view in self.generating_views()}, settings)
+
+    def continue_output(self, settings: SamplingSettings) -> list[GenerationRequest]:
+        """Generate on from the end of each output: the worker gets their ids, not their text."""
+        return self._start(dict.fromkeys(self.generating_views()), settings)
+
+    def send_chat(self, message: str, speakers: Speakers, settings: SamplingSettings) -> list[GenerationRequest]:
+        """The model's reply to `message`, which ends where it would start the user's next turn."""
+        settings = replace(settings, stop=[*settings.stop, speakers.stop])
+        return self._start({CHAT: self.chat.begin_turn(message, speakers)}, settings)
+
+    def _start(self, prompts: dict[str, str | None], settings: SamplingSettings) -> list[GenerationRequest]:
+        if settings.seed is None:  # drawn here, so that side by side both columns draw with it
+            settings = replace(settings, seed=fresh_seed())
+        self.job, self.pending, self._prompts = GENERATE, set(prompts), prompts
+        return [GenerationRequest(list(self.outputs[view].ids) if prompt is None else prompt, settings, view)
+                for view, prompt in prompts.items()]
 
     def generation_started(self, started: GenerationStarted) -> bool:
-        """True when the output starts anew (from a prompt); False when the tokens go on after it (Continue)."""
+        """True when the view starts anew (its pinned token, if any, is gone); False when the tokens go on after
+        its output (Continue)."""
         self.seed = started.seed
-        if self._pending_prompt is None:
+        prompt = self._prompts.get(started.view)
+        if prompt is None:
             return False
-        self.pinned = None
-        self.prompt_text = self._pending_prompt
-        self.ids, self.generated = list(started.prompt_ids), []
+        if started.view == CHAT:
+            self.chat.reply_started()  # the conversation goes on: a token of it pinned stays
+        else:
+            if self.pinned_view == started.view:
+                self.pin(None, None)
+            self.outputs[started.view] = Output(prompt, list(started.prompt_ids))
         return True
 
-    def tokens_received(self, batch: list[TokenInfo]) -> None:
-        self.ids.extend(token.id for token in batch)
-        self.generated.extend(batch)
+    def tokens_received(self, view: str, batch: list[TokenInfo]) -> int:
+        """Add tokens to a view; returns how many its output (in a chat, the reply) has."""
+        if view == CHAT:
+            return self.chat.add(batch)
+        output = self.outputs[view]
+        output.ids.extend(token.id for token in batch)
+        output.tokens.extend(batch)
+        return len(output.tokens)
 
     def generation_finished(self, done: GenerationFinished) -> str:
-        """The job is over; returns the status line it leaves."""
-        self.job = None
+        """A view's generation is over (the job, once every view's is); returns the status line it leaves."""
+        self._done(done.view)
+        if done.view == CHAT:
+            self.chat.reply_finished()
+            if self.pinned_view == CHAT:  # the token pinned may have been cut off with the stop string
+                self.pin(CHAT, self.pinned)
         return describe_finished(done, self.seed)
 
+    def _done(self, view: str) -> None:
+        self.pending.discard(view)
+        self._prompts.pop(view, None)
+        if not self.pending:
+            self.job = None
+
+    @property
+    def generated(self) -> list[TokenInfo]:
+        """The first column's generated tokens."""
+        return self.outputs[GENERATE].tokens
+
+    @property
+    def ids(self) -> list[int]:
+        return self.outputs[GENERATE].ids
+
     def output_text(self) -> str:
-        """The prompt and the generated text, as the model wrote it."""
-        return self.prompt_text + "".join(token.text for token in self.generated)
+        """The prompt and the generated text of the first column, as the model wrote it."""
+        return self.outputs[GENERATE].text()
 
     # ---- scoring ------------------------------------------------------------------------------------------------
     def start_scoring(self) -> None:
@@ -203,33 +341,47 @@ class GenerationSession:
 
     def text_scored(self, tokens: list[TokenInfo]) -> None:
         self.job = None
-        self.pinned = None
+        if self.pinned_view == SCORE:
+            self.pin(None, None)
         self.scored = tokens
 
-    def job_failed(self) -> str | None:
-        """The worker reported an error: the job it was at (None: it was loading a model) is over."""
-        failed, self.job = self.job, None
-        return failed
+    def job_failed(self, failure: JobFailed) -> None:
+        """The worker reported an error: the job it was at is over (a load's failure leaves its slot with no
+        model, see awaiting_model)."""
+        if failure.view == SCORE:
+            self.job = None
+        elif failure.view is not None:
+            if failure.view == CHAT:
+                self.chat.turn_failed()
+            self._done(failure.view)
 
     # ---- inspecting tokens --------------------------------------------------------------------------------------
-    def tokens(self, mode: str | None = None) -> list[TokenInfo]:
-        """The tokens of a mode's view (the current mode's by default)."""
-        return self.generated if (mode or self.mode) == GENERATE else self.scored
+    def tokens(self, view: str) -> list[TokenInfo]:
+        """The tokens of a view, in the order its token indices count them."""
+        if view == SCORE:
+            return self.scored
+        return self.chat.tokens() if view == CHAT else self.outputs[view].tokens
 
-    def hovered(self, mode: str, index: int) -> TokenInfo | None:
-        """The token to show for a hover over token `index` of a mode's view: none while a token is pinned."""
-        tokens = self.tokens(mode)
+    def hovered(self, view: str, index: int) -> TokenInfo | None:
+        """The token to show for a hover over token `index` of a view: none while a token is pinned."""
+        tokens = self.tokens(view)
         return tokens[index] if self.pinned is None and 0 <= index < len(tokens) else None
 
-    def pin(self, index: int | None) -> TokenInfo | None:
-        """Pin token `index` of the current mode's view (None, or an index off its tokens, unpins); returns it."""
-        tokens = self.tokens()
-        self.pinned = index if index is not None and 0 <= index < len(tokens) else None
-        return tokens[self.pinned] if self.pinned is not None else None
+    def pin(self, view: str | None, index: int | None) -> TokenInfo | None:
+        """Pin token `index` of a view (None, or an index off its tokens, unpins); returns it."""
+        tokens = self.tokens(view) if view is not None else []
+        if index is not None and 0 <= index < len(tokens):
+            self.pinned_view, self.pinned = view, index
+            return tokens[index]
+        self.pinned_view = self.pinned = None
+        return None
 
-    def click_target(self, index: int) -> int | None:
-        """What a click on token `index` pins: that token, or nothing when it is the one pinned already."""
-        return None if index == self.pinned else index
+    def pinned_token(self) -> TokenInfo | None:
+        return self.tokens(self.pinned_view)[self.pinned] if self.pinned is not None else None
+
+    def click_target(self, view: str, index: int) -> int | None:
+        """What a click on token `index` of a view pins: that token, or nothing when it is the one pinned."""
+        return None if (view, index) == (self.pinned_view, self.pinned) else index
 
     def escape_action(self) -> Literal["stop", "unpin"] | None:
         """What Esc does: stop a generation, else unpin the pinned token."""
@@ -240,8 +392,12 @@ class GenerationSession:
     # ---- state --------------------------------------------------------------------------------------------------
     def actions(self) -> Actions:
         busy = self.job is not None
-        ready = self.summary is not None and not busy
-        chosen = self.run_dir is not None
-        return Actions(generate=ready, score=ready, continue_output=ready and bool(self.generated),
+        ready = self.summaries[0] is not None and not busy
+        paired = not self.side_by_side or self.summaries[1] is not None  # side by side needs the second model
+        chosen = self.runs[0] is not None
+        outputs = [self.outputs[view] for view in self.generating_views()]
+        return Actions(generate=ready and paired, score=ready,
+                       continue_output=ready and paired and all(output.tokens for output in outputs),
                        stop=self.job == GENERATE, choose_checkpoint=chosen, reload=chosen and not busy,
-                       send_output=not busy and bool(self.generated))
+                       send_output=not busy and bool(self.generated), copy=bool(self.output_text()),
+                       send_chat=ready, side_by_side=not busy)

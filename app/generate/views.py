@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QUrl, Signal
-from PySide6.QtGui import (QColor, QFont, QLinearGradient, QPainter, QPalette, QTextBlockFormat, QTextCharFormat,
-                           QTextCursor)
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QTextBrowser, QVBoxLayout,
-                               QWidget)
+from PySide6.QtGui import (QColor, QFont, QFontMetrics, QLinearGradient, QPainter, QPalette, QPen, QTextBlockFormat,
+                           QTextCharFormat, QTextCursor)
+from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QTextBrowser,
+                               QVBoxLayout, QWidget)
 
 from ..common.style import monospace_font
 from ..common.text import visible_token
-from .session import TokenInfo
+from .session import CandidateRow, TokenInfo, candidate_rows
 
 # ColorBrewer's RdYlBu (colour-blind safe, perceptually ordered): unlikely tokens warm, likely ones cool and light.
 COLOUR_STOPS = [(0.0, "#d73027"), (0.25, "#fc8d59"), (0.5, "#fee090"), (0.75, "#e0f3f8"), (1.0, "#91bfdb")]
@@ -32,11 +32,11 @@ def scale_position(p: float) -> float:
 
 def probability_colour(p: float) -> QColor:
     x = scale_position(p)
-    for (x0, c0), (x1, c1) in zip(COLOUR_STOPS, COLOUR_STOPS[1:]):
+    for (x0, c0), (x1, c1) in zip(COLOUR_STOPS, COLOUR_STOPS[1:], strict=False):
         if x <= x1:
             t = (x - x0) / (x1 - x0)
             a, b = QColor(c0).getRgbF()[:3], QColor(c1).getRgbF()[:3]
-            return QColor.fromRgbF(*(u + (v - u) * t for u, v in zip(a, b)))
+            return QColor.fromRgbF(*(u + (v - u) * t for u, v in zip(a, b, strict=True)))
     return QColor(COLOUR_STOPS[-1][1])
 
 
@@ -168,61 +168,101 @@ class ColourLegend(QWidget):
 
 
 class CandidateBars(QWidget):
-    """The top candidates at one position as horizontal probability bars, the chosen token marked."""
+    """The top candidates at one position as horizontal probability bars, the chosen token marked. A row may carry
+    the candidate's probability in a second distribution (CandidateRow.other): drawn as a faint bar behind its own
+    with a mark where it ends, and written in a second, dimmer column."""
 
     ROW = 22
+    HEADER = 16
+    LABEL = 72  # the token column's widest, in pixels
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.rows: list[tuple[str, float, bool]] = []
+        self.rows: list[CandidateRow] = []
+        self.titles: tuple[str, str] = ("", "")  # the headings of the two number columns, e.g. sampled and raw
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def set_rows(self, rows: list[tuple[str, float, bool]]) -> None:
-        self.rows = rows
-        self.setFixedHeight(self.ROW * max(len(rows), 1) + 4)
+    def set_rows(self, rows: list[CandidateRow], titles: tuple[str, str] = ("", "")) -> None:
+        self.rows, self.titles = rows, titles
+        self.setFixedHeight(self._header_height() + self.ROW * max(len(rows), 1) + 4)
         self.update()
+
+    def _header_height(self) -> int:
+        return self.HEADER if any(self.titles) else 0
 
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         mono = monospace_font()
-        label_width, percent_width = 84, 50
-        bar_width = max(20, self.width() - label_width - percent_width - 8)
+        number_width = painter.fontMetrics().horizontalAdvance("100.0%") + 8
+        numbers = [self.width() - number_width]  # where each number column starts
+        if any(row.other is not None for row in self.rows):
+            numbers.insert(0, numbers[0] - number_width)
+        bold = QFont(mono)
+        bold.setBold(True)
+        widest = max((QFontMetrics(bold).horizontalAdvance("▶ " + visible_token(row.text)) for row in self.rows),
+                     default=0)
+        label_width = min(self.LABEL, widest + 10)  # short tokens (characters) leave the bars more room
+        bar_width = max(20, numbers[0] - label_width - 6)
         text_colour = self.palette().color(QPalette.ColorRole.WindowText)
-        for row, (text, p, chosen) in enumerate(self.rows):
-            top = 2 + row * self.ROW
-            if chosen:
+        dim_colour = self.palette().color(QPalette.ColorRole.PlaceholderText)
+        header = self._header_height()
+        painter.setPen(dim_colour)
+        for left, title in zip(numbers, self.titles, strict=False):  # one number column: no second title
+            painter.drawText(QRectF(left, 0, number_width - 4, header), Qt.AlignmentFlag.AlignRight, title)
+        for row, candidate in enumerate(self.rows):
+            top = header + 2 + row * self.ROW
+            if candidate.chosen:
                 painter.setPen(Qt.PenStyle.NoPen)
                 painter.setBrush(self.palette().color(QPalette.ColorRole.Highlight).lighter(170))
                 painter.drawRoundedRect(QRectF(0, top, self.width(), self.ROW - 2), 4, 4)
             font = QFont(mono)
-            font.setBold(chosen)
+            font.setBold(candidate.chosen)
             painter.setFont(font)
             painter.setPen(text_colour)
-            marker = "▶ " if chosen else "  "
-            label = painter.fontMetrics().elidedText(marker + visible_token(text), Qt.TextElideMode.ElideRight,
-                                                     label_width - 4)
+            marker = "▶ " if candidate.chosen else "  "
+            label = painter.fontMetrics().elidedText(marker + visible_token(candidate.text),
+                                                     Qt.TextElideMode.ElideRight, label_width - 4)
             painter.drawText(QRectF(4, top, label_width, self.ROW - 2), Qt.AlignmentFlag.AlignVCenter, label)
+            bar = QRectF(label_width, top + 4, bar_width, self.ROW - 10)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(0, 0, 0, 14))  # the track: where probability 1 would reach
-            painter.drawRoundedRect(QRectF(label_width, top + 4, bar_width, self.ROW - 10), 3, 3)
+            painter.drawRoundedRect(bar, 3, 3)
+            if candidate.other:  # behind the bar, so the distribution shown stays in front
+                painter.setBrush(QColor(0, 0, 0, 30))
+                painter.drawRoundedRect(QRectF(bar.left(), bar.top(), candidate.other * bar_width, bar.height()), 3, 3)
             painter.setPen(QColor(0, 0, 0, 50))
-            painter.setBrush(probability_colour(p))
-            painter.drawRoundedRect(QRectF(label_width, top + 4, max(2.0, p * bar_width), self.ROW - 10), 3, 3)
+            painter.setBrush(probability_colour(candidate.probability))
+            painter.drawRoundedRect(QRectF(bar.left(), bar.top(), max(2.0, candidate.probability * bar_width),
+                                           bar.height()), 3, 3)
+            if candidate.other:  # a mark where the other bar ends, seen even where this one covers it
+                x = bar.left() + candidate.other * bar_width
+                painter.setPen(QPen(text_colour, 1.5))
+                painter.drawLine(QPointF(x, bar.top() - 2), QPointF(x, bar.bottom() + 2))
             painter.setFont(self.font())
-            painter.setPen(text_colour)
-            painter.drawText(QRectF(self.width() - percent_width, top, percent_width - 4, self.ROW - 2),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, f"{100 * p:.1f}%")
+            values = (candidate.probability, candidate.other)
+            for left, value, colour in zip(numbers, values, (text_colour, dim_colour), strict=False):
+                painter.setPen(colour)
+                painter.drawText(QRectF(left, top, number_width - 4, self.ROW - 2),
+                                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+                                 "–" if value is None else f"{100 * value:.1f}%")
 
 
 class TokenInspector(QFrame):
-    """Side panel: the hovered (or pinned) token, its probability or loss, the entropy and the top candidates."""
+    """Side panel: the hovered (or pinned) token, its probability or loss, the entropy and the top candidates.
+
+    A generated token was drawn from the model's distribution as the sampling settings reshaped it: the inspector
+    shows that one ("sampled") with the model's own beside it, or the other way round ("raw"), and names the
+    settings, so that what each of them does can be seen. Scored text has only the raw distribution."""
 
     unpin_requested = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("section")
+        self._token: TokenInfo | None = None
+        self._index = 0
+        self._pinned = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 8, 8)
         heading = QHBoxLayout()
@@ -238,8 +278,33 @@ class TokenInspector(QFrame):
         self.stats = QLabel()
         self.stats.setWordWrap(True)
         layout.addWidget(self.stats)
-        self.candidates_title = QLabel("Top candidates at this position")
+        self.sampling = QLabel()  # the settings that shaped the sampled distribution
+        self.sampling.setWordWrap(True)
+        layout.addWidget(self.sampling)
+        self.sampled_button = QPushButton("Sampled")
+        self.sampled_button.setToolTip("The distribution the token was drawn from: the model's, after the "
+                                       "repetition penalty, temperature, top-k and top-p")
+        self.raw_button = QPushButton("Raw")
+        self.raw_button.setToolTip("The model's own distribution, before the sampling settings")
+        self.distribution_group = QButtonGroup(self)
+        for choice in (self.sampled_button, self.raw_button):
+            choice.setCheckable(True)
+            choice.setObjectName("mode")
+            choice.setMinimumWidth(84)  # room for the text in bold, as the tab's style draws the checked one
+            self.distribution_group.addButton(choice)
+        self.sampled_button.setChecked(True)
+        self.distribution_group.buttonToggled.connect(lambda *_: self._show())
+        self.distribution_row = QWidget()
+        switch = QHBoxLayout(self.distribution_row)
+        switch.setContentsMargins(0, 4, 0, 0)
+        switch.setSpacing(0)
+        switch.addWidget(self.sampled_button)
+        switch.addWidget(self.raw_button)
+        switch.addStretch(1)
+        layout.addWidget(self.distribution_row)
+        self.candidates_title = QLabel()
         self.candidates_title.setObjectName("hint")
+        self.candidates_title.setWordWrap(True)
         layout.addWidget(self.candidates_title)
         self.bars = CandidateBars()
         layout.addWidget(self.bars)
@@ -250,23 +315,47 @@ class TokenInspector(QFrame):
         self.show_token(None)
 
     def show_token(self, token: TokenInfo | None, index: int = 0, pinned: bool = False) -> None:
-        self.pin_label.setVisible(pinned and token is not None)
+        self._token, self._index, self._pinned = token, index, pinned
+        self._show()
+
+    def showing_sampled(self) -> bool:
+        """Whether the bars show the sampled distribution (a generated token, with "Sampled" chosen)."""
+        return (self._token is not None and self._token.sampled_probability is not None
+                and self.sampled_button.isChecked())
+
+    def _show(self) -> None:
+        token = self._token
+        generated = token is not None and token.sampled_probability is not None
+        sampled = self.showing_sampled()
+        self.pin_label.setVisible(self._pinned and token is not None)
         self.candidates_title.setVisible(bool(token and token.candidates))
+        self.distribution_row.setVisible(generated)
+        self.sampling.setVisible(generated)
         self.missing.setVisible(False)
         if token is None:
             self.title.setText("Token inspector")
             self.stats.setText("Hover over a token to see what the model expected there; click it to pin it.")
             self.bars.set_rows([])
             return
-        self.title.setText(f"#{index}  “{visible_token(token.text)}”")
+        self.title.setText(f"#{self._index}  “{visible_token(token.text)}”")
+        entropy = (f"entropy {token.entropy:.2f} nats  ·  {token.entropy / math.log(2):.2f} bits"
+                   if token.entropy is not None else "")
         if token.probability is None:
             self.stats.setText("The first token: nothing comes before it to predict it from.")
+        elif generated:
+            self.stats.setText(f"probability {token.sampled_probability:.4f} (raw {token.probability:.4f})\n"
+                               f"{entropy} (raw)")
+            self.sampling.setText(f"Sampled with {token.sampling}")
         else:
             loss = f"\nloss {token.loss:.3f} nats" if token.loss is not None else ""
-            self.stats.setText(f"probability {token.probability:.4f}{loss}\n"
-                               f"entropy {token.entropy:.2f} nats  ·  {token.entropy / math.log(2):.2f} bits")
-        self.bars.set_rows(token.candidates)
-        if token.probability is not None and not any(chosen for _, _, chosen in token.candidates):
-            self.missing.setText(f"▶ chosen “{visible_token(token.text)}”: {100 * token.probability:.2f}%, "
+            self.stats.setText(f"probability {token.probability:.4f}{loss}\n{entropy}")
+        self.candidates_title.setText("What it was drawn from (the marks: raw)" if sampled else
+                                      "The model's own distribution (the marks: sampled)" if generated else
+                                      "Top candidates at this position")
+        rows = candidate_rows(token, sampled)
+        self.bars.set_rows(rows, ("sampled", "raw") if sampled else ("raw", "sampled") if generated else ("", ""))
+        shown = token.sampled_probability if sampled else token.probability
+        if shown is not None and not any(row.chosen for row in rows):
+            self.missing.setText(f"▶ chosen “{visible_token(token.text)}”: {100 * shown:.2f}%, "
                                  "outside the top candidates")
             self.missing.setVisible(True)

@@ -1,14 +1,15 @@
-"""The Generate tab's worker: loads a run's model and runs lmcore generation and scoring off the GUI thread.
+"""The Generate tab's worker: loads runs' models and runs lmcore generation and scoring off the GUI thread.
 
 The worker lives on its own thread (background.py); the tab calls its slots through queued signals and hears
-back through its signals. Tokens travel in batches at most every EMIT_INTERVAL seconds, so fast generation cannot
-flood the GUI thread's event loop. Stop is a threading.Event the generation loop polls between tokens.
+back through its signals. It holds two models, one per slot (session.SLOT_VIEWS): side by side, the tab queues one
+generation for each, and the thread runs them one after the other. Tokens travel in batches at most every
+EMIT_INTERVAL seconds, so fast generation cannot flood the GUI thread's event loop. Stop is a threading.Event the
+generation loop polls between tokens.
 """
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -16,10 +17,11 @@ from PySide6.QtCore import QObject, Signal, Slot
 from lmcore.checkpoint import load_trained_model, resolve_checkpoint
 from lmcore.device import describe_device, pick_device
 from lmcore.errors import LMCoreError
-from lmcore.generation import fresh_seed, generate, prompt_ids, score_text
+from lmcore.generation import GeneratedToken, generate, prompt_ids, score_text
 
 from ..common.background import report_errors
-from .session import GenerationFinished, GenerationRequest, GenerationStarted, ModelSummary, TokenInfo
+from .session import (SCORE, Candidate, GenerationFinished, GenerationRequest, GenerationStarted, JobFailed,
+                      ModelSummary, TokenInfo, describe_sampling)
 
 EMIT_INTERVAL = 0.05  # seconds between token batches sent to the GUI
 
@@ -27,78 +29,90 @@ EMIT_INTERVAL = 0.05  # seconds between token batches sent to the GUI
 class GenerationWorker(QObject):
     loaded = Signal(object)  # ModelSummary
     started = Signal(object)  # GenerationStarted
-    tokens = Signal(list)  # [TokenInfo]
+    tokens = Signal(str, list)  # the view they are for, [TokenInfo]
     finished = Signal(object)  # GenerationFinished
     scored = Signal(object, list)  # lmcore ScoreResult, [TokenInfo]
-    failed = Signal(str)  # a message for the user
+    failed = Signal(object)  # JobFailed
 
     def __init__(self):
         super().__init__()
         self.stop_requested = threading.Event()  # set from the GUI thread; cleared there before each request
-        self.model = self.tokenizer = None
+        self.models: dict[int, tuple] = {}  # slot -> (model, tokenizer)
         self.device = pick_device("auto")
 
-    @Slot(object, str)
-    def load(self, run_dir: Path, which: str) -> None:
-        self.model = self.tokenizer = None
-        report_errors(lambda: self._load(run_dir, which), self.failed.emit)
+    @Slot(int, object, str)
+    def load(self, slot: int, run_dir: Path, which: str) -> None:
+        self.models.pop(slot, None)
+        self._report(lambda: self._load(slot, run_dir, which), None, slot)
 
     @Slot(object)
     def generate(self, request: GenerationRequest) -> None:
-        report_errors(lambda: self._generate(request), self.failed.emit)
+        self._report(lambda: self._generate(request), request.view, request.slot)
 
     @Slot(str)
     def score(self, text: str) -> None:
-        report_errors(lambda: self._score(text), self.failed.emit)
+        self._report(lambda: self._score(text), SCORE)
 
-    def _load(self, run_dir: Path, which: str) -> None:
+    def _report(self, work, view: str | None, slot: int = 0) -> None:
+        """Run `work`; an error is reported as the failure of the job for `view` (None: loading model `slot`)."""
+        report_errors(work, lambda message: self.failed.emit(JobFailed(message, view, slot)))
+
+    def _load(self, slot: int, run_dir: Path, which: str) -> None:
         path = resolve_checkpoint(run_dir, which)  # best falls back to last: the summary says which was loaded
-        self.model, self.tokenizer, meta = load_trained_model(path, which, self.device)
-        self.loaded.emit(summarize(run_dir, path.stem, self.model, self.tokenizer, meta, self.device))
+        model, tokenizer, meta = load_trained_model(path, which, self.device)
+        self.models[slot] = model, tokenizer
+        self.loaded.emit(summarize(run_dir, path.stem, model, tokenizer, meta, self.device, slot))
 
-    def _loaded_model(self):
-        if self.model is None:
+    def _loaded_model(self, slot: int = 0) -> tuple:
+        if slot not in self.models:
             raise LMCoreError("No model is loaded; pick a run with a checkpoint first.")
-        return self.model
+        return self.models[slot]
 
     def _generate(self, request: GenerationRequest) -> None:
-        model = self._loaded_model()
-        settings = request.settings
-        if settings.seed is None:  # drawn here so the tab can show it and the user can reuse it
-            settings = replace(settings, seed=fresh_seed())
+        model, tokenizer = self._loaded_model(request.slot)
+        settings = request.settings  # the session has drawn the seed, so that the tab can show and reuse it
         settings.validate()  # before `started`, so bad settings leave the current output alone
+        sampling = describe_sampling(settings)
         begin = time.perf_counter()
-        ids = prompt_ids(self.tokenizer, request.prompt) if isinstance(request.prompt, str) else request.prompt
-        self.started.emit(GenerationStarted(list(ids), settings.seed))
+        ids = prompt_ids(tokenizer, request.prompt) if isinstance(request.prompt, str) else request.prompt
+        self.started.emit(GenerationStarted(list(ids), settings.seed, request.view))
         batch, last_emit, count, first_token = [], 0.0, 0, None
-        for token in generate(model, self.tokenizer, ids, settings, self.device,
-                              should_stop=self.stop_requested.is_set):
+        for token in generate(model, tokenizer, ids, settings, self.device, should_stop=self.stop_requested.is_set):
             count += 1
             now = time.perf_counter()
             if first_token is None:
                 first_token = now - begin
-            batch.append(self._info(token))
+            batch.append(token_info(token, tokenizer, sampling))
             if now - last_emit >= EMIT_INTERVAL:
-                self.tokens.emit(batch)
+                self.tokens.emit(request.view, batch)
                 batch, last_emit = [], now
         if batch:
-            self.tokens.emit(batch)
+            self.tokens.emit(request.view, batch)
         reason = ("stopped" if self.stop_requested.is_set() else
                   "max tokens" if count == settings.max_new_tokens else "stop string")
-        self.finished.emit(GenerationFinished(count, time.perf_counter() - begin, first_token, reason))
+        self.finished.emit(GenerationFinished(count, time.perf_counter() - begin, first_token, reason, request.view))
 
     def _score(self, text: str) -> None:
-        result = score_text(self._loaded_model(), self.tokenizer, text, self.device)
-        self.scored.emit(result, [self._info(token) for token in result.tokens])
-
-    def _info(self, token) -> TokenInfo:
-        """A GeneratedToken or ScoredToken with its candidates' text, for the views."""
-        named = [(self.tokenizer.token_text(i), p, i == token.id) for i, p in token.candidates]
-        return TokenInfo(token.id, token.text, token.probability, token.entropy, named,
-                         getattr(token, "loss", None))
+        model, tokenizer = self._loaded_model()
+        result = score_text(model, tokenizer, text, self.device)
+        self.scored.emit(result, [token_info(token, tokenizer) for token in result.tokens])
 
 
-def summarize(run_dir: Path, checkpoint: str, model, tokenizer, meta: dict, device) -> ModelSummary:
+def token_info(token, tokenizer, sampling: str = "") -> TokenInfo:
+    """A ScoredToken, or a GeneratedToken drawn under the settings `sampling` describes, with its candidates'
+    text, for the views."""
+    def named(candidates: list[tuple[int, float]]) -> list[Candidate]:
+        return [Candidate(i, tokenizer.token_text(i), p) for i, p in candidates]
+
+    info = TokenInfo(token.id, token.text, token.probability, token.entropy, named(token.candidates),
+                     getattr(token, "loss", None))
+    if isinstance(token, GeneratedToken):
+        info.sampled_probability, info.sampling = token.sampled_probability, sampling
+        info.sampled_candidates = named(token.sampled_candidates)
+    return info
+
+
+def summarize(run_dir: Path, checkpoint: str, model, tokenizer, meta: dict, device, slot: int = 0) -> ModelSummary:
     c = model.config
     millions = model.num_parameters() / 1e6
     if model.family == "transformer":
@@ -113,4 +127,4 @@ def summarize(run_dir: Path, checkpoint: str, model, tokenizer, meta: dict, devi
         description=f"{shape} · {millions:.2f} M parameters",
         checkpoint_line=f"{checkpoint} checkpoint · step {meta.get('step', '?')}{loss} · on {describe_device(device)}",
         tokenizer_line=f"{tokenizer.kind} tokenizer · {tokenizer.vocab_size:,} tokens",
-        context_length=getattr(c, "context_length", None))
+        context_length=getattr(c, "context_length", None), slot=slot)
