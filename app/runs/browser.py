@@ -1,25 +1,32 @@
 """The runs browser: every run in the runs folder, with what it is and how it went, and what can be done to it."""
 from __future__ import annotations
 
+import contextlib
+import json
 import traceback
 from pathlib import Path
 
-from PySide6.QtCore import QFileSystemWatcher, QRect, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QFileSystemWatcher, QRect, QSettings, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QFont, QFontMetrics
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QInputDialog, QLabel, QMenu, QMessageBox,
-                               QPushButton, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QHBoxLayout, QInputDialog, QLabel, QMenu,
+                               QMessageBox, QPushButton, QSizePolicy, QStackedWidget, QStyle, QStyledItemDelegate,
+                               QStyleOptionViewItem, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from lmcore.errors import LMCoreError
+from lmcore.run_table import RunTable
 from lmcore.runs import RunInfo, delete_run, list_runs, rename_run
 
 from ..common.style import MUTED, status_icon
 from ..common.text import FAMILY_NAMES, format_count, label_parts
+from ..common.widgets import row
+from .table import ConfigDiffDialog, RunsTable
 
 RESUMABLE = ("stopped", "failed", "interrupted")
 FINE_TUNABLE = ("finished", "stopped")
 PATH_ROLE = Qt.UserRole
 DETAILS_ROLE = Qt.UserRole + 1  # the second line: status, model, size, best validation loss
+VIEW_SETTING = "runs/view"  # "list" or "table"
+COLUMNS_SETTING = "runs/table_columns"  # JSON list of the table's shown column keys
 
 
 class RunDelegate(QStyledItemDelegate):
@@ -70,25 +77,41 @@ class RunDelegate(QStyledItemDelegate):
 
 class RunsBrowser(QWidget):
     """Lists runs newest first. Tick runs to overlay them on the plots; select one for the Generate and
-    Attention tabs. Rename, delete, open, resume and fine-tune act on the selected run."""
+    Attention tabs. Rename, delete, open, resume and fine-tune act on the selected run.
+
+    Two views of the same runs: the list (two lines a run, for a narrow sidebar) and the table (a row a run, its
+    settings and results in columns, to sort, filter and compare). Both tick and select the same runs; the table
+    also selects two at once, to compare their configs."""
 
     selection_changed = Signal(object)  # Path | None
     compare_changed = Signal(list)  # [Path]: the ticked runs
     resume_requested = Signal(object)  # Path
     fine_tune_requested = Signal(object)  # Path
     run_removed = Signal(object)  # Path: deleted, or renamed away from
+    table_mode_changed = Signal(bool)  # the table wants more width than the list: the window may give it
 
-    def __init__(self, runs_dir: Path, parent: QWidget | None = None):
+    def __init__(self, runs_dir: Path, parent: QWidget | None = None, settings: QSettings | None = None):
         super().__init__(parent)
         self.runs_dir = Path(runs_dir)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.settings = settings  # None: choices last as long as the browser
         self.active_run: Path | None = None
         self.active_status = ""
         self.training = False
         self._infos: dict[Path, RunInfo] = {}
+        self._run_table = RunTable(self.runs_dir)
+        self._syncing = False  # set while the browser itself moves a view's selection
+        self.diff_dialog: ConfigDiffDialog | None = None
 
         title = QLabel("Runs")
         title.setObjectName("runTitle")
+        self.list_button = QToolButton(text="List", checkable=True, checked=True, autoRaise=True)
+        self.list_button.setToolTip("Two lines a run: fits a narrow sidebar.")
+        self.table_button = QToolButton(text="Table", checkable=True, autoRaise=True)
+        self.table_button.setToolTip("A row a run, its settings and results in columns: sort, filter, compare.")
+        self._view_buttons = QButtonGroup(self)  # exclusive: one view at a time
+        self._view_buttons.addButton(self.list_button)
+        self._view_buttons.addButton(self.table_button)
         self.tree = QTreeWidget()
         self.tree.setHeaderHidden(True)
         self.tree.setItemDelegate(RunDelegate(self.tree))
@@ -97,6 +120,12 @@ class RunsBrowser(QWidget):
         self.tree.setSelectionMode(QAbstractItemView.SingleSelection)
         self.tree.setContextMenuPolicy(Qt.CustomContextMenu)
         self.tree.setToolTip("Tick runs to compare them on the plots; select one to use it in the other tabs.")
+        self.table = RunsTable()
+        self.table.set_shown_columns(self._setting(COLUMNS_SETTING, self.table.shown_columns()))
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.tree)
+        self.stack.addWidget(self.table)
+        self.table.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)  # see set_table_mode
 
         self.resume_button = QPushButton("Resume")
         self.resume_button.setToolTip("Continue a stopped, failed or interrupted run from its last checkpoint.")
@@ -120,8 +149,8 @@ class RunsBrowser(QWidget):
             row2.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(title)
-        layout.addWidget(self.tree, 1)
+        layout.addLayout(row(title, 1, self.list_button, self.table_button))
+        layout.addWidget(self.stack, 1)
         layout.addWidget(self.empty_hint)
         layout.addLayout(row1)
         layout.addLayout(row2)
@@ -134,6 +163,13 @@ class RunsBrowser(QWidget):
         self.rename_button.clicked.connect(self.rename_selected)
         self.delete_button.clicked.connect(self.delete_selected)
         self.open_button.clicked.connect(self.open_selected)
+        self.table_button.toggled.connect(self.set_table_mode)
+        self.table.model.tick_changed.connect(self.set_checked)
+        self.table.view.selectionModel().selectionChanged.connect(self._on_table_selection_changed)
+        self.table.view.selectionModel().currentChanged.connect(self._on_table_selection_changed)
+        self.table.view.customContextMenuRequested.connect(self._show_table_menu)
+        self.table.compare_requested.connect(self.compare_selected)
+        self.table.columns_changed.connect(lambda keys: self._save_setting(COLUMNS_SETTING, keys))
 
         # New and removed run folders show up by themselves; a short delay coalesces bursts of changes.
         self._watcher = QFileSystemWatcher([str(self.runs_dir)], self)
@@ -141,6 +177,7 @@ class RunsBrowser(QWidget):
         self._refresh_soon.timeout.connect(self.refresh)
         self._watcher.directoryChanged.connect(self._refresh_soon.start)
         self.refresh()
+        self.set_table_mode(self._setting(VIEW_SETTING, "list") == "table")
 
     # ---- reading the runs folder -----------------------------------------------------------------
     def refresh(self) -> None:
@@ -162,6 +199,8 @@ class RunsBrowser(QWidget):
                 item.setSelected(True)
         self.tree.blockSignals(False)
         self.empty_hint.setVisible(not self._infos)
+        if self.is_table_mode():
+            self._update_table()
         self._update_buttons()
         if self.selected_run() != selected:
             self.selection_changed.emit(self.selected_run())
@@ -184,16 +223,74 @@ class RunsBrowser(QWidget):
             return self.active_status
         return info.status
 
+    def _update_table(self) -> None:
+        model = self.table.model
+        model.statuses = {self.active_run: self.active_status} if self.active_run and self.active_status else {}
+        model.set_ticked(set(self.checked_runs()))
+        with self._sync():  # the table keeps its selection through a refresh; the list's is put back already
+            self.table.set_rows(self._run_table.rows())
+
     def set_active_run(self, run_dir: Path | None, status: str = "") -> None:
         """The run training in this window (None when idle), and its live status."""
         self.active_run, self.active_status = (Path(run_dir) if run_dir else None), status
         self.training = run_dir is not None and status in ("preparing", "running", "paused")
         self.refresh()
 
+    # ---- list or table ---------------------------------------------------------------------------
+    def is_table_mode(self) -> bool:
+        return self.stack.currentWidget() is self.table
+
+    def set_table_mode(self, table: bool) -> None:
+        for button, checked in ((self.table_button, table), (self.list_button, not table)):
+            button.blockSignals(True)  # the buttons follow the mode here; only a click on them sets it
+            button.setChecked(checked)
+            button.blockSignals(False)
+        if table == self.is_table_mode():
+            return
+        self.stack.setCurrentWidget(self.table if table else self.tree)
+        for page in (self.tree, self.table):  # a stack is as wide as its widest page, unless the hidden one yields
+            policy = QSizePolicy.Policy.Preferred if page is self.stack.currentWidget() else QSizePolicy.Policy.Ignored
+            page.setSizePolicy(policy, policy)
+        if table:
+            self._update_table()
+            run = self.selected_run()
+            with self._sync():
+                self.table.select_runs([run] if run else [])
+        self._update_buttons()
+        self._save_setting(VIEW_SETTING, "table" if table else "list")
+        self.table_mode_changed.emit(table)
+
+    def _setting(self, key: str, default):
+        raw = self.settings.value(key, "") if self.settings is not None else ""
+        try:
+            return json.loads(raw) if isinstance(raw, str) and raw else default
+        except ValueError:  # written by hand, or by another version
+            return default
+
+    def _save_setting(self, key: str, value) -> None:
+        if self.settings is not None:
+            self.settings.setValue(key, json.dumps(value))
+
+    @contextlib.contextmanager
+    def _sync(self):
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
+
     # ---- selection and ticks ---------------------------------------------------------------------
     def selected_run(self) -> Path | None:
+        """The run the other tabs show: the list's selection, which follows the table's focused row."""
         items = self.tree.selectedItems()
         return Path(items[0].data(0, PATH_ROLE)) if items else None
+
+    def selected_runs(self) -> list[Path]:
+        """Every selected run: the table selects several, the list one."""
+        if self.is_table_mode():
+            return self.table.selected_runs()
+        run = self.selected_run()
+        return [run] if run else []
 
     def select_run(self, run_dir: Path) -> None:
         for item in self._items():
@@ -211,16 +308,35 @@ class RunsBrowser(QWidget):
         return [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
 
     def _on_selection_changed(self) -> None:
+        run = self.selected_run()
+        if self.is_table_mode() and self.table.current_run() != run:
+            with self._sync():
+                self.table.select_runs([run] if run else [])
         self._update_buttons()
-        self.selection_changed.emit(self.selected_run())
+        self.selection_changed.emit(run)
+
+    def _on_table_selection_changed(self, *_) -> None:
+        """The list follows the table's focused row, quietly, and the tabs follow it when it moves."""
+        if self._syncing:
+            return
+        run = self.table.current_run()
+        if run != self.selected_run():
+            self.tree.blockSignals(True)
+            for item in self._items():
+                item.setSelected(Path(item.data(0, PATH_ROLE)) == run)
+            self.tree.blockSignals(False)
+            self.selection_changed.emit(run)
+        self._update_buttons()
 
     def _on_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
         if column == 0:
+            self.table.model.set_ticked(set(self.checked_runs()))
             self.compare_changed.emit(self.checked_runs())
 
     def _update_buttons(self) -> None:
         run = self.selected_run()
-        info = self._infos.get(run) if run else None
+        several = len(self.selected_runs()) > 1  # which one would Rename or Resume mean?
+        info = self._infos.get(run) if run and not several else None
         status = self.display_status(info) if info else ""
         idle_other = info is not None and run != self.active_run
         self.resume_button.setEnabled(idle_other and not self.training and status in RESUMABLE)
@@ -276,9 +392,18 @@ class RunsBrowser(QWidget):
         if run is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(run)))
 
-    def _show_menu(self, position) -> None:
-        if self.tree.itemAt(position) is None:
+    def compare_selected(self) -> None:
+        """With two runs selected in the table, show the settings in which they differ."""
+        rows = self.table.compared_rows()
+        if rows is None:
             return
+        if self.diff_dialog is not None:  # one comparison at a time: the new pair replaces the last
+            self.diff_dialog.close()
+            self.diff_dialog.deleteLater()
+        self.diff_dialog = ConfigDiffDialog(rows, self)
+        self.diff_dialog.show()
+
+    def _actions_menu(self) -> QMenu:
         menu = QMenu(self)
         for button in (self.resume_button, self.fine_tune_button, None, self.rename_button, self.delete_button,
                        None, self.open_button):
@@ -286,4 +411,17 @@ class RunsBrowser(QWidget):
                 menu.addSeparator()
             else:
                 menu.addAction(button.text(), button.click).setEnabled(button.isEnabled())
-        menu.exec(self.tree.viewport().mapToGlobal(position))
+        return menu
+
+    def _show_menu(self, position) -> None:
+        if self.tree.itemAt(position) is not None:
+            self._actions_menu().exec(self.tree.viewport().mapToGlobal(position))
+
+    def _show_table_menu(self, position) -> None:
+        if not self.table.view.indexAt(position).isValid():
+            return
+        menu = self._actions_menu()
+        menu.addSeparator()
+        menu.addAction("Compare configs…", self.compare_selected).setEnabled(
+            self.table.compare_button.isEnabled())
+        menu.exec(self.table.view.viewport().mapToGlobal(position))
