@@ -1,14 +1,13 @@
 """The heatmap widgets of the Attention tab: one large zoomable map with token axes, and the layers × heads grid.
 
-Both draw a matrix whose masked cells (a query's future) are NaN, so they render transparent over a grey,
-hatched backdrop: a mask reads as "not allowed", never as a weight of 0 (which is the darkest colour).
+A masked cell (a query's future) reads as "not allowed", never as a weight of 0 (the darkest colour): the large
+map's are NaN, transparent over a grey, hatched backdrop; the grid's are plain grey (hatching would drown them).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pyqtgraph as pg
@@ -46,12 +45,10 @@ def _masked(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return image
 
 
-def _mask_backdrop(view, n_rows: int, n_cols: int, hatched: bool = True) -> list[QGraphicsRectItem]:
-    """Grey (and hatched) rectangles under the image: they show through its NaN (masked) cells only.
-    Thumbnails go without the hatching, which would drown their few pixels."""
+def _mask_backdrop(view, n_rows: int, n_cols: int) -> list[QGraphicsRectItem]:
+    """Grey, hatched rectangles under the image: they show through its NaN (masked) cells only."""
     items = []
-    brushes = [QBrush(MASK_FILL)] + ([QBrush(MASK_HATCH, Qt.BrushStyle.BDiagPattern)] if hatched else [])
-    for brush in brushes:
+    for brush in (QBrush(MASK_FILL), QBrush(MASK_HATCH, Qt.BrushStyle.BDiagPattern)):
         item = QGraphicsRectItem(0, 0, n_cols, n_rows)
         item.setPen(QPen(Qt.PenStyle.NoPen))
         item.setBrush(brush)
@@ -274,25 +271,96 @@ class HeatmapView(QWidget):
             self.cell_clicked.emit(*cell)
 
 
-class GridCell(NamedTuple):
-    layer: int
-    head: int
-    view: pg.ViewBox
-    frame: QGraphicsRectItem  # the hover highlight around the map
+MAX_MAP_SIDE = 128  # a model view map's pixels a side: a longer text is averaged down (the maps are small)
+MAX_MOSAIC_SIDE = 1200  # and the whole grid's: a bigger image would be scaled down in Qt's paint, on the GUI thread
+COLOUR_TABLE = pg.colormap.get(COLOUR_MAP).getLookupTable(0.0, 1.0, 256, alpha=True)  # [256, 4] uint8
+
+
+@dataclass
+class Mosaic:
+    """Every layer × head map coloured into one RGBA image, each from 0 to its own largest weight, the masked
+    cells grey: the model view's picture, made by grid_mosaic on the worker thread so that the GUI thread only
+    hands one image to Qt (a ViewBox per map took it 0.4 s for 12 × 12 heads)."""
+    rgba: np.ndarray  # [rows, columns, 4] uint8; the gaps between maps transparent
+    n_layer: int
+    n_head: int
+    side: int  # a map's side in the image's pixels: T, or less for a long text
+    gap: int
+
+    def rect(self, layer: int, head: int) -> QRectF:
+        pitch = self.side + self.gap
+        return QRectF(head * pitch, layer * pitch, self.side, self.side)
+
+    def map_at(self, x: float, y: float) -> tuple[int, int] | None:
+        """(layer, head) of the map under image coordinates (x, y), None in a gap or outside."""
+        pitch = self.side + self.gap
+        layer, head = math.floor(y / pitch), math.floor(x / pitch)
+        inside = 0 <= y - layer * pitch < self.side and 0 <= x - head * pitch < self.side
+        return (layer, head) if inside and 0 <= layer < self.n_layer and 0 <= head < self.n_head else None
+
+    def map_rgba(self, layer: int, head: int) -> np.ndarray:
+        r = self.rect(layer, head)
+        return self.rgba[int(r.top()):int(r.bottom()), int(r.left()):int(r.right())]
+
+
+def grid_mosaic(weights: np.ndarray) -> Mosaic:
+    """weights [L, H, T, T] -> the Mosaic of its maps, coloured as HeatmapView colours one (display_levels)."""
+    n_layer, n_head, T, _ = weights.shape
+    most = min(MAX_MAP_SIDE, MAX_MOSAIC_SIDE * 10 // (11 * max(n_layer, n_head)))  # 11/10: a map and its gap
+    factor = math.ceil(T / most)
+    side = math.ceil(T / factor)
+    gap = max(2, side // 10)
+    shown = np.where(future_mask(T), np.nan, weights.astype(np.float32))
+    top = np.nanmax(shown[:, :, 1:] if T > 1 else shown, axis=(2, 3))  # as display_levels: the first row aside
+    shown /= np.maximum(top, 1e-6)[..., None, None]
+    if factor > 1:  # the mean of each factor × factor block; a block wholly in the future stays masked
+        padded = np.full((n_layer, n_head, side * factor, side * factor), np.nan, np.float32)
+        padded[:, :, :T, :T] = shown
+        blocks = padded.reshape(n_layer, n_head, side, factor, side, factor)
+        counts = np.isfinite(blocks).sum(axis=(3, 5))
+        with np.errstate(invalid="ignore"):
+            shown = np.where(counts > 0, np.nansum(blocks, axis=(3, 5)) / counts, np.nan)
+    index = np.clip(np.nan_to_num(shown) * 255 + 0.5, 0, 255).astype(np.uint8)
+    maps = COLOUR_TABLE[index]  # [L, H, side, side, 4]
+    maps[np.isnan(shown)] = (*MASK_FILL.getRgb()[:3], 255)
+    pitch = side + gap
+    image = np.zeros((n_layer, pitch, n_head, pitch, 4), np.uint8)
+    image[:, :side, :, :side] = maps.transpose(0, 2, 1, 3, 4)
+    rgba = image.reshape(n_layer * pitch, n_head * pitch, 4)[:-gap, :-gap]
+    return Mosaic(np.ascontiguousarray(rgba), n_layer, n_head, side, gap)
 
 
 class ModelGridView(QWidget):
-    """Every layer × head as a small map (bertviz's model view); clicking one emits its (layer, head)."""
+    """Every layer × head as a small map (bertviz's model view), all in one image; clicking one emits its
+    (layer, head)."""
 
     head_clicked = Signal(int, int)
-    LABEL_PIXELS = 30  # the head and layer labels' row height and column width
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.mosaic: Mosaic | None = None
         self.readout = QLabel(" ")
         self.readout.setContentsMargins(*LABEL_MARGINS)
         self.canvas = _themed_layout_widget(self)
-        self.cells: list[GridCell] = []
+        self.axes = {side: pg.AxisItem(side, pen=pg.mkPen(None), textPen=_axis_pen(self)) for side in ("top", "left")}
+        for axis in self.axes.values():
+            axis.setStyle(tickLength=0)  # labels only: the maps are their own marks
+        self.axes["left"].setWidth(QFontMetrics(self.font()).horizontalAdvance("layer 00") + 12)
+        self.plot = self.canvas.addPlot(axisItems=self.axes)
+        self.plot.hideAxis("bottom")
+        self.plot.showAxis("top")
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        view = self.plot.getViewBox()
+        view.invertY(True)
+        view.setAspectLocked(True)  # square maps
+        view.setMouseEnabled(False, False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.frame = QGraphicsRectItem()  # the hover highlight around a map
+        self.frame.setPen(pg.mkPen("#ff3b30", width=3))
+        self.frame.hide()
+        self.plot.addItem(self.frame)
         self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.canvas.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         header = QHBoxLayout()
@@ -303,69 +371,48 @@ class ModelGridView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(header)
-        layout.addWidget(self.canvas, 1, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(self.canvas, 1)
 
-    def show_weights(self, weights: np.ndarray) -> None:
-        """weights [L, H, T, T]: one map per layer and head, causal mask drawn as in HeatmapView."""
-        self.canvas.clear()
-        self.cells = []
-        n_layer, n_head, T, _ = weights.shape
-        mask = future_mask(T)
-        colours = pg.colormap.get(COLOUR_MAP)
-        text_colour = self.palette().color(QPalette.ColorRole.Text).name()
-        for head in range(n_head):
-            self.canvas.addLabel(f"head {head + 1}", row=0, col=head + 1, color=text_colour)
-        for layer in range(n_layer):
-            self.canvas.addLabel(f"layer {layer + 1}", row=layer + 1, col=0, angle=-90, color=text_colour)
-            for head in range(n_head):
-                view = self.canvas.addViewBox(row=layer + 1, col=head + 1, lockAspect=True, enableMouse=False,
-                                              invertY=True, enableMenu=False)
-                _mask_backdrop(view, T, T, hatched=False)
-                image = pg.ImageItem(_masked(weights[layer, head], mask), axisOrder="row-major",
-                                     autoDownsample=True, levels=display_levels(weights[layer, head], mask))
-                image.setColorMap(colours)
-                view.addItem(image)
-                frame = QGraphicsRectItem(0, 0, T, T)
-                frame.setPen(pg.mkPen("#ff3b30", width=3))
-                frame.hide()
-                view.addItem(frame)
-                view.setRange(QRectF(0, 0, T, T), padding=0.04)
-                self.cells.append(GridCell(layer, head, view, frame))
+    def show_mosaic(self, mosaic: Mosaic) -> None:
+        """Show the maps grid_mosaic made; the labels name each map's layer and head."""
+        self.mosaic = mosaic
+        self.image.setImage(mosaic.rgba, autoLevels=False, levels=None)
+        centres = [(i * (mosaic.side + mosaic.gap) + mosaic.side / 2) for i in range(max(mosaic.n_layer,
+                                                                                           mosaic.n_head))]
+        self.axes["top"].setTicks([[(centres[h], f"head {h + 1}") for h in range(mosaic.n_head)]])
+        self.axes["left"].setTicks([[(centres[layer], f"layer {layer + 1}") for layer in range(mosaic.n_layer)]])
+        height, width = mosaic.rgba.shape[:2]
+        self.plot.getViewBox().setRange(QRectF(0, 0, width, height), padding=0.02)
+        self.frame.hide()
         self.readout.setText("Click a map to open it large.")
-        self._fit_width()
 
     def clear(self) -> None:
-        self.canvas.clear()
-        self.cells = []
+        self.mosaic = None
+        self.image.clear()
+        for axis in self.axes.values():
+            axis.setTicks([[]])
+        self.frame.hide()
         self.readout.setText(" ")
 
     def save_png(self, path: Path) -> None:
         if not self.canvas.grab().save(str(path), "PNG"):
             raise OSError(f"could not write {path}")
 
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._fit_width()
-
-    def _fit_width(self) -> None:
-        """As wide as square maps need at this height, so the grid stays together instead of spreading out."""
-        if not self.cells:
-            return
-        n_layer, n_head = self.cells[-1].layer + 1, self.cells[-1].head + 1
-        side = (self.canvas.height() - self.LABEL_PIXELS) / n_layer
-        self.canvas.setMaximumWidth(int(self.LABEL_PIXELS + n_head * side * 1.15))
-
-    def cell_at(self, scene_pos) -> GridCell | None:
-        return next((cell for cell in self.cells if cell.view.sceneBoundingRect().contains(scene_pos)), None)
+    def map_at(self, scene_pos) -> tuple[int, int] | None:
+        """(layer, head) of the map under a scene position, or None."""
+        if self.mosaic is None or not self.plot.getViewBox().sceneBoundingRect().contains(scene_pos):
+            return None
+        point = self.plot.getViewBox().mapSceneToView(scene_pos)
+        return self.mosaic.map_at(point.x(), point.y())
 
     def _on_mouse_moved(self, scene_pos) -> None:
-        hit = self.cell_at(scene_pos)
-        for cell in self.cells:
-            cell.frame.setVisible(cell is hit)
-        if hit:
-            self.readout.setText(f"layer {hit.layer + 1}, head {hit.head + 1}: click to open it large")
+        hit = self.map_at(scene_pos)
+        self.frame.setVisible(hit is not None)
+        if hit is not None:
+            self.frame.setRect(self.mosaic.rect(*hit))
+            self.readout.setText(f"layer {hit[0] + 1}, head {hit[1] + 1}: click to open it large")
 
     def _on_mouse_clicked(self, event) -> None:
-        hit = self.cell_at(event.scenePos())
-        if hit and event.button() == Qt.MouseButton.LeftButton:
-            self.head_clicked.emit(hit.layer, hit.head)
+        hit = self.map_at(event.scenePos())
+        if hit is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.head_clicked.emit(*hit)

@@ -24,13 +24,17 @@ from lmcore.events import AttentionSaved
 from lmcore.runs import RunFolder
 
 from .focus import TokenFocusView
-from .heatmap import Axis, HeatmapView, ModelGridView, future_mask
-from .worker import AttentionWorker
+from .head_view import HeadView
+from .heatmap import Axis, HeatmapView, ModelGridView, Mosaic, future_mask
+from .worker import AttentionWorker, Capture
 from ..common.background import start_in_background, stop_background
 from ..common.style import set_tone
 from ..common.widgets import button, row, text_editor
 
-HEATMAP, MODEL, FOCUS = range(3)  # the view tabs
+HEATMAP, HEAD, MODEL, FOCUS = range(4)  # the view tabs
+SHOW_TIP = "Capture the attention for this text (Ctrl+Enter)"
+NO_RUN_TIP = "Select a run in the runs list first: its checkpoint is what this looks inside"
+PROBE_TIP = "Send this text to the live probe of the run training in this window (Ctrl+Enter)"
 RNN_NOTICE = (
     "<b>An RNN has no attention.</b> It reads the text one token at a time and carries everything it has seen "
     "in its hidden state, so there are no weights over earlier tokens to show. Shown instead: "
@@ -55,6 +59,7 @@ class AttentionTab(QWidget):
         super().__init__(parent)
         self._run_dir: Path | None = None
         self._snapshot: AttentionSnapshot | None = None
+        self._mosaic: Mosaic | None = None  # the model view's picture of the snapshot, made by the worker
         self._source = ""  # where the snapshot came from, for the header
         self._focus: int | None = None  # the query position of the Token focus view
         self._pending_capture = False  # set_run while hidden: capture when shown
@@ -77,8 +82,7 @@ class AttentionTab(QWidget):
         header = row((self.run_label, 1), QLabel("Checkpoint"), self.checkpoint)
 
         self.editor = text_editor("Type or paste a text, or send a prompt and its output from the Generate tab.", 84)
-        self.show_button = button("Show attention", self._on_show_clicked, name="primary",
-                                  tooltip="Capture the attention for this text (Ctrl+Enter)")
+        self.show_button = button("Show attention", self._on_show_clicked, name="primary", tooltip=SHOW_TIP)
         self.show_button.setDefault(True)
         QShortcut(QKeySequence("Ctrl+Return"), self.editor, activated=self._on_show_clicked)
         text_row = row((self.editor, 1), (self.show_button, 0, Qt.AlignmentFlag.AlignTop))
@@ -99,6 +103,7 @@ class AttentionTab(QWidget):
         self.layer = QComboBox(sizeAdjustPolicy=QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.head = QComboBox(sizeAdjustPolicy=QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.layer.currentIndexChanged.connect(self._render)
+        self.head.currentIndexChanged.connect(self._choose_heads)  # before drawing: the head view shows them
         self.head.currentIndexChanged.connect(self._render)
         self.layer_label, self.head_label = QLabel("Layer"), QLabel("Head")
         self.fit = button("Fit", self._fit, tooltip="Zoom out to the whole map")
@@ -115,8 +120,10 @@ class AttentionTab(QWidget):
         self.grid.head_clicked.connect(self._open_head)
         self.focus = TokenFocusView()
         self.focus.token_clicked.connect(self._set_focus)
+        self.head_view = HeadView()
         self.views = QTabWidget()
         self.views.addTab(self.heatmap, "Heatmap")
+        self.views.addTab(self.head_view, "Head view")
         self.views.addTab(self.grid, "Model view")
         self.views.addTab(self.focus, "Token focus")
         self.views.currentChanged.connect(self._render)
@@ -161,6 +168,7 @@ class AttentionTab(QWidget):
         self._run_dir = Path(run_dir) if run_dir else None
         self._request = None  # an answer about the previous run is stale
         self._show_notes()  # no longer "Capturing…"
+        self._sync_show_button()
         if self._run_dir is None:
             self.run_label.setText("<b>No run selected.</b> Pick a run in the runs browser.")
             self._set_family("transformer")
@@ -210,18 +218,27 @@ class AttentionTab(QWidget):
         self._say("Capturing…")  # the snapshot shown stays until the new one comes
         self._capture_requested.emit(request_id, self._run_dir, self.checkpoint.currentText(), text)
 
+    def _sync_show_button(self) -> None:
+        """Show needs a run to capture with, or a live probe to send the text to; without either it says so."""
+        probing = self.live.isChecked() and self._training is not None
+        self.show_button.setEnabled(self._run_dir is not None or probing)
+        self.show_button.setToolTip(SHOW_TIP if self._run_dir else PROBE_TIP if probing else NO_RUN_TIP)
+
     def _on_show_clicked(self) -> None:
+        if not self.show_button.isEnabled():  # the shortcut, or the Generate tab's text, comes all the same
+            self._say(f"<b>No run selected.</b> {NO_RUN_TIP}.", "warning")
         self.capture_text()
         self._sync_probe()  # a live probe follows the new text
 
-    def _on_captured(self, request_id: int, snapshot: AttentionSnapshot, source: str) -> None:
+    def _on_captured(self, request_id: int, answer: Capture) -> None:
         request = self._answered(request_id)
         if request is None:
             return
+        snapshot = answer.snapshot
         if request.live is not None:
             snapshot.run_dir = request.live_run
             self.live_status.setText(f"refreshed at step {snapshot.step} ({snapshot.run_dir.name})")
-        self._source = source
+        self._source, self._mosaic = answer.source, answer.mosaic
         self._show_snapshot(snapshot)
 
     def _on_failed(self, request_id: int, message: str) -> None:
@@ -248,6 +265,7 @@ class AttentionTab(QWidget):
     def _sync_probe(self) -> None:
         """Make the training process's probe match the controls: send the text and interval when they change,
         turn it off when Live is unticked."""
+        self._sync_show_button()
         text = self.editor.toPlainText()
         wanted = (text, self.every.value()) if self.live.isChecked() and text else None
         if self._training is not None and wanted != self._probe:
@@ -273,8 +291,11 @@ class AttentionTab(QWidget):
     def _set_family(self, family: str) -> None:
         attention = family == "transformer"
         self.show_button.setText("Show attention" if attention else "Show saliency")
-        self.views.setTabEnabled(MODEL, attention)
-        self.views.setTabToolTip(MODEL, "" if attention else "An RNN has no layers × heads of attention to show")
+        if not attention and self.views.currentIndex() in (HEAD, MODEL):
+            self.views.setCurrentIndex(HEATMAP)  # else disabling it would open the next tab along
+        for view, what in ((HEAD, "heads"), (MODEL, "layers × heads")):
+            self.views.setTabEnabled(view, attention)
+            self.views.setTabToolTip(view, "" if attention else f"An RNN has no {what} of attention to show")
         for widget in (self.layer_label, self.layer, self.head_label, self.head):
             widget.setVisible(attention)
 
@@ -287,13 +308,14 @@ class AttentionTab(QWidget):
             self.heatmap.clear()
             self.grid.clear()
             self.focus.clear()
+            self.head_view.clear()
             return
         n_layer, n_head, T, _ = snapshot.weights.shape
         self._set_family("transformer" if snapshot.kind == "attention" else "rnn")
-        if self.views.currentIndex() == MODEL and snapshot.kind != "attention":
-            self.views.setCurrentIndex(HEATMAP)
         _fill_combo(self.layer, [f"layer {i + 1}" for i in range(n_layer)], n_layer - 1)
         _fill_combo(self.head, ["mean over heads"] + [f"head {i + 1}" for i in range(n_head)], 0)
+        if self.head_view.n_heads != n_head:
+            self._choose_heads()
         if self._focus is None or self._focus >= T:
             self._focus = T - 1
         self._render()
@@ -318,13 +340,16 @@ class AttentionTab(QWidget):
         name = Path(snapshot.run_dir).name if snapshot.run_dir else self._run_dir.name
         self.run_label.setText(f"<b>{html.escape(name)}</b> · {self._describe_model(snapshot)} · {self._source}")
         view = self.views.currentIndex()
-        # the grid shows every layer and head; the focus view every layer
-        self.layer.setEnabled(view == HEATMAP)
+        # the grid shows every layer and head; the focus view every layer; only the maps zoom
+        self.layer.setEnabled(view in (HEATMAP, HEAD))
         self.head.setEnabled(view != MODEL)
-        self.fit.setEnabled(view != MODEL)
+        self.fit.setEnabled(view in (HEATMAP, FOCUS))
         tokens = snapshot.tokens
         if view == MODEL:
-            self.grid.show_weights(snapshot.weights)
+            self.grid.show_mosaic(self._mosaic)
+        elif view == HEAD:
+            # causal=True: the engine's Transformers are all decoders; a query never sees a later key
+            self.head_view.show_layer(snapshot.weights[self.layer.currentIndex()], tokens, causal=True)
         elif view == HEATMAP:
             if snapshot.kind == "attention":
                 rows, columns = Axis("query", tokens), Axis("key", tokens)
@@ -344,6 +369,11 @@ class AttentionTab(QWidget):
             row_title, column_title, verb = wording
             self.focus.show_focus(tokens, q, matrix, rows, row_title=row_title, column_title=column_title,
                                   value_name=self._value_name(), title=self._title(all_layers=True), verb=verb)
+
+    def _choose_heads(self) -> None:
+        """The head view overlays the head chosen in the combo, or every head for the mean."""
+        n_head, chosen = max(self.head.count() - 1, 0), self.head.currentIndex() - 1
+        self.head_view.check_heads(range(n_head) if chosen < 0 else [chosen], n_head)
 
     def _head_weights(self) -> np.ndarray:
         """[L, T, T]: the chosen head of every layer, or the mean over heads."""

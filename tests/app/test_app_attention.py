@@ -1,27 +1,32 @@
 import json
+import threading
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from attention_helpers import one_torch_thread  # noqa: F401 - an autouse fixture
 from engine_helpers import tiny_config
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QThread, QUrl, Signal
 from PySide6.QtGui import QImage, QMouseEvent
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from app.attention.heatmap import LABEL_CHARS
+from app.attention.heatmap import COLOUR_MAP, COLOUR_TABLE, LABEL_CHARS, MASK_FILL, grid_mosaic
 from app.common.text import visible_token
-from app.attention.tab import FOCUS, HEATMAP, MODEL, AttentionTab
+from app.attention.head_view import strong_lines
+from app.attention.tab import FOCUS, HEAD, HEATMAP, MODEL, NO_RUN_TIP, SHOW_TIP, AttentionTab
 from lmcore.attention import capture, save_snapshot
 from lmcore.checkpoint import load_trained_model
 from lmcore.events import AttentionSaved
 from lmcore.trainer import Trainer
+import app.attention.worker as attention_worker
 
 TEXT = "First Citizen:\nBefore we proceed"
 
 
 def two_layer_config(corpus, runs_dir, **train):
     config = tiny_config(corpus, runs_dir, "transformer", **train)
-    config.model.update(n_layer=2, n_head=2, context_length=32)
+    config.model.n_layer, config.model.n_head, config.model.context_length = 2, 2, 32
     return config
 
 
@@ -124,21 +129,57 @@ def test_a_long_text_keeps_the_last_context_tokens_and_thins_the_labels(tab, tra
     assert drawn_ticks() == (1, [4.5, 5.5, 6.5, 7.5])
 
 
+def coloured(matrix):
+    """A [T, T] map as the model view colours it, by pyqtgraph's own colour map: 0 to the top weight of the rows
+    after the first, the future grey."""
+    shown = masked(matrix)
+    rgba = pg.colormap.get(COLOUR_MAP).map(np.nan_to_num(shown) / np.nanmax(shown[1:]), mode="byte")
+    rgba[np.isnan(shown)] = (*MASK_FILL.getRgb()[:3], 255)
+    return rgba
+
+
 def test_the_model_view_shows_every_head_and_a_click_opens_one(tab, transformer_run, qtbot):
     tab.set_run(transformer_run)
     show_and_wait(qtbot, tab, TEXT)
     tab.views.setCurrentIndex(MODEL)
     weights = expected_snapshot(transformer_run, TEXT).weights
-    assert [(cell.layer, cell.head) for cell in tab.grid.cells] == [(0, 0), (0, 1), (1, 0), (1, 1)]
-    images = [item for cell in tab.grid.cells for item in cell.view.addedItems if hasattr(item, "image")]
-    np.testing.assert_allclose(images[2].image, masked(weights[1, 0]), atol=1e-6)
-    target = tab.grid.cells[1].view  # layer 1, head 2
-    canvas = tab.grid.canvas
-    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton,
-                     pos=canvas.mapFromScene(target.sceneBoundingRect().center()))
+    mosaic = tab.grid.mosaic
+    assert (mosaic.n_layer, mosaic.n_head, mosaic.side) == (2, 2, len(TEXT))
+    np.testing.assert_array_equal(tab.grid.image.image, mosaic.rgba)  # the one picture drawn
+    for layer, head in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+        np.testing.assert_allclose(mosaic.map_rgba(layer, head), coloured(weights[layer, head]), atol=2)
+    assert [label for _, label in tab.grid.axes["top"]._tickLevels[0]] == ["head 1", "head 2"]
+    view, canvas = tab.grid.plot.getViewBox(), tab.grid.canvas
+    centre = canvas.mapFromScene(view.mapViewToScene(mosaic.rect(0, 1).center()))  # layer 1, head 2
+    move = QMouseEvent(QEvent.Type.MouseMove, QPointF(centre), canvas.viewport().mapToGlobal(QPointF(centre)),
+                       Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(canvas.viewport(), move)
+    assert tab.grid.frame.isVisible() and tab.grid.frame.rect() == mosaic.rect(0, 1)
+    assert tab.grid.readout.text().startswith("layer 1, head 2")
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=centre)
     assert tab.views.currentIndex() == HEATMAP
     assert (tab.layer.currentText(), tab.head.currentText()) == ("layer 1", "head 2")
     np.testing.assert_allclose(tab.heatmap.image.image, masked(weights[0, 1]), atol=1e-6)
+
+
+def test_a_long_texts_maps_are_averaged_down_and_the_future_stays_grey():
+    T = 250  # more than MAX_MAP_SIDE (128): blocks of 2 × 2 cells
+    rng = np.random.default_rng(1)
+    weights = np.tril(rng.random((2, 3, T, T), dtype=np.float32))
+    mosaic = grid_mosaic(weights)
+    assert (mosaic.side, mosaic.n_layer, mosaic.n_head) == (125, 2, 3)
+    pitch = mosaic.side + mosaic.gap
+    assert mosaic.rgba.shape == (2 * pitch - mosaic.gap, 3 * pitch - mosaic.gap, 4)
+    assert mosaic.map_at(*mosaic.rect(1, 2).center().toTuple()) == (1, 2) and mosaic.map_at(130, 10) is None  # in a gap
+    block = mosaic.map_rgba(1, 2)
+    grey = (*MASK_FILL.getRgb()[:3], 255)
+    assert (block[0, 1] == grey).all() and not (block[1, 1] == grey).all()  # wholly future; on the diagonal
+    matrix = weights[1, 2]
+    top = matrix[1:].max()
+    q, k = 101, 40  # block (101, 40): the mean of cells 202..203 × 80..81, all in the past
+    mean = matrix[2 * q:2 * q + 2, 2 * k:2 * k + 2].mean() / top
+    np.testing.assert_array_equal(block[q, k], COLOUR_TABLE[int(mean * 255 + 0.5)])
+    assert (mosaic.rgba[mosaic.side:pitch, :, 3] == 0).all()  # the gaps between maps are see-through
 
 
 def test_token_focus_shows_every_layers_weights_from_the_clicked_token(tab, transformer_run, qtbot):
@@ -153,6 +194,89 @@ def test_token_focus_shows_every_layers_weights_from_the_clicked_token(tab, tran
     assert f"@{top}" in tab.focus.summary.text()
     tab.head.setCurrentIndex(1)  # head 1 instead of the mean
     np.testing.assert_allclose(tab.focus.heatmap.image.image, weights[:, 0, 12, :13], atol=1e-6)
+
+
+def assert_draws(head_view, weights, layer, heads):
+    """The head view draws exactly the lines of `heads` of `layer` that strong_lines picks, with their weights."""
+    drawn = head_view.canvas.line_sets
+    assert sorted(drawn) == heads
+    for head in heads:
+        queries, keys, values = strong_lines(weights[layer, head], causal=True)
+        np.testing.assert_array_equal(drawn[head].queries, queries)
+        np.testing.assert_array_equal(drawn[head].keys, keys)
+        np.testing.assert_allclose(drawn[head].weights, values, atol=1e-6)
+
+
+def test_the_head_view_follows_the_layer_and_head_controls(tab, transformer_run, qtbot):
+    tab.set_run(transformer_run)
+    show_and_wait(qtbot, tab, TEXT)
+    tab.views.setCurrentIndex(HEAD)
+    weights = expected_snapshot(transformer_run, TEXT).weights
+    assert tab.layer.isEnabled() and tab.head.isEnabled() and not tab.fit.isEnabled()
+    assert tab.head_view.checked_heads() == [0, 1]  # "mean over heads": every head, overlaid
+    assert_draws(tab.head_view, weights, 1, [0, 1])
+    tab.head.setCurrentIndex(2)  # head 2 alone
+    assert_draws(tab.head_view, weights, 1, [1])
+    tab.layer.setCurrentIndex(0)
+    assert_draws(tab.head_view, weights, 0, [1])
+    canvas = tab.head_view.canvas
+    assert canvas.labels == list(TEXT.replace("\n", "⏎").replace(" ", "·"))
+    tab.resize(tab.width(), 400)  # too short for the text: it scrolls
+    qtbot.waitUntil(lambda: tab.head_view.scroll.verticalScrollBar().maximum() > 0)
+    png = transformer_run.parent / "head-view.png"
+    tab.export_png_to(png)
+    assert QImage(str(png)).height() >= len(TEXT) * canvas.min_row  # the whole text, scrolled-off rows too
+
+
+def test_an_rnn_run_has_no_head_view(tab, rnn_run, transformer_run, qtbot):
+    tab.set_run(transformer_run)
+    show_and_wait(qtbot, tab, TEXT)
+    tab.views.setCurrentIndex(HEAD)
+    assert tab.views.isTabEnabled(HEAD) and tab.head_view.canvas.line_sets
+    tab.set_run(rnn_run)
+    show_and_wait(qtbot, tab, TEXT)
+    assert not tab.views.isTabEnabled(HEAD) and "no heads" in tab.views.tabToolTip(HEAD)
+    assert tab.views.currentIndex() == HEATMAP  # moved off the head view it was on
+    bar = tab.views.tabBar()
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(HEAD).center())  # a disabled tab: no way in
+    assert tab.views.currentIndex() == HEATMAP
+
+
+def test_show_attention_needs_a_run(tab, transformer_run, qtbot):
+    assert not tab.show_button.isEnabled() and tab.show_button.toolTip() == NO_RUN_TIP
+    assert "runs list" in NO_RUN_TIP
+    tab.editor.setPlainText(TEXT)
+    tab.editor.setFocus()
+    QTest.keyClick(tab.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # the shortcut still works
+    assert tab.notice.isVisible() and "No run selected" in tab.notice.text() and "runs list" in tab.notice.text()
+    assert not tab.is_busy()
+    tab.set_run(transformer_run)
+    assert tab.show_button.isEnabled() and tab.show_button.toolTip() == SHOW_TIP
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=20_000)
+    tab.set_run(None)
+    assert not tab.show_button.isEnabled() and tab.show_button.toolTip() == NO_RUN_TIP
+
+
+def test_a_captures_heavy_steps_run_on_the_worker_thread(tab, transformer_run, qtbot, monkeypatch):
+    """The GUI thread only draws: loading the checkpoint and capturing happen on the worker's thread."""
+    threads = {}
+
+    def on_thread(name, function):
+        def recorded(*args, **kwargs):
+            threads[name] = (threading.current_thread(), QThread.currentThread())
+            return function(*args, **kwargs)
+        monkeypatch.setattr(attention_worker, name, recorded)
+
+    on_thread("load_trained_model", attention_worker.load_trained_model)
+    on_thread("capture", attention_worker.capture)
+    on_thread("grid_mosaic", attention_worker.grid_mosaic)  # the model view's picture, 12 × 12 maps and more
+    tab.worker._loaded = None  # a fresh load, not the model kept from an earlier test
+    tab.set_run(transformer_run)
+    show_and_wait(qtbot, tab, TEXT)
+    assert sorted(threads) == ["capture", "grid_mosaic", "load_trained_model"] and tab.heatmap.values is not None
+    for python_thread, qt_thread in threads.values():
+        assert python_thread is not threading.main_thread()
+        assert qt_thread is tab._thread and qt_thread is not QApplication.instance().thread()
 
 
 def test_export_writes_the_picture_and_the_raw_weights(tab, transformer_run, tmp_path, qtbot):
@@ -189,7 +313,7 @@ def test_a_run_without_checkpoints_says_so(tab, small_corpus, tmp_path, qtbot):
 
 def test_capturing_runs_in_the_background_and_a_stale_answer_is_dropped(tab, transformer_run, qtbot):
     answered = []  # every answer the worker gives, stale or not
-    tab.worker.captured.connect(lambda request_id, snapshot, source: answered.append(source))
+    tab.worker.captured.connect(lambda request_id, answer: answered.append(answer.source))
     tab.set_run(transformer_run)  # captures the run's opening text...
     assert tab.notice.text() == "Capturing…" and QApplication.overrideCursor() is None  # the window stays usable
     tab.set_run(None)  # ...but the user unselects the run before the answer comes
