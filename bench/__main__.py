@@ -62,11 +62,11 @@ def training_rows(s: Settings) -> list[Row]:
 
 
 def generation_rows(s: Settings) -> list[Row]:
-    from bench.generation import CACHE_MODEL as config, step_time
+    from bench.generation import CACHE_MODEL, step_time
 
     torch.manual_seed(0)
-    model = build_model(config).to(s.device).eval()
-    ids = torch.randint(0, config.vocab_size, (config.context_length,)).tolist()
+    model = build_model(CACHE_MODEL).to(s.device).eval()
+    ids = torch.randint(0, CACHE_MODEL.vocab_size, (CACHE_MODEL.context_length,)).tolist()
     for cache in (True, False):  # warm-up
         step_time(model, ids, 64, cache, s.device)
     rows = []
@@ -110,7 +110,7 @@ def print_table(rows: list[Row]) -> None:
     cells += [[r.benchmark, r.case, r.ours, r.reference, f"{r.ratio:.2f}x" if r.ratio else ""] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(5)]
     for n, row in enumerate(cells):
-        print("  ".join(c.rjust(w) if i == 4 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        print("  ".join(c.rjust(w) if i == 4 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
 

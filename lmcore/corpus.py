@@ -9,7 +9,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import platformdirs
@@ -143,7 +143,7 @@ def encode_cached(tokenizer, text: str, key: str, cache_dir: Path | None = None,
         write_atomic(path, header.getvalue(), ids.data.cast("B"))
     except OSError as exc:
         warnings.warn(f"Cannot write the encoding cache {path}: {exc.strerror or exc}. Training goes on without "
-                      "it; free some space there, or set LMCORE_CACHE_DIR to a folder on a disk with room.")
+                      "it; free some space there, or set LMCORE_CACHE_DIR to a folder on a disk with room.", stacklevel=2)
         return ids
     return np.load(path, mmap_mode="r")
 

@@ -53,7 +53,7 @@ class RunFolder:
         self._setting_up = False  # made by create(), its config and status not yet written (see _setup_step)
 
     @classmethod
-    def create(cls, runs_dir: Path, name: str) -> "RunFolder":
+    def create(cls, runs_dir: Path, name: str) -> RunFolder:
         """A new, empty run folder. Until its config and status are written, failing to write them (a full disk)
         removes it again."""
         check_run_name(name)  # one path component: the run lands in runs_dir, not beside or below it

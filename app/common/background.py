@@ -11,7 +11,7 @@ through the worker's signals, which Qt delivers on the GUI thread. Nothing in th
 from __future__ import annotations
 
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread
 

@@ -287,7 +287,7 @@ def test_a_run_that_cannot_fit_in_memory_is_blocked_and_one_that_barely_fits_is_
     needed = estimate_run(config, estimate_vocab_size(config, inspect_corpus(config.data.train))).memory_bytes
     for memory, can_start, warned in ((needed // 2, False, False), (needed * 3 // 2, True, True),
                                       (needed * 4, True, False)):
-        monkeypatch.setattr(train_form, "memory_bytes", lambda device: memory)
+        monkeypatch.setattr(train_form, "memory_bytes", lambda device, memory=memory: memory)
         assert form.validate() == can_start and tab.start_button.isEnabled() == can_start
         assert form.summary.warning.isVisibleTo(form) == warned
         assert ("of memory, more than" in form.general_error.text()) == (not can_start)

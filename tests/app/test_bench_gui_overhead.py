@@ -54,7 +54,7 @@ def test_two_trainings_take_turns_until_both_end(tmp_path, monkeypatch):
     # One at a time: the pauses, in time order, alternate between the two
     by_start = sorted((p.start, side) for side, pauses in turns.pauses.items() for p in pauses)
     sides = [side for _, side in by_start]
-    assert all(a != b for a, b in zip(sides, sides[1:]))
+    assert all(a != b for a, b in zip(sides, sides[1:], strict=False))
 
 
 def process_state(pid: int) -> str:

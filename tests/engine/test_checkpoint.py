@@ -32,11 +32,11 @@ def test_round_trip_keeps_weights_tied_weights_optimizer_and_metadata(tmp_path):
         for p in fresh.parameters():
             p.add_(1.0)
     fresh.load_state_dict(loaded.model)
-    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values(), strict=True))
     assert fresh.wte.weight.data_ptr() == fresh.output.proj.weight.data_ptr()  # still tied after loading
     again = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
     optimizer_from_tensors(again, loaded.optimizer, loaded.meta["optimizer"])
-    for old_param, new_param in zip(model.parameters(), fresh.parameters()):
+    for old_param, new_param in zip(model.parameters(), fresh.parameters(), strict=True):
         a, b = optimizer.state[old_param], again.state[new_param]
         assert torch.equal(a["exp_avg"], b["exp_avg"]) and torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
     assert torch.equal(loaded.extra["rng.torch"], rng)

@@ -43,7 +43,7 @@ SAMPLES = [
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: type(e).__name__)
 def test_every_event_round_trips_through_one_json_line(event):
     line = ev.event_to_line(event)
-    assert "\n" not in line and line.startswith('{"event": "%s", "v": 1' % type(event).__name__)
+    assert "\n" not in line and line.startswith(f'{{"event": "{type(event).__name__}", "v": 1')
     assert ev.event_from_line(line) == event
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.step = 1

@@ -377,7 +377,7 @@ def test_a_run_killed_at_random_moments_resumes_every_time_and_finishes(tmp_path
                 if start is not None:
                     assert child.until(ev.Started).start_step == start
                 target = (start or 0) + 1 + rng.randrange(3)
-                child.until(ev.StepMetrics, lambda e: e.step >= target)
+                child.until(ev.StepMetrics, lambda e, target=target: e.step >= target)
                 time.sleep(rng.uniform(0.0, 0.05))
             child.kill()
             cut_short += bool(temp_files(run_dir))

@@ -74,8 +74,8 @@ def test_rnn_shapes_and_state_carries_over(cell):
 
 # --- causality -----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [lambda: tiny_transformer(positional=p) for p in POSITIONALS]
-                         + [lambda: tiny_rnn(cell=c) for c in CELLS])
+@pytest.mark.parametrize("make", [lambda p=p: tiny_transformer(positional=p) for p in POSITIONALS]
+                         + [lambda c=c: tiny_rnn(cell=c) for c in CELLS])
 def test_future_tokens_do_not_change_past_logits(make):
     model = make()
     idx = tokens()
