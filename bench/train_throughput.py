@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from lmcore import events as ev  # noqa: E402
 from lmcore.config import RunConfig, load_config  # noqa: E402
-from lmcore.device import describe_device, peak_flops, pick_device  # noqa: E402
+from lmcore.device import describe_device, matmul_peak_flops, peak_flops, pick_device, synchronize  # noqa: E402
 from lmcore.models import build_model  # noqa: E402
 from lmcore.trainer import Trainer  # noqa: E402
 
@@ -59,25 +59,6 @@ def device_peak(device: torch.device) -> Peak:
     if known:
         return Peak(known, "bf16 data-sheet peak")
     return Peak(matmul_peak_flops(device), "fp32 2048x2048 matmul, measured now")
-
-
-def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
-    """Achievable fp32 matmul FLOP/s on this device."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-    for _ in range(3):
-        a @ b
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    _sync(device)
-    return 2 * size**3 * repeats / (time.perf_counter() - start)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def preset_config(name: str, device: str) -> RunConfig:
@@ -123,7 +104,7 @@ def reference_throughput(config: RunConfig, train_ids: np.ndarray, vocab_size: i
     start = None
     for step in range(steps):
         if step == WARMUP_STEPS:
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
         if rnn:
             if position + t.context + 1 > streams.shape[1]:
@@ -143,7 +124,7 @@ def reference_throughput(config: RunConfig, train_ids: np.ndarray, vocab_size: i
         torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
         optimizer.step()
         out.loss.item()
-    _sync(device)
+    synchronize(device)
     return (steps - WARMUP_STEPS) * t.batch_size * t.context / (time.perf_counter() - start)
 
 

@@ -5,21 +5,27 @@ generation and attention capture, driven the same way by the GUI, the `lmcore` C
     trainer = Trainer.new(load_config("resources/presets/baby-gpt-char.toml"))
     trainer.subscribe(print)
     trainer.run()
+
+or, with a progress bar (tqdm's in a notebook, where installed), on a file's settings or a string of text:
+
+    trainer = lmcore.train("resources/presets/baby-gpt-char.toml")
+    trainer = lmcore.train(text=my_string)
 """
 from importlib.metadata import PackageNotFoundError, version
 
 from .checkpoint import load_trained_model
 from .config import RunConfig, load_config
 from .errors import LMCoreError
-from .generation import SamplingSettings, generate, score_text
+from .generation import SamplingSettings, generate, generate_batch, score_text
+from .notebook import train
 from .runs import list_runs
 
 try:
     __version__ = version("lm-workbench")  # one place for the version: pyproject.toml, through the package metadata
 except PackageNotFoundError:  # a checkout that was never installed
     __version__ = "0+unknown"
-__all__ = ["RunConfig", "load_config", "LMCoreError", "SamplingSettings", "generate", "score_text",
-           "list_runs", "load_trained_model", "Trainer", "__version__"]
+__all__ = ["RunConfig", "load_config", "LMCoreError", "SamplingSettings", "generate", "generate_batch", "score_text",
+           "list_runs", "load_trained_model", "Trainer", "train", "__version__"]
 
 
 def __getattr__(name: str):

@@ -41,11 +41,13 @@ class AttentionSnapshot:
     step: int | None = None  # the training step of the weights, when known
     run_dir: Path | None = None  # set by AttentionProbe: the run the weights come from
     predicted: list[str] | None = None  # saliency: the next token the model predicts at each position
+    causal: bool = True  # a query sees only the keys before it (GPT); an encoder's sees them all
 
 
 def capture(model, tokenizer, text: str, step: int | None = None) -> AttentionSnapshot:
-    """Attention for a model that has it (a Transformer), per-token gradient saliency for one that does not."""
-    if model.family == "transformer":
+    """Attention for a model that has it (a Transformer or an encoder), per-token gradient saliency for one that
+    does not."""
+    if model.family in ("transformer", "encoder"):
         return capture_attention(model, tokenizer, text, step)
     return gradient_saliency(model, tokenizer, text, step=step)
 
@@ -56,7 +58,8 @@ def capture_attention(model, tokenizer, text: str, step: int | None = None) -> A
     with _eval_mode(model), torch.no_grad():
         out = model(torch.tensor([ids], device=_device(model)), capture_attention=True)
     weights = out.attention[:, 0].float().cpu().numpy()  # [L, B=1, H, T, T] -> [L, H, T, T]
-    return AttentionSnapshot(_texts(tokenizer, ids), weights, "attention", dropped, step)
+    return AttentionSnapshot(_texts(tokenizer, ids), weights, "attention", dropped, step,
+                             causal=model.family != "encoder")
 
 
 def gradient_saliency(model, tokenizer, text: str, window: int = SALIENCY_WINDOW,
@@ -131,7 +134,7 @@ def save_snapshot(snapshot: AttentionSnapshot, folder: Path) -> Path:
     np.save(weights, snapshot.weights.astype(np.float32, copy=False), allow_pickle=False)
     write_atomic(path, weights.getvalue())
     about = {"tokens": snapshot.tokens, "kind": snapshot.kind, "dropped": snapshot.dropped, "step": snapshot.step,
-             "predicted": snapshot.predicted}
+             "predicted": snapshot.predicted, "causal": snapshot.causal}
     write_atomic(path.with_suffix(".json"), json.dumps(about).encode("utf-8"))
     # Newest by time, not by step: a run resumed from an earlier checkpoint saves lower steps again.
     saved = sorted(folder.glob("step-*.npy"), key=lambda p: (p.stat().st_mtime_ns, p.name))
@@ -152,7 +155,7 @@ def load_snapshot(path: Path) -> AttentionSnapshot:
     try:
         about = json.loads(about_path.read_text(encoding="utf-8"))
         snapshot = AttentionSnapshot(about["tokens"], weights, about["kind"], about["dropped"], about["step"],
-                                     predicted=about["predicted"])
+                                     predicted=about["predicted"], causal=about.get("causal", True))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"Cannot read the attention snapshot {about_path} ({exc!r}).") from None
     if weights.ndim != 4 or weights.shape[-2:] != (len(snapshot.tokens),) * 2:

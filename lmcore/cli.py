@@ -1,81 +1,24 @@
-"""The `lmcore` command line: train, eval, sample, tokenizer train, runs, settings."""
+"""The `lmcore` command line: train, eval, sample, tokenizer train, runs, settings, export tensorboard. With --json,
+eval, runs and sample print one JSON document on stdout and nothing else there."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import math
 import signal
 import sys
-import time
 import typing
 from pathlib import Path
+from typing import Any
 
-from . import events as ev
 from .config import RunConfig, settings_markdown, settings_text
 from .errors import LMCoreError
 from .generation import SamplingSettings
+from .progress import ProgressBar
 from .tokenizers import TokenizerConfig
 
 CHECKPOINTS = ("best", "last")
-
-
-class ProgressBar:
-    """A one-line live progress bar on stderr: step, loss, tokens/s, ETA. Evaluations get their own line.
-    `quiet` shows a failure alone: that is never hidden."""
-
-    def __init__(self, stream=None, quiet: bool = False):
-        self.stream, self.max_steps, self.start_step, self.last_draw = stream or sys.stderr, 1, 0, 0.0
-        self.quiet = quiet
-
-    def __call__(self, event) -> None:
-        if self.quiet and not isinstance(event, ev.Failed):
-            return
-        if isinstance(event, ev.Preparing):
-            fraction = f" {event.fraction:4.0%}" if event.fraction is not None else ""
-            self._line(f"{event.message}{fraction}")
-        elif isinstance(event, ev.Started):
-            self.max_steps, self.start_step = event.max_steps, event.start_step
-            self._print(f"run {event.run_dir}\n  {event.parameters:,} parameters on {event.device}, "
-                        f"{event.tokens_per_step:,} tokens/step, steps {event.start_step}..{event.max_steps}")
-        elif isinstance(event, ev.StepMetrics):
-            now = time.monotonic()
-            if now - self.last_draw < 0.1 and event.step != self.max_steps:
-                return
-            self.last_draw = now
-            done = event.step / self.max_steps
-            bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
-            steps_left = self.max_steps - event.step
-            step_time = self.tokens_per_step_time(event)
-            eta = _duration(steps_left * step_time) if step_time else "?"
-            self._line(f"[{bar}] {event.step}/{self.max_steps} loss {event.loss:.4f} "
-                       f"{event.tokens_per_s:,.0f} tok/s ETA {eta}")
-        elif isinstance(event, ev.EvalMetrics):
-            bpc = f" bpc {event.val_bits_per_char:.3f}" if event.val_bits_per_char is not None else ""
-            self._print(f"step {event.step}: val loss {event.val_loss:.4f} ppl {event.val_perplexity:.2f}{bpc}"
-                        + (" (best)" if event.best else ""))
-        elif isinstance(event, ev.Finished):
-            best = f"{event.best_val_loss:.4f}" if event.best_val_loss is not None else "n/a"
-            self._print(f"{event.status} at step {event.step}; best val loss {best}; run folder {event.run_dir}")
-        elif isinstance(event, ev.Failed):
-            self._print(f"failed at step {event.step}: {event.message}")
-
-    def tokens_per_step_time(self, event: ev.StepMetrics) -> float:
-        done = event.step - self.start_step
-        return event.elapsed / done if done > 0 else 0.0
-
-    def _line(self, text: str) -> None:
-        self.stream.write("\r\033[K" + text if self.stream.isatty() else text + "\n")
-        self.stream.flush()
-
-    def _print(self, text: str) -> None:
-        self.stream.write(("\r\033[K" if self.stream.isatty() else "") + text + "\n")
-        self.stream.flush()
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
 
 
@@ -111,6 +54,7 @@ def cmd_train(args) -> int:
 
 
 def _make_trainer(args):
+    from . import tensorboard
     from .config import load_config
     from .trainer import Trainer
 
@@ -118,17 +62,22 @@ def _make_trainer(args):
         trainer = Trainer.resume(args.resume, args.set)
         for change in trainer.changed_settings:
             print(f"resuming with {change}", file=sys.stderr)
-        return trainer
-    if not args.config:
+    elif not args.config:
         raise LMCoreError("Give a config file (lmcore train CONFIG.toml) or --resume RUN_FOLDER.")
-    return Trainer.new(load_config(args.config, args.set), runs_dir=args.runs_dir)
+    else:
+        config = load_config(args.config, args.set)
+        tensorboard.check(config)  # before the run folder is made
+        trainer = Trainer.new(config, runs_dir=args.runs_dir)
+    tensorboard.attach(trainer)  # with train.tensorboard = true: the window's runs too (lmcore train --events -)
+    return trainer
 
 
 def cmd_eval(args) -> int:
     from .corpus import encode_with_progress, read_corpus
     from .device import pick_device
-    from .evaluation import evaluate_ids
     from .checkpoint import load_trained_model
+    from .evaluation import evaluate_ids
+    from .masking import MaskedLM
     from .runs import RunFolder
 
     device = pick_device(args.device)
@@ -136,28 +85,80 @@ def cmd_eval(args) -> int:
     text, _ = read_corpus([args.data], "--data")
     ids = encode_with_progress(tokenizer, text)
     context = args.context or RunFolder(Path(args.run)).load_config().train.context
-    result = evaluate_ids(model, ids, context, device)
-    print(f"checkpoint step {meta['step']}, {result.tokens:,} tokens of {args.data}")
-    print(f"loss {result.loss:.4f} nats/token  perplexity {result.perplexity:.3f}  "
-          f"bits/token {result.bits_per_token:.4f}  bits/char {result.bits_per_char(len(text) / len(ids)):.4f}")
+    mlm = MaskedLM.of(tokenizer) if model.family == "encoder" else None  # an encoder is scored on masked tokens
+    result = evaluate_ids(model, ids, context, device, mlm=mlm)
+    report = {"run": str(args.run), "checkpoint": args.checkpoint, "step": meta["step"], "data": str(args.data),
+              "context": context, "tokens": result.tokens, "loss": result.loss, "perplexity": result.perplexity,
+              "bits_per_token": result.bits_per_token,
+              "bits_per_char": None if mlm else result.bits_per_char(len(text) / len(ids)),
+              "masked_accuracy": result.accuracy if mlm else None}
+    if args.json:
+        print_json(report)
+        return 0
+    print(f"checkpoint step {report['step']}, {result.tokens:,} tokens of {args.data}")
+    last = (f"masked accuracy {result.accuracy:.4f}" if mlm else
+            f"bits/token {result.bits_per_token:.4f}  bits/char {report['bits_per_char']:.4f}")
+    print(f"loss {result.loss:.4f} nats/token  perplexity {result.perplexity:.3f}  {last}")
     return 0
 
 
 def cmd_sample(args) -> int:
     from .device import pick_device
-    from .generation import generate
+    from .generation import generate, generate_batch
     from .checkpoint import load_trained_model
 
+    prompt = read_prompt(args)
     device = pick_device(args.device)
     model, tokenizer, _ = load_trained_model(Path(args.run), args.checkpoint, device)
     settings = SamplingSettings(args.max_new_tokens, args.temperature, args.top_k, args.top_p,
                                 args.repetition_penalty, args.greedy, args.seed, args.stop)
-    sys.stdout.write(args.prompt)
-    for token in generate(model, tokenizer, args.prompt, settings, device):
-        sys.stdout.write(token.text)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
+    if args.num_samples == 1 and not args.json:  # streamed as it is generated
+        sys.stdout.write(prompt)
+        for token in generate(model, tokenizer, prompt, settings, device):
+            sys.stdout.write(token.text)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return 0
+    samples = generate_batch(model, tokenizer, prompt, settings, args.num_samples, device)
+    if args.json:
+        print_json([{"seed": sample.seed, "prompt": prompt, "text": sample.text,
+                     "tokens": [{"id": t.id, "text": t.text, "probability": t.probability} for t in sample.tokens]}
+                    for sample in samples])
+        return 0
+    for i, sample in enumerate(samples):
+        print(f"--- sample {i + 1} of {len(samples)} (seed {sample.seed}) ---")
+        print(prompt + sample.text)
     return 0
+
+
+def read_prompt(args) -> str:
+    """--prompt's text, or --prompt-file's (UTF-8; '-' reads standard input), exactly: a final newline stays."""
+    if args.prompt_file is None:
+        return args.prompt
+    try:
+        if args.prompt_file == "-":
+            return sys.stdin.read()
+        return Path(args.prompt_file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LMCoreError(f"--prompt-file {args.prompt_file}: {exc.strerror or exc}; give a readable text file, or "
+                          "- for standard input.") from None
+    except UnicodeDecodeError as exc:
+        raise LMCoreError(f"--prompt-file {args.prompt_file} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          "save it as UTF-8.") from None
+
+
+def print_json(document: Any) -> None:
+    """One JSON document on stdout, and nothing else there. A number that is not finite (JSON has none) is null."""
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {key: finite(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [finite(item) for item in value]
+        return value
+
+    print(json.dumps(finite(document), indent=2, ensure_ascii=False))
 
 
 def cmd_tokenizer_train(args) -> int:
@@ -179,6 +180,9 @@ def cmd_runs(args) -> int:
     from .runs import list_runs
 
     runs = list_runs(Path(args.runs_dir))
+    if args.json:
+        print_json([{**dataclasses.asdict(run), "path": str(run.path)} for run in runs])
+        return 0
     if not runs:
         print(f"No runs in {args.runs_dir}.")
         return 0
@@ -186,6 +190,15 @@ def cmd_runs(args) -> int:
     for run in runs:
         best = f"{run.best_val_loss:.4f}" if run.best_val_loss is not None else "-"
         print(f"{run.name:40} {run.family:12} {run.parameters:>10,} {run.step:>7} {best:>9}  {run.status}")
+    return 0
+
+
+def cmd_export_tensorboard(args) -> int:
+    from .tensorboard import export_run, summary_writer_class
+
+    summary_writer_class()  # the package is there, or say what to install
+    for run in args.runs:
+        print(f"{run}: wrote {export_run(Path(run), replace=args.replace)}")
     return 0
 
 
@@ -237,12 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", default=CHECKPOINTS[0], choices=CHECKPOINTS)
     evaluate.add_argument("--context", type=int, default=0, help="tokens per window (default: the run's)")
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--json", action="store_true", help="print the results as one JSON object")
     evaluate.set_defaults(func=cmd_eval)
 
     sampling = SamplingSettings()  # the defaults, as the Generate tab has them too
     sample = commands.add_parser("sample", help="generate text from a trained run")
     sample.add_argument("run", help="a run folder or checkpoint file")
-    sample.add_argument("--prompt", default="", help="text to continue")
+    prompt = sample.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", default="", help="text to continue")
+    prompt.add_argument("--prompt-file", metavar="FILE",
+                        help="continue the text of this UTF-8 file, exactly (a final newline too); - reads it from "
+                             "standard input")
+    sample.add_argument("--num-samples", type=int, default=1, metavar="N",
+                        help="N samples, generated together as one batch; sample i uses seed --seed + i")
     sample.add_argument("--max-new-tokens", type=int, default=sampling.max_new_tokens)
     sample.add_argument("--temperature", type=float, default=sampling.temperature)
     sample.add_argument("--top-k", type=int, default=sampling.top_k, help="keep the k most likely tokens (0: all)")
@@ -255,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop when the output contains this (repeatable)")
     sample.add_argument("--checkpoint", default=CHECKPOINTS[0], choices=CHECKPOINTS)
     sample.add_argument("--device", default="auto")
+    sample.add_argument("--json", action="store_true",
+                        help="print a JSON list of the samples, each with its seed, text and tokens (id, text and "
+                             "probability under the model, before temperature and filtering)")
     sample.set_defaults(func=cmd_sample)
 
     tokenizer = commands.add_parser("tokenizer", help="tokenizer tools")
@@ -271,7 +294,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = commands.add_parser("runs", help="list the runs in a runs folder")
     runs.add_argument("--runs-dir", default=RunConfig().runs_dir)
+    runs.add_argument("--json", action="store_true", help="print the runs as a JSON list")
     runs.set_defaults(func=cmd_runs)
+
+    export = commands.add_parser("export", help="write a run's metrics in another tool's format")
+    export_commands = export.add_subparsers(dest="export_command", required=True)
+    tensorboard = export_commands.add_parser(
+        "tensorboard", help="TensorBoard event files in RUN/tensorboard/, from metrics.jsonl and config.toml",
+        description="Write TensorBoard event files for runs trained without train.tensorboard: the scalars of every "
+                    "step and evaluation, and the config as hparams with the final results. There are no text "
+                    "samples: only a run trained with train.tensorboard = true has them. Needs pip install "
+                    "'lm-workbench[tensorboard]'. Then: tensorboard --logdir RUNS_DIR")
+    tensorboard.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    tensorboard.add_argument("--replace", action="store_true",
+                             help="delete the TensorBoard files a run already has and write them afresh")
+    tensorboard.set_defaults(func=cmd_export_tensorboard)
     return parser
 
 

@@ -111,6 +111,9 @@ class TrainConfig:
                                  "or fp32, or bf16.", choices=DTYPES)
     compile: bool = setting(False, "Compile the model with torch.compile: faster steps on a GPU, after a slow "
                                    "first one.")
+    tensorboard: bool = setting(False, "Also write TensorBoard event files in the run's tensorboard/ folder: the "
+                                       "metrics, the config with the final results, and a sample of text at each "
+                                       "evaluation. Needs pip install 'lm-workbench[tensorboard]'.")
 
 
 @dataclass
@@ -125,7 +128,9 @@ class RunConfig:
     # The model's own fields say what they do; this field's help and choices are model.family's, the key that picks
     # the model's class in a config file.
     model: ModelConfig = setting(help="The architecture. A Transformer (GPT) attends over the whole context; a "
-                                      "recurrent network (LSTM, GRU) reads token by token, carrying a hidden state.",
+                                      "recurrent network (LSTM, GRU) reads token by token, carrying a hidden state; "
+                                      "an encoder (BERT) attends both ways and learns to fill in masked tokens "
+                                      "rather than to continue text.",
                                  factory=TransformerConfig, choices=FAMILIES, default_text='"transformer"')
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -163,6 +168,9 @@ class RunConfig:
             _check(t.context <= self.model.context_length,
                    f"train.context = {t.context} is longer than model.context_length = {self.model.context_length}",
                    "train.context", also=("model.context_length",))
+        if self.family == "encoder":
+            _check(t.context >= 3, f"train.context = {t.context} leaves no room for text between an encoder's [CLS] "
+                                   "and [SEP]; use at least 3 (64 is typical)", "train.context")
 
     def _check_finite(self) -> None:
         """inf and nan parse as TOML floats; no setting means them."""

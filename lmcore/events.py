@@ -60,7 +60,9 @@ class Started(Event):
     max_steps: int
     start_step: int
     tokens_per_step: int
-    flops_per_token: float
+    flops_per_token: float  # training FLOPs per token (forward and backward)
+    # FLOP/s all the run's devices can do together, MFU's denominator (lmcore.device.run_peak_flops); None: unknown
+    peak_flops: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,11 @@ class EvalMetrics(Event):
     step: int
     tokens: int
     elapsed: float
-    val_loss: float
+    val_loss: float  # mean nats per predicted token (a masked LM's: per masked token)
     val_perplexity: float
-    val_bits_per_char: float | None  # only when the whole validation split was evaluated
+    val_bits_per_char: float | None  # only when the whole validation split was evaluated; never for a masked LM
     best: bool
+    val_accuracy: float | None = None  # a masked LM's share of masked tokens predicted right; None for the others
 
 
 @dataclass(frozen=True)

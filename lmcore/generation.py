@@ -1,4 +1,5 @@
-"""Text generation and scoring: the one engine path behind `lmcore sample` and the GUI's Generate tab.
+"""Text generation and scoring: the one engine path behind `lmcore sample` and the GUI's Generate tab; and
+filling in the blanks of a text, what a masked language model (the encoder) does instead (fill_mask).
 
 Each new token costs one model step: the RNN carries its hidden state and the Transformer its KV cache.
 
@@ -17,14 +18,17 @@ K and W tokens of text. Which tokens the window holds depends only on how many t
 from __future__ import annotations
 
 import math
+import re
 import secrets
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError, TokenizerError
+from .errors import ConfigError, LMCoreError, TokenizerError
+from .masking import FRAME, MaskedLM
+from .tokenizers import MASK
 
 TOP_CANDIDATES = 10
 SCORE_CHUNK = 256  # tokens scored per forward pass: bounds the [chunk, vocab] logits held at once
@@ -84,7 +88,7 @@ def encode_text(tokenizer, text: str, what: str) -> list[int]:
     """Encode the user's `what` ("prompt", "text"); characters a character tokenizer cannot express are named."""
     ids = tokenizer.encode(text, unknown="replace")
     if tokenizer.kind == "char" and tokenizer.unk_id in ids:  # word and SentencePiece tokenizers never refuse
-        unseen = list(dict.fromkeys(c for c, i in zip(text, ids) if i == tokenizer.unk_id))
+        unseen = list(dict.fromkeys(c for c, i in zip(text, ids, strict=True) if i == tokenizer.unk_id))
         shown = ", ".join(repr(c) for c in unseen[:10]) + (f" and {len(unseen) - 10} more" if len(unseen) > 10 else "")
         raise TokenizerError(f"The {what} has {len(unseen)} character(s) that never occur in this model's training "
                              f"text: {shown}. A character-level model cannot read them; remove or replace them.")
@@ -110,6 +114,14 @@ def check_vocabulary(model, tokenizer) -> None:
             f"{tokenizer.vocab_size}: they do not belong together. Use the tokenizer/ folder of the model's own run.")
 
 
+def check_continues_text(model) -> None:
+    """Generation and scoring predict each token from those before it, which an encoder never learned."""
+    if model.family == "encoder":
+        raise LMCoreError("This model is a masked-language encoder (BERT-style): it fills in blanks, it does not "
+                          "continue text or predict the next token. Write [MASK] where a token is missing and ask "
+                          "it to fill the mask, or pick a Transformer or RNN run to generate.")
+
+
 def window_start(n: int, window: int | None) -> int:
     """Index of the first of `n` fed tokens that a model with context `window` still sees (module docstring).
 
@@ -126,15 +138,21 @@ class Decoder:
     """Feeds tokens to a model, holding its KV cache or hidden state, and returns next-token logits.
 
     cache=False instead runs a full forward pass over the current window at every call: the slow reference that
-    the cached path is tested and benchmarked against.
+    the cached path is tested and benchmarked against. With `batch` > 1 it holds that many sequences of equal length
+    (feed_rows), whose windows therefore slide together.
     """
 
-    def __init__(self, model, device: torch.device | str, cache: bool = True):
-        self.model, self.device, self.cache = model, torch.device(device), cache
+    def __init__(self, model, device: torch.device | str, cache: bool = True, batch: int = 1):
+        self.model, self.device, self.cache, self.batch = model, torch.device(device), cache, batch
         self.window = getattr(model.config, "context_length", None)  # None: an RNN, whose state sees everything
-        self.history: list[int] = []
-        self.start = 0  # history[start:] is what the state holds
+        self.histories: list[list[int]] = [[] for _ in range(batch)]
+        self.start = 0  # history[start:] is what the state holds, in every row
         self.state = None
+
+    @property
+    def history(self) -> list[int]:
+        """The ids fed so far (the first row's, with a batch)."""
+        return self.histories[0]
 
     @torch.inference_mode()
     def feed(self, ids: Iterable[int], all_logits: bool = False) -> torch.Tensor:
@@ -142,29 +160,37 @@ class Decoder:
         [len(ids), V] after each of them, each computed from the window that was current at its position."""
         ids = list(ids)
         if not all_logits:
-            return self._advance(ids, 1)[-1]
+            return self._advance([ids], 1)[0, -1]
         pieces = []
         while ids:  # one piece per window position: a slide in the middle would change earlier positions' context
             n = len(self.history)
             room = window_start(n + 1, self.window) + self.window - n if self.window else len(ids)
-            pieces.append(self._advance(ids[:room], min(room, len(ids))))
+            pieces.append(self._advance([ids[:room]], min(room, len(ids)))[0])
             ids = ids[room:]
         return torch.cat(pieces)
 
-    def _advance(self, ids: list[int], wanted: int) -> torch.Tensor:
-        """Feed `ids` (all within one window position) and return the logits [wanted, V] of the last positions."""
-        self.history.extend(ids)
+    @torch.inference_mode()
+    def feed_rows(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Append one list of ids to each of the `batch` rows (lists of one length); return the logits [batch, V]
+        for the token after each row. One forward pass for all the rows."""
+        return self._advance([list(row) for row in rows], 1)[:, -1]
+
+    def _advance(self, rows: list[list[int]], wanted: int) -> torch.Tensor:
+        """Feed a list of ids to each row (all within one window position) and return the logits
+        [batch, wanted, V] of the last positions."""
+        for history, ids in zip(self.histories, rows, strict=True):
+            history.extend(ids)
         start = window_start(len(self.history), self.window)
         if self.cache and self.state is not None and start == self.start:
-            inputs = ids
+            inputs = rows
         else:  # first call, a slide, or recompute mode: run the whole window from a fresh state
-            self.start, inputs = start, self.history[start:]
-            self.state = self.model.init_state(1, self.device) if self.cache else None
-        out = self.model(torch.tensor([inputs], dtype=torch.long, device=self.device),
+            self.start, inputs = start, [history[start:] for history in self.histories]
+            self.state = self.model.init_state(self.batch, self.device) if self.cache else None
+        out = self.model(torch.tensor(inputs, dtype=torch.long, device=self.device),
                          state=self.state, last_only=wanted == 1)
         if self.cache:
             self.state = out.state
-        return out.logits[0, -wanted:].float()
+        return out.logits[:, -wanted:].float()
 
 
 class TextStream:
@@ -252,6 +278,48 @@ def never_generated(tokenizer) -> list[int]:
     return [tokenizer.unk_id] if tokenizer.kind == "char" and tokenizer.unk_id is not None else []
 
 
+class Continuation:
+    """One sequence being sampled: its random generator, the ids it has seen, its text so far and its stop strings.
+    next_token(logits) draws its next token from the model's raw logits [V]; `done` once its output holds a stop
+    string. generate() samples one; generate_batch() several, from one forward pass a token."""
+
+    def __init__(self, tokenizer, ids: list[int], settings: SamplingSettings, seed: int):
+        self.settings, self.seed = settings, seed
+        self.text = TextStream(tokenizer, ids)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.seen = set(ids)
+        self.never = torch.tensor(never_generated(tokenizer), dtype=torch.long)
+        self.longest_stop = max(map(len, settings.stop), default=0)
+        self.recent = ""  # the end of the output, long enough to catch a stop string that ends in the next piece
+        self.done = False
+
+    def next_token(self, logits: torch.Tensor) -> GeneratedToken:
+        settings = self.settings
+        allowed = logits.index_fill(0, self.never.to(logits.device), -math.inf) if len(self.never) else logits
+        sampled = sampling_distribution(allowed, settings, self.seen)
+        token = draw(sampled, settings, self.generator)
+        probability, entropy, candidates = describe_distribution(logits, token)
+        piece = self.text.push(token)
+        self.recent += piece
+        self.done = any(stop in self.recent for stop in settings.stop)
+        self.recent = self.recent[-(self.longest_stop - 1):] if self.longest_stop > 1 else ""
+        self.seen.add(token)
+        return GeneratedToken(token, piece, probability, entropy, candidates, float(sampled[token]),
+                              top_candidates(sampled))
+
+
+def start_ids(model, tokenizer, prompt: str | list[int], settings: SamplingSettings) -> list[int]:
+    """The ids generation starts from (`prompt` is text, or token ids to continue from), after checking the
+    settings and that the model and tokenizer belong together."""
+    settings.validate()
+    check_continues_text(model)
+    check_vocabulary(model, tokenizer)
+    ids = prompt_ids(tokenizer, prompt) if isinstance(prompt, str) else list(prompt)
+    if not ids:
+        raise TokenizerError("There is nothing to continue from; type a prompt first.")
+    return ids
+
+
 def generate(model, tokenizer, prompt: str | list[int], settings: SamplingSettings,
              device: torch.device | str = "cpu", should_stop: Callable[[], bool] | None = None
              ) -> Iterator[GeneratedToken]:
@@ -260,36 +328,57 @@ def generate(model, tokenizer, prompt: str | list[int], settings: SamplingSettin
     The same model, prompt and settings (with a fixed seed) give the same tokens wherever this is called.
     `should_stop` is polled before each token; generation also ends at max_new_tokens or a stop string.
     """
-    settings.validate()
-    check_vocabulary(model, tokenizer)
-    ids = prompt_ids(tokenizer, prompt) if isinstance(prompt, str) else list(prompt)
-    if not ids:
-        raise TokenizerError("There is nothing to continue from; type a prompt first.")
-    text = TextStream(tokenizer, ids)
-    generator = torch.Generator().manual_seed(fresh_seed() if settings.seed is None else settings.seed)
+    ids = start_ids(model, tokenizer, prompt, settings)
+    sequence = Continuation(tokenizer, ids, settings, fresh_seed() if settings.seed is None else settings.seed)
     model.eval()
     decoder = Decoder(model, device)
     logits = decoder.feed(ids)
-    seen = set(ids)
-    longest_stop = max(map(len, settings.stop), default=0)
-    recent = ""  # the end of the output, long enough to catch a stop string that ends in the next piece
-    never = torch.tensor(never_generated(tokenizer), dtype=torch.long)
     for step in range(settings.max_new_tokens):
         if should_stop is not None and should_stop():
             return
-        allowed = logits.index_fill(0, never.to(logits.device), -math.inf) if len(never) else logits
-        sampled = sampling_distribution(allowed, settings, seen)
-        token = draw(sampled, settings, generator)
-        probability, entropy, candidates = describe_distribution(logits, token)
-        piece = text.push(token)
-        yield GeneratedToken(token, piece, probability, entropy, candidates, float(sampled[token]),
-                             top_candidates(sampled))
-        recent += piece
-        if any(stop in recent for stop in settings.stop) or step + 1 == settings.max_new_tokens:
+        token = sequence.next_token(logits)
+        yield token
+        if sequence.done or step + 1 == settings.max_new_tokens:
             return
-        recent = recent[-(longest_stop - 1):] if longest_stop > 1 else ""
-        seen.add(token)
-        logits = decoder.feed([token])
+        logits = decoder.feed([token.id])
+
+
+@dataclass
+class Sample:
+    seed: int  # what `generate` would take to give the same tokens
+    tokens: list[GeneratedToken]
+
+    @property
+    def text(self) -> str:
+        return "".join(token.text for token in self.tokens)
+
+
+def generate_batch(model, tokenizer, prompt: str | list[int], settings: SamplingSettings, n: int,
+                   device: torch.device | str = "cpu") -> list[Sample]:
+    """`n` samples of one prompt, generated together: each new token is one forward pass over n rows.
+
+    Sample i draws with seed settings.seed + i (a fresh seed + i without one), so it holds the tokens `generate`
+    gives with that seed: the same sampling, from logits computed in a batch rather than alone, which agree to
+    float rounding (a draw could differ only where its random number falls within that rounding of the boundary
+    between two tokens). Each sample ends at its own stop string or at max_new_tokens."""
+    ids = start_ids(model, tokenizer, prompt, settings)
+    if n < 1:
+        raise ConfigError(f"The number of samples is {n}; ask for at least 1.")
+    first = fresh_seed() if settings.seed is None else settings.seed
+    sequences = [Continuation(tokenizer, ids, settings, first + i) for i in range(n)]
+    samples = [Sample(sequence.seed, []) for sequence in sequences]
+    model.eval()
+    decoder = Decoder(model, device, batch=n)
+    logits = decoder.feed_rows([ids] * n)
+    for step in range(settings.max_new_tokens):
+        for sequence, sample, row in zip(sequences, samples, logits, strict=True):
+            if not sequence.done:
+                sample.tokens.append(sequence.next_token(row))
+        if all(sequence.done for sequence in sequences) or step + 1 == settings.max_new_tokens:
+            break
+        # a finished sample's row is fed its last token again, to keep the batch whole; its logits go unused
+        logits = decoder.feed_rows([[sample.tokens[-1].id] for sample in samples])
+    return samples
 
 
 @dataclass
@@ -326,6 +415,7 @@ class ScoreResult:
 def score_text(model, tokenizer, text: str, device: torch.device | str = "cpu") -> ScoreResult:
     """Per-token loss of `text` under the model: each token predicted from everything before it that the model
     can see (a Transformer's window slides as in generation)."""
+    check_continues_text(model)
     check_vocabulary(model, tokenizer)
     ids = encode_text(tokenizer, text, "text")
     if len(ids) < 2:
@@ -343,6 +433,45 @@ def score_text(model, tokenizer, text: str, device: torch.device | str = "cpu") 
         for i, target in enumerate(targets):
             tokens.append(ScoredToken(target, tokenizer.token_text(target), -float(chosen[i]),
                                       float(chosen[i].exp()), float(entropies[i]),
-                                      list(zip(top.indices[i].tolist(), top.values[i].tolist()))))
+                                      list(zip(top.indices[i].tolist(), top.values[i].tolist(), strict=True))))
     total = sum(token.loss or 0.0 for token in tokens[1:])  # every token but the first has its loss
     return ScoreResult(tokens, total, len(ids) - 1, max(1, len(text) - len(tokenizer.decode(ids[:1]))))
+
+
+@torch.inference_mode()
+def fill_mask(model, tokenizer, text: str, device: torch.device | str = "cpu",
+              top: int = TOP_CANDIDATES) -> list[tuple[int, list[tuple[str, float]]]]:
+    """What a masked LM (the encoder) would put in each "[MASK]" of `text`: for each, in order, its character
+    offset in `text` and the `top` most likely tokens as (token text, probability), most likely first. All
+    masks are filled at once, each without knowing the others' answers; special tokens are never candidates (the
+    probabilities are over the other tokens), so each mask's candidates sum to at most 1."""
+    if model.family != "encoder":
+        raise LMCoreError("Filling in [MASK] needs a masked-language encoder; this model continues text: generate "
+                          "with it instead.")
+    check_vocabulary(model, tokenizer)
+    mlm = MaskedLM.of(tokenizer)
+    pieces = text.split(MASK)
+    if len(pieces) == 1:
+        raise TokenizerError(f"The text has no {MASK}; write {MASK} where the model should fill in a token.")
+    ids: list[int] = []
+    masks = []  # where each mask is in ids
+    for n, piece in enumerate(pieces):
+        if n:  # a mask stood before this piece
+            masks.append(len(ids))
+            ids.append(mlm.mask_id)
+        ids += encode_text(tokenizer, piece, "text") if piece else []
+    if len(ids) + FRAME > model.config.context_length:
+        raise TokenizerError(f"The text has {len(ids)} tokens; this model reads at most "
+                             f"{model.config.context_length - FRAME} at once. Shorten it around the masks.")
+    model.eval()
+    inputs, padding = mlm.frame_and_pad([ids])
+    logits = model(inputs.to(device), key_padding_mask=padding.to(device)).logits[0].float().cpu()
+    logits[:, list(mlm.special_ids)] = -math.inf
+    probs = F.softmax(logits[[m + 1 for m in masks]], dim=-1)  # + 1: [CLS] comes first
+    offsets = [found.start() for found in re.finditer(re.escape(MASK), text)]
+    found = []
+    for offset, row in zip(offsets, probs, strict=True):
+        best = torch.topk(row, min(top, row.numel()))
+        found.append((offset, [(tokenizer.token_text(i), p) for i, p in zip(best.indices.tolist(),
+                                                                           best.values.tolist(), strict=True)]))
+    return found

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import events as ev
 
-KINDS = {"step": ev.StepMetrics, "eval": ev.EvalMetrics}
+KINDS: dict[str, type[ev.StepMetrics] | type[ev.EvalMetrics]] = {"step": ev.StepMetrics, "eval": ev.EvalMetrics}
 KIND_OF = {cls: kind for kind, cls in KINDS.items()}
 # The JSON values each field annotation takes. A bool is not a number here (Python makes it an int).
 ACCEPTS = {"int": (int,), "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,)}

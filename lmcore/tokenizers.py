@@ -2,9 +2,15 @@
 
 Every tokenizer saves to a folder as ``tokenizer.json`` (plus ``tokenizer.model`` for SentencePiece) and is
 read back with :func:`load_tokenizer`. No pickle anywhere: a run folder shared by someone else is safe to open.
+
+A masked language model (the encoder family) needs special tokens, [CLS], [SEP], [MASK] and [PAD]:
+``with_special_tokens()`` appends them after the text's own tokens, so every other id, and the encoding of any
+text, stays what it was; tokenizer.json lists them ("special_tokens") only when there are some, so a tokenizer
+without them saves, loads and fingerprints exactly as before.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -14,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +51,8 @@ SPM_RESERVED_PIECES = 1 + 256
 _SPM_CHUNK_CHARS = 16_384
 _SPM_MAX_SENTENCE_BYTES = 4 * _SPM_CHUNK_CHARS  # UTF-8 needs at most 4 bytes per character
 _SPM_SPACE = "\u2581"  # "▁": how SentencePiece writes a space inside a piece
+MLM_SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[PAD]")  # what an encoder run appends (with_special_tokens)
+CLS, SEP, MASK, PAD = MLM_SPECIAL_TOKENS
 
 
 @dataclass
@@ -78,6 +87,16 @@ class TokenizerConfig:
                 "(<unk>, <eos> and three words).", field="tokenizer.max_vocab")
 
 
+class SpecialId:
+    """A tokenizer's attribute (mask_id, pad_id, ...): the id of one special token, None when it has none."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, tokenizer: Tokenizer | None, owner: type | None = None) -> int | None:
+        return None if tokenizer is None else tokenizer.special_id(self.name)
+
+
 class Tokenizer(ABC):
     """Turns text into token ids and back. Subclasses fill in the vocabulary."""
 
@@ -85,17 +104,59 @@ class Tokenizer(ABC):
     unk_id: int | None = None
     eos_id: int | None = None
     bos_id: int | None = None
+    special_tokens: tuple[str, ...] = ()  # their ids follow the text's own tokens (with_special_tokens)
 
     @property
     @abstractmethod
-    def vocab_size(self) -> int: ...
+    def text_vocab_size(self) -> int:
+        """Tokens that text encodes to: every id but the special tokens', which come after them."""
+
+    @property
+    def vocab_size(self) -> int:
+        return self.text_vocab_size + len(self.special_tokens)
+
+    def with_special_tokens(self, names: Iterable[str] = MLM_SPECIAL_TOKENS) -> Tokenizer:
+        """A copy with the special tokens `names` appended to the vocabulary, at ids text_vocab_size, +1, ...
+        encode() never produces them; decode() and token_text() give their names back."""
+        names = tuple(names)
+        if self.special_tokens or not names or len(set(names)) != len(names) or not all(names):
+            raise ValueError(f"special tokens {names!r} must be distinct, non-empty names, added once")
+        tokenizer = copy.copy(self)  # shares the text's vocabulary, which nothing changes after construction
+        tokenizer.special_tokens = names
+        return tokenizer
+
+    def special_id(self, name: str) -> int | None:
+        """The id of special token `name` ("[MASK]"), or None when this tokenizer has none by that name."""
+        if name not in self.special_tokens:
+            return None
+        return self.text_vocab_size + self.special_tokens.index(name)
+
+    cls_id = SpecialId(CLS)
+    sep_id = SpecialId(SEP)
+    mask_id = SpecialId(MASK)
+    pad_id = SpecialId(PAD)
 
     @abstractmethod
     def encode(self, text: str, unknown: str = "error") -> list[int]:
         """unknown="error" raises TokenizerError on text the vocabulary cannot express; "replace" maps it to <unk>."""
 
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of `ids`; a special token comes back as its name, between spaces for a word tokenizer."""
+        ids = self._check_ids(ids)
+        n = self.text_vocab_size
+        if not self.special_tokens or all(i < n for i in ids):
+            return self._decode(ids)
+        parts = []
+        for special, group in groupby(ids, key=lambda i: i >= n):
+            run = list(group)
+            parts += [self.special_tokens[i - n] for i in run] if special else [self._decode(run)]
+        return self._special_separator.join(parts)
+
+    _special_separator = ""  # between a special token's name and the text around it, in decode()
+
     @abstractmethod
-    def decode(self, ids: Iterable[int]) -> str: ...
+    def _decode(self, ids: list[int]) -> str:
+        """The text of `ids`, all of them the text's own tokens (checked)."""
 
     def unknown_share(self, text: str) -> float:
         """The share of `text`'s characters that encode(text, unknown="replace") turns into <unk>, measured on its
@@ -107,9 +168,15 @@ class Tokenizer(ABC):
     def _unknown_chars(self, text: str) -> int:
         """How many of `text`'s characters become <unk>."""
 
-    @abstractmethod
     def token_text(self, token_id: int) -> str:
-        """The text one token stands for, for the GUI's token views."""
+        """The text one token stands for, for the GUI's token views; a special token's name."""
+        token_id = self._check_ids([token_id])[0]
+        n = self.text_vocab_size
+        return self.special_tokens[token_id - n] if token_id >= n else self._token_text(token_id)
+
+    @abstractmethod
+    def _token_text(self, token_id: int) -> str:
+        """token_text of one of the text's own tokens (checked)."""
 
     @abstractmethod
     def _state(self) -> dict[str, Any]:
@@ -120,7 +187,7 @@ class Tokenizer(ABC):
     def _from_state(cls, doc: dict[str, Any], folder: Path) -> Tokenizer:
         """Rebuild from tokenizer.json's fields; raise KeyError/TypeError/ValueError on damaged fields."""
 
-    def _save_files(self, folder: Path) -> None:
+    def _save_files(self, folder: Path) -> None:  # noqa: B027 - a hook: most tokenizers have no other files
         """Write any files besides tokenizer.json (SentencePiece's model)."""
 
     def save(self, folder: Path) -> None:
@@ -128,7 +195,7 @@ class Tokenizer(ABC):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self._save_files(folder)
-            doc = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, **self._state()}
+            doc = {"format": FORMAT, "version": FORMAT_VERSION, **self._document()}
             write_atomic(folder / TOKENIZER_JSON, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
         except OSError as e:
             raise TokenizerError(
@@ -136,9 +203,16 @@ class Tokenizer(ABC):
                 "and the disk has space."
             ) from e
 
+    def _document(self) -> dict[str, Any]:
+        """What tokenizer.json holds besides its format and version."""
+        doc = {"kind": self.kind, **self._state()}
+        if self.special_tokens:  # absent otherwise, so that a tokenizer without them is saved as it always was
+            doc["special_tokens"] = list(self.special_tokens)
+        return doc
+
     def fingerprint(self) -> str:
-        """A short hash of everything that decides the encoding; the corpus cache keys on it."""
-        canonical = json.dumps({"kind": self.kind, **self._state()}, sort_keys=True, ensure_ascii=True)
+        """A short hash of everything that decides the encoding and the ids; the corpus cache keys on it."""
+        canonical = json.dumps(self._document(), sort_keys=True, ensure_ascii=True)
         return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:16]
 
     def _check_ids(self, ids: Iterable[int]) -> list[int]:
@@ -175,7 +249,7 @@ class VocabularyTokenizer(Tokenizer):
         """encode(unknown="error") met pieces outside the vocabulary: raise TokenizerError, or accept them."""
 
     @property
-    def vocab_size(self) -> int:
+    def text_vocab_size(self) -> int:
         return len(self._vocab)
 
     def encode(self, text: str, unknown: str = "error") -> list[int]:
@@ -219,12 +293,12 @@ class CharTokenizer(VocabularyTokenizer):
             "to map them to <unk>."
         )
 
-    def decode(self, ids: Iterable[int]) -> str:
+    def _decode(self, ids: list[int]) -> str:
         vocab = self._vocab
-        return "".join(vocab[i] if i else "\ufffd" for i in self._check_ids(ids))
+        return "".join(vocab[i] if i else "\ufffd" for i in ids)
 
-    def token_text(self, token_id: int) -> str:
-        return self._vocab[self._check_ids([token_id])[0]]
+    def _token_text(self, token_id: int) -> str:
+        return self._vocab[token_id]
 
     def _state(self) -> dict[str, Any]:
         return {"chars": self._vocab[1:]}
@@ -274,10 +348,12 @@ class WordTokenizer(VocabularyTokenizer):
     def _pieces(self, text: str) -> Iterator[str]:
         return _words(text, self.lowercase)
 
-    def decode(self, ids: Iterable[int]) -> str:
+    _special_separator = " "
+
+    def _decode(self, ids: list[int]) -> str:
         parts: list[str] = []
         after_word = False
-        for i in self._check_ids(ids):
+        for i in ids:
             if i == self.eos_id:
                 parts.append("\n")
                 after_word = False
@@ -286,8 +362,7 @@ class WordTokenizer(VocabularyTokenizer):
                 after_word = True
         return "".join(parts)
 
-    def token_text(self, token_id: int) -> str:
-        token_id = self._check_ids([token_id])[0]
+    def _token_text(self, token_id: int) -> str:
         return "\n" if token_id == self.eos_id else self._vocab[token_id]
 
     def _state(self) -> dict[str, Any]:
@@ -365,7 +440,7 @@ class SentencePieceTokenizer(Tokenizer):
         return cls(model.getvalue())
 
     @property
-    def vocab_size(self) -> int:
+    def text_vocab_size(self) -> int:
         return self._sp.get_piece_size()
 
     def encode(self, text: str, unknown: str = "error") -> list[int]:
@@ -376,7 +451,7 @@ class SentencePieceTokenizer(Tokenizer):
         parts = self._by_hand_split(text)  # text, char, text, char, ..., text
         encoded = self._sp.encode(parts[0::2])
         ids = encoded[0]
-        for char, more in zip(parts[1::2], encoded[1:]):
+        for char, more in zip(parts[1::2], encoded[1:], strict=True):  # a piece after each by-hand char
             ids.extend(self._by_hand[char])
             ids.extend(more)
         return ids
@@ -384,11 +459,10 @@ class SentencePieceTokenizer(Tokenizer):
     def _unknown_chars(self, text: str) -> int:
         return 0  # byte fallback spells any character the pieces lack in bytes, never as <unk>
 
-    def decode(self, ids: Iterable[int]) -> str:
-        return self._sp.decode(self._check_ids(ids))
+    def _decode(self, ids: list[int]) -> str:
+        return self._sp.decode(ids)
 
-    def token_text(self, token_id: int) -> str:
-        token_id = self._check_ids([token_id])[0]
+    def _token_text(self, token_id: int) -> str:
         piece = self._sp.id_to_piece(token_id)
         if self._sp.is_byte(token_id):
             value = int(piece[3:5], 16)  # "<0x0A>"
@@ -401,7 +475,7 @@ class SentencePieceTokenizer(Tokenizer):
         return {
             "model_file": SPM_MODEL_FILE,
             "model_sha256": hashlib.sha256(self._model).hexdigest(),
-            "vocab_size": self.vocab_size,
+            "vocab_size": self.text_vocab_size,
         }
 
     def _save_files(self, folder: Path) -> None:
@@ -528,7 +602,10 @@ def load_tokenizer(folder: Path) -> Tokenizer:
             "or from a newer LM Workbench: retrain the tokenizer."
         )
     try:
-        return cls._from_state(doc, folder)
+        tokenizer = cls._from_state(doc, folder)
+        if "special_tokens" in doc:
+            tokenizer = tokenizer.with_special_tokens(_list_of_str(doc["special_tokens"], "special_tokens"))
+        return tokenizer
     except (KeyError, TypeError, ValueError) as e:
         raise TokenizerError(
             f"{path} is damaged ({type(e).__name__}: {e}); restore it from a copy or retrain the tokenizer."

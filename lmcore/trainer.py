@@ -4,6 +4,10 @@
     trainer.subscribe(print)               # plain dataclass events from lmcore.events
     trainer.run()                          # blocks; call request_stop() from any thread
 
+The model's family picks the objective: next-token prediction for the Transformer and the RNN, masked-token
+prediction (lmcore.masking: batches from MaskedWindows, evaluation by evaluate_masked) for the encoder, whose
+tokenizer gains the special tokens [CLS], [SEP], [MASK] and [PAD] when its run starts.
+
 Under torchrun (WORLD_SIZE > 1) every process builds its Trainer the same way. The model is wrapped in
 DistributedDataParallel, each rank trains on its own share of every batch (train.batch_size is per rank), and
 rank 0 alone writes the run folder and emits events. See lmcore/distributed.py and docs/multi-node.md.
@@ -31,15 +35,16 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
 from . import events as ev
-from .batches import ContiguousStreams, RandomWindows, evaluation_batches, rank_windows
+from .batches import ContiguousStreams, MaskedWindows, RandomWindows, evaluation_batches, rank_windows
 from .checkpoint import (Checkpoint, build_checkpoint_model, check_fits, checkpoint_meta, load_checkpoint,
                          optimizer_from_tensors, optimizer_to_tensors, resolve_checkpoint, save_checkpoint)
 from .config import RunConfig, apply_override, config_from_dict, config_to_dict
 from .corpus import encode_cached, load_corpus
-from .device import describe_device, device_features, pick_device
+from .device import describe_device, device_features, pick_device, run_peak_flops
 from .evaluation import EvalResult, eval_batch_size, evaluate_ids
 from .errors import CheckpointError, ConfigError, LMCoreError, TokenizerError, TrainingError
 from .fileio import remove_temp_files
+from .masking import MaskedLM
 from .metrics import metric_record
 from .models import LanguageModel, build_model, model_config_to_dict
 from .runs import RunFolder, liveness
@@ -72,11 +77,11 @@ class Trainer:
         self.smoothed_loss: float | None = None
         self.changed_settings: list[str] = []  # --set on resume, in words (see resume)
         self._status_before_resume: dict | None = None  # until a resume has loaded its checkpoint
-        self._periodic: dict[int, tuple[int, Callable[["Trainer"], object | None]]] = {}
+        self._periodic: dict[int, tuple[int, Callable[[Trainer], object | None]]] = {}
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def new(cls, config: RunConfig, runs_dir: str | Path | None = None) -> "Trainer":
+    def new(cls, config: RunConfig, runs_dir: str | Path | None = None) -> Trainer:
         # Every setting, the device included, is checked before the run folder exists: a config error leaves no
         # failed run behind.
         config.validate()
@@ -91,7 +96,7 @@ class Trainer:
         return cls(config, RunFolder(distributed.setup(config.train.device).on_main(create)))
 
     @classmethod
-    def resume(cls, run_dir: str | Path, overrides: Sequence[str] = ()) -> "Trainer":
+    def resume(cls, run_dir: str | Path, overrides: Sequence[str] = ()) -> Trainer:
         """Every rank reads the run folder, so a run on several machines resumes from a folder all of them see.
         `overrides` ("train.max_steps=5000", ...) may change the RESUMABLE_SETTINGS; the changes are listed in
         words in `changed_settings`, and written to the run's config.toml once its checkpoint has loaded."""
@@ -102,6 +107,27 @@ class Trainer:
         changed, changes = _resume_settings(config, overrides)
         trainer = cls(changed, folder, resume=True)
         trainer.changed_settings = changes
+        return trainer
+
+    @classmethod
+    def from_text(cls, text: str, config: RunConfig | None = None, runs_dir: str | Path | None = None) -> Trainer:
+        """A new run that trains on `text` (a string, e.g. in a notebook) with `config`'s other settings (RunConfig's
+        defaults without one). The text is written to corpus.txt in the new run folder, which config.toml names as
+        data.train, so the folder holds all the run learned from and resumes as any other. One process only."""
+        import copy
+
+        from .errors import CorpusError
+        from .fileio import write_atomic
+
+        if not text.strip():
+            raise CorpusError("The text to train on is empty; give it some text (a few thousand characters at least).")
+        config = copy.deepcopy(config or RunConfig())
+        config.data.train, config.data.val = ["corpus.txt"], []  # checked as any config is; the real path follows
+        trainer = cls.new(config, runs_dir)
+        corpus = trainer.folder.path / "corpus.txt"
+        write_atomic(corpus, text.encode("utf-8"))
+        config.data.train = [str(corpus)]
+        trainer.folder.save_config(config)
         return trainer
 
     # ---- control, from any thread -------------------------------------------------------------
@@ -118,7 +144,7 @@ class Trainer:
     def request_resume(self) -> None:
         self._running.set()
 
-    def add_periodic(self, every: int, task: Callable[["Trainer"], object | None]) -> int:
+    def add_periodic(self, every: int, task: Callable[[Trainer], object | None]) -> int:
         """Run `task(trainer)` on the training thread after every `every`-th step (e.g. an attention probe);
         a non-None result is emitted as an event. Returns a handle for remove_periodic. Thread-safe."""
         handle = id(task)
@@ -215,9 +241,14 @@ class Trainer:
         if t.epochs > 0:
             self.max_steps = max(1, math.ceil(t.epochs * len(self.train_ids) / self.tokens_per_step))
         self.schedule = LRSchedule(cfg.schedule, cfg.optim.lr, self.max_steps)
+        # a masked LM's special token ids (None for the next-token families): its objective, in training and evaluation
+        self.mlm = MaskedLM.of(self.tokenizer) if self.model.family == "encoder" else None
         self.batches: ContiguousStreams | RandomWindows
         if self.model.family == "rnn":
             self.batches = ContiguousStreams(self.train_ids, t.batch_size, t.context, dist.rank, dist.world_size)
+        elif self.mlm is not None:
+            self.batches = MaskedWindows(self.mlm, self.train_ids, t.batch_size, t.context, t.seed, dist.rank,
+                                         dist.world_size)
         else:
             self.batches = RandomWindows(self.train_ids, t.batch_size, t.context, t.seed, dist.rank, dist.world_size)
         self.hidden: Tensor | tuple[Tensor, ...] | None = None  # an RNN's state, carried from batch to batch
@@ -280,9 +311,11 @@ class Trainer:
             share = tokenizer.unknown_share(self.corpus.train)
             if share > UNKNOWN_SHARE_LIMIT:  # the run would mostly learn to predict <unk>; say so, do not refuse
                 warnings.warn(f"{share:.1%} of the new text is unknown to the model's tokenizer and becomes <unk>; "
-                              "the fine-tuned model will mostly learn to predict <unk>.")
+                              "the fine-tuned model will mostly learn to predict <unk>.", stacklevel=2)
         else:
             tokenizer = self._cached_tokenizer()
+            if self.config.family == "encoder":  # a masked LM's special tokens, after the text's own
+                tokenizer = tokenizer.with_special_tokens()
         tokenizer.save(self.folder.tokenizer_dir)
         return tokenizer
 
@@ -301,7 +334,7 @@ class Trainer:
         try:
             tokenizer.save(cached)
         except TokenizerError as exc:  # a cache is worth a warning, not the run (as the encoding cache)
-            warnings.warn(f"{exc} Training goes on without caching the tokenizer.")
+            warnings.warn(f"{exc} Training goes on without caching the tokenizer.", stacklevel=2)
         return tokenizer
 
     def _encode(self):
@@ -398,7 +431,8 @@ class Trainer:
         self._status("running", "", parameters=self.model.num_parameters(), step=self.step,
                      max_steps=self.max_steps, tokens_per_step=self.tokens_per_step, device=device)
         self._emit(ev.Started(self.folder.path, device, self.model.num_parameters(), self.max_steps, self.step,
-                              self.tokens_per_step, self.model.flops_per_token()))
+                              self.tokens_per_step, self.model.flops_per_token(),
+                              run_peak_flops(self.device, self.dist.world_size)))
         # Reading a metric back makes the host wait for the GPU's queue: batch them, except on the CPU.
         read_every = 1 if self.features.cheap_readback else cfg.log_interval
         pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []
@@ -502,7 +536,7 @@ class Trainer:
         first_tokens = self.tokens_seen - (len(pending) - 1) * self.tokens_per_step
         bad = next((i for i, (loss, _) in enumerate(values) if not math.isfinite(loss)), None)
         events = [ev.StepMetrics(step, first_tokens + i * self.tokens_per_step, loss, lr, norm, rate, self.elapsed)
-                  for i, ((step, lr, _, _), (loss, norm)) in enumerate(zip(pending[:bad], values[:bad]))]
+                  for i, ((step, lr, _, _), (loss, norm)) in enumerate(zip(pending[:bad], values[:bad], strict=True))]
         self._record(metrics, events)
         if bad is not None:
             raise TrainingError(f"The training loss became {values[bad][0]} at step {pending[bad][0]}. "
@@ -551,11 +585,12 @@ class Trainer:
         ids = self._validation_ids(limit)
         rnn = self.model.family == "rnn"
         result = evaluate_ids(self.model, ids, self.config.train.context, self.device, self.autocast,
-                              limit if rnn else 0)
+                              limit if rnn else 0, self.mlm)
         if self.dist.world_size == 1 or rnn:
             return result
-        loss_sum, tokens = self.dist.sum([result.loss * result.tokens, result.tokens])
-        return EvalResult(loss_sum / tokens, int(tokens))
+        right = (result.accuracy or 0.0) * result.tokens
+        loss_sum, tokens, right = self.dist.sum([result.loss * result.tokens, result.tokens, right])
+        return EvalResult(loss_sum / tokens, int(tokens), None if result.accuracy is None else right / tokens)
 
     def _validation_ids(self, max_batches: int):
         """This rank's part of the validation split: its share of a Transformer's windows (of the first
@@ -564,7 +599,7 @@ class Trainer:
         if self.model.family == "rnn":
             return self.val_ids
         return rank_windows(self.val_ids, self.config.train.context, self.dist.rank, self.dist.world_size,
-                            max_batches * eval_batch_size("transformer"))
+                            max_batches * eval_batch_size("transformer"), self.model.family)
 
     def _evaluate(self, metrics) -> None:
         result = self.evaluate()
@@ -572,13 +607,14 @@ class Trainer:
         if not math.isfinite(val_loss):
             raise TrainingError(f"The validation loss became {val_loss} at step {self.step}; "
                                 "lower optim.lr or set optim.grad_clip, then start again.")
-        whole = self.config.train.eval_batches == 0
+        whole = self.config.train.eval_batches == 0 and self.mlm is None  # bits/char: for next-token models only
         bpc = result.bits_per_char(self.val_chars / len(self.val_ids)) if whole else None
         improved = self.best_val_loss is None or val_loss < self.best_val_loss
         self.schedule.observe_validation(val_loss)
         if improved:
             self.best_val_loss = val_loss
-        event = ev.EvalMetrics(self.step, self.tokens_seen, self.elapsed, val_loss, result.perplexity, bpc, improved)
+        event = ev.EvalMetrics(self.step, self.tokens_seen, self.elapsed, val_loss, result.perplexity, bpc, improved,
+                               result.accuracy)
         self._record(metrics, [event])
         if improved:
             self._save("best")

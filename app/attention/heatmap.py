@@ -303,14 +303,15 @@ class Mosaic:
         return self.rgba[int(r.top()):int(r.bottom()), int(r.left()):int(r.right())]
 
 
-def grid_mosaic(weights: np.ndarray) -> Mosaic:
-    """weights [L, H, T, T] -> the Mosaic of its maps, coloured as HeatmapView colours one (display_levels)."""
+def grid_mosaic(weights: np.ndarray, causal: bool = True) -> Mosaic:
+    """weights [L, H, T, T] -> the Mosaic of its maps, coloured as HeatmapView colours one (display_levels); a
+    causal model's future keys masked."""
     n_layer, n_head, T, _ = weights.shape
     most = min(MAX_MAP_SIDE, MAX_MOSAIC_SIDE * 10 // (11 * max(n_layer, n_head)))  # 11/10: a map and its gap
     factor = math.ceil(T / most)
     side = math.ceil(T / factor)
     gap = max(2, side // 10)
-    shown = np.where(future_mask(T), np.nan, weights.astype(np.float32))
+    shown = np.where(future_mask(T), np.nan, weights.astype(np.float32)) if causal else weights.astype(np.float32)
     top = np.nanmax(shown[:, :, 1:] if T > 1 else shown, axis=(2, 3))  # as display_levels: the first row aside
     shown /= np.maximum(top, 1e-6)[..., None, None]
     if factor > 1:  # the mean of each factor × factor block; a block wholly in the future stays masked

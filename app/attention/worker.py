@@ -30,7 +30,8 @@ class Capture:
 def prepared(snapshot: AttentionSnapshot, source: str) -> Capture:
     """The answer to send: the model view's picture is made here, since colouring every layer × head map is too
     much for the GUI thread."""
-    return Capture(snapshot, source, grid_mosaic(snapshot.weights) if snapshot.kind == "attention" else None)
+    mosaic = grid_mosaic(snapshot.weights, snapshot.causal) if snapshot.kind == "attention" else None
+    return Capture(snapshot, source, mosaic)
 
 
 class AttentionWorker(QObject):

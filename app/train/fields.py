@@ -74,7 +74,7 @@ def gpu_fields() -> tuple[Field, ...]:
 
 WORD = ("tokenizer.kind", ("word",))
 SPM = ("tokenizer.kind", ("sentencepiece",))
-TRANSFORMER = ("model.family", ("transformer",))
+TRANSFORMER = ("model.family", ("transformer", "encoder"))  # an encoder is built of the same blocks
 RNN = ("model.family", ("rnn",))
 
 SECTIONS: tuple[tuple[str, bool, tuple[Field, ...]], ...] = (  # (title, expanded at start, fields)
@@ -98,7 +98,8 @@ SECTIONS: tuple[tuple[str, bool, tuple[Field, ...]], ...] = (  # (title, expande
     )),
     ("Model", True, (
         Field("model.family", "Family", "choice", (("transformer", "Transformer (GPT)"),
-                                                   ("rnn", "Recurrent (LSTM, GRU)"))),
+                                                   ("rnn", "Recurrent (LSTM, GRU)"),
+                                                   ("encoder", "Encoder (BERT, masked LM)"))),
         Field("model.cell", "Cell", "choice",
               (("lstm", "LSTM"), ("gru", "GRU"), ("rnn_tanh", "RNN (tanh)"), ("rnn_relu", "RNN (ReLU)")),
               show_if=RNN),
@@ -140,6 +141,7 @@ SECTIONS: tuple[tuple[str, bool, tuple[Field, ...]], ...] = (  # (title, expande
         Field("train.device", "Device", "choice", available_devices()),
         *gpu_fields(),
         Field("train.seed", "Seed", thousands=False),
+        Field("train.tensorboard", "TensorBoard", "bool"),
     )),
 )
 FIELDS = {field.key: field for _, _, fields in SECTIONS for field in fields}

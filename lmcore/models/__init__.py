@@ -1,4 +1,5 @@
-"""The two model families, and building one from its config."""
+"""The three model families (GPT-style Transformer, recurrent network, BERT-style encoder), and building one
+from its config."""
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -7,19 +8,25 @@ from typing import Any
 from ..errors import ConfigError
 from ..settings import from_table
 from .common import LanguageModel, ModelOutput
+from .encoder import IGNORE_INDEX, EncoderConfig, EncoderLM
 from .rnn import RNNConfig, RNNLM
 from .transformer import KVCache, TransformerConfig, TransformerLM
 
-__all__ = ["KVCache", "LanguageModel", "ModelConfig", "ModelOutput", "RNNConfig", "RNNLM", "TransformerConfig",
-           "TransformerLM", "MODEL_CONFIGS", "build_model", "model_config_from_dict", "model_config_to_dict"]
+__all__ = ["EncoderConfig", "EncoderLM", "IGNORE_INDEX", "KVCache", "LanguageModel", "ModelConfig", "ModelOutput",
+           "RNNConfig", "RNNLM", "TransformerConfig", "TransformerLM", "MODEL_CONFIGS", "build_model",
+           "model_config_from_dict", "model_config_to_dict"]
 
-ModelConfig = TransformerConfig | RNNConfig
+# An EncoderConfig is a TransformerConfig (the same settings), so code that reads a Transformer's sizes reads both.
+ModelConfig = TransformerConfig | EncoderConfig | RNNConfig
 MODEL_CONFIGS: dict[str, type[TransformerConfig] | type[RNNConfig]] = {"transformer": TransformerConfig,
-                                                                       "rnn": RNNConfig}
+                                                                       "rnn": RNNConfig,
+                                                                       "encoder": EncoderConfig}
 
 
 def build_model(config: ModelConfig) -> LanguageModel:
     """A freshly initialised model; raises ConfigError if the config does not validate."""
+    if isinstance(config, EncoderConfig):
+        return EncoderLM(config)
     return TransformerLM(config) if isinstance(config, TransformerConfig) else RNNLM(config)
 
 

@@ -1,4 +1,4 @@
-"""What both model families share: the output type, the logits/loss head, size limits, optimizer groups."""
+"""What the model families share: the output type, the logits/loss head, size limits, optimizer groups."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 @dataclass
 class ModelOutput:
     logits: Tensor | None     # [B, T, V] (or [B, 1, V] when last_only); None from an adaptive softmax's loss
-    loss: Tensor | None       # mean cross-entropy over targets != -1
-    state: object | None      # RNN hidden state, or the Transformer's KVCache
-    attention: Tensor | None  # [n_layer, B, n_head, T, S] when capture_attention (Transformer only)
+    loss: Tensor | None       # mean cross-entropy over targets != -1 (the encoder's: != IGNORE_INDEX, -100)
+    state: object | None      # RNN hidden state, or the Transformer's KVCache; None for the encoder
+    attention: Tensor | None  # [n_layer, B, n_head, T, S] when capture_attention (Transformer and encoder)
 
 
 class SoftmaxOutput(nn.Module):
@@ -74,7 +74,7 @@ class AdaptiveSoftmaxOutput(nn.Module):
 
 
 class LanguageModel(nn.Module):
-    """The bookkeeping both families share. Subclasses say which tables are lookups, not matmuls."""
+    """The bookkeeping the families share. Subclasses say which tables are lookups, not matmuls."""
 
     family: str
     supports_kv_cache: bool
@@ -82,7 +82,8 @@ class LanguageModel(nn.Module):
     output: SoftmaxOutput | AdaptiveSoftmaxOutput
 
     def init_state(self, batch_size: int, device) -> Any:
-        """What a forward pass carries from one call to the next: the RNN's hidden state, a Transformer's KV cache."""
+        """What a forward pass carries from one call to the next: the RNN's hidden state, a Transformer's KV cache;
+        nothing (None) for the encoder, which reads each sequence whole."""
         raise NotImplementedError
 
     def lookup_tables(self) -> list[Tensor]:
@@ -120,5 +121,5 @@ VOCAB_SIZE_HELP = ("Tokens in the vocabulary. A run sets it from its tokenizer w
                    "config file is not used.")
 
 def vocab_size_setting(default: int) -> Any:
-    """The one field both families take from the data rather than from the config file."""
+    """The one field every family takes from the data rather than from the config file."""
     return setting(default, VOCAB_SIZE_HELP, unit="tokens", at_least=1, default_text="the tokenizer's")

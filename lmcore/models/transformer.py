@@ -1,4 +1,5 @@
-"""A GPT-style decoder-only Transformer, after nanoGPT's model.py, plus a KV cache and attention capture."""
+"""A GPT-style decoder-only Transformer, after nanoGPT's model.py, plus a KV cache and attention capture. Its
+embeddings and blocks (TransformerBase) also make the encoder of models/encoder.py, without the causal mask."""
 from __future__ import annotations
 
 import math
@@ -102,17 +103,23 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
-class CausalSelfAttention(nn.Module):
-    def __init__(self, config: TransformerConfig, layer: int):
+class SelfAttention(nn.Module):
+    """Multi-head self-attention: causal in the GPT family (a position sees itself and the past); with
+    causal=False (the encoder) every position sees every other, except the keys a padding mask hides."""
+
+    def __init__(self, config: TransformerConfig, layer: int, causal: bool = True):
         super().__init__()
         self.layer = layer  # which slot of the KV cache is ours
+        self.causal = causal
         self.n_head = config.n_head
         self.dropout = config.dropout
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None, cache: KVCache | None, capture: bool):
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None, cache: KVCache | None, capture: bool,
+                keep: Tensor | None = None):
+        """keep: [B, 1, 1, S] bool, True for the keys that may be attended to (a padding mask), or None for all."""
         B, T, C = x.shape
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
                    for t in self.c_attn(x).split(C, dim=2))
@@ -124,14 +131,19 @@ class CausalSelfAttention(nn.Module):
         att: Tensor | None = None
         if capture:  # the same attention spelled out, to hand back the probabilities
             att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
-            future = ~causal_mask(T, k.size(2), x.device)
-            att = att.masked_fill(future, float("-inf")).softmax(dim=-1)  # exp(-inf) = 0: future stays exactly 0
+            if self.causal:
+                att = att.masked_fill(~causal_mask(T, k.size(2), x.device), float("-inf"))
+            if keep is not None:
+                att = att.masked_fill(~keep, float("-inf"))
+            att = att.softmax(dim=-1)  # exp(-inf) = 0: the future and the padding stay exactly 0
             y = F.dropout(att, dropout_p) @ v
-        else:
+        elif self.causal:
             # Without a cache queries and keys line up, so is_causal's mask is right; with one the T queries are
             # the last T of S keys, and is_causal (aligned top-left) would be wrong: pass the offset mask instead.
             mask = None if cache is None else causal_mask(T, k.size(2), x.device)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=mask is None)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=dropout_p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y)), att
 
@@ -150,22 +162,24 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm: x + attn(ln(x)), then x + mlp(ln(x))."""
 
-    def __init__(self, config: TransformerConfig, layer: int):
+    def __init__(self, config: TransformerConfig, layer: int, causal: bool = True):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config, layer)
+        self.attn = SelfAttention(config, layer, causal)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, rope, cache, capture):
-        a, att = self.attn(self.ln_1(x), rope, cache, capture)
+    def forward(self, x, rope, cache, capture, keep=None):
+        a, att = self.attn(self.ln_1(x), rope, cache, capture, keep)
         x = x + a
         return x + self.mlp(self.ln_2(x)), att
 
 
-class TransformerLM(LanguageModel):
-    family = "transformer"
-    supports_kv_cache = True
+class TransformerBase(LanguageModel):
+    """What the GPT family and the encoder share: the token and position embeddings, the blocks (causal or not),
+    the final layer norm and the output layer, tied to the token embedding when the config says so."""
+
+    causal: ClassVar[bool]
     config: TransformerConfig
     sinusoid: Tensor  # [context_length, n_embd]: the fixed position table (positional = "sinusoidal")
     rope_cos: Tensor  # [context_length, head_size / 2]: the rotary angles (positional = "rotary")
@@ -189,7 +203,7 @@ class TransformerLM(LanguageModel):
             self.register_buffer("rope_cos", angles.cos(), persistent=False)
             self.register_buffer("rope_sin", angles.sin(), persistent=False)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config, i, self.causal) for i in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.output = SoftmaxOutput(config.n_embd, config.vocab_size, bias=False)
         if config.tie_embeddings:
@@ -208,9 +222,10 @@ class TransformerLM(LanguageModel):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: Tensor, targets: Tensor | None = None, state: KVCache | None = None,
-                capture_attention: bool = False, last_only: bool = False) -> ModelOutput:
-        """idx [B, T] holds positions state.length .. state.length+T-1 (0.. without a cache)."""
+    def trunk(self, idx: Tensor, state: KVCache | None, capture_attention: bool,
+              keep: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Embeddings, blocks and the final layer norm: the hidden states [B, T, n_embd] the output layer reads,
+        and the attention maps [L, B, H, T, S] when capture_attention. `keep` is the blocks' padding mask."""
         T = idx.size(1)
         past = 0 if state is None else state.length
         if past + T > self.config.context_length:
@@ -229,17 +244,11 @@ class TransformerLM(LanguageModel):
         x = self.drop(x)
         maps = []
         for block in self.blocks:
-            x, att = block(x, rope, state, capture_attention)
+            x, att = block(x, rope, state, capture_attention, keep)
             maps.append(att)
         if state is not None:
             state.length += T
-        logits, loss = self.output(self.ln_f(x), targets, last_only)
-        return ModelOutput(logits, loss, state, torch.stack(maps) if capture_attention else None)
-
-    def init_state(self, batch_size: int, device) -> KVCache:
-        """An empty KV cache. Buffers are allocated on first use (see KVCache), so batch_size and device
-        are taken from the tokens fed; the arguments keep the interface of RNNLM.init_state."""
-        return KVCache(self.config.n_layer, self.config.context_length)
+        return self.ln_f(x), torch.stack(maps) if capture_attention else None
 
     def lookup_tables(self) -> list[Tensor]:
         tables = [self.wpe.weight] if self.config.positional == "learned" else []
@@ -250,3 +259,23 @@ class TransformerLM(LanguageModel):
         N = num_parameters(non_embedding=True), plus 12·L·H·Q·T for attention scores and values (H·Q = n_embd, T = context_length)."""
         c = self.config
         return 6 * self.num_parameters(non_embedding=True) + 12 * c.n_layer * c.n_embd * c.context_length
+
+
+class TransformerLM(TransformerBase):
+    """The GPT family: causal blocks, next-token logits, and a KV cache for generation."""
+
+    family = "transformer"
+    supports_kv_cache = True
+    causal = True
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None, state: KVCache | None = None,
+                capture_attention: bool = False, last_only: bool = False) -> ModelOutput:
+        """idx [B, T] holds positions state.length .. state.length+T-1 (0.. without a cache)."""
+        h, attention = self.trunk(idx, state, capture_attention)
+        logits, loss = self.output(h, targets, last_only)
+        return ModelOutput(logits, loss, state, attention)
+
+    def init_state(self, batch_size: int, device) -> KVCache:
+        """An empty KV cache. Buffers are allocated on first use (see KVCache), so batch_size and device
+        are taken from the tokens fed; the arguments keep the interface of RNNLM.init_state."""
+        return KVCache(self.config.n_layer, self.config.context_length)

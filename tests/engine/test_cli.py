@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import signal
@@ -153,3 +154,77 @@ def test_ctrl_c_stops_a_run_with_a_checkpoint_and_exit_code_130(tmp_path):
     (run,) = (tmp_path / "runs").iterdir()
     assert json.loads((run / "status.json").read_text())["status"] == "stopped"
     assert (run / "checkpoints" / "last.safetensors").is_file()
+
+
+# --- JSON output, prompt files, several samples ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sampled_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("json-run")
+    write_corpus(folder, 20_000)
+    (folder / "tiny.toml").write_text(tomli_w.dumps(TINY))
+    assert main(["train", str(folder / "tiny.toml"), "--runs-dir", str(folder / "runs"), "--quiet"]) == 0
+    return list_runs(folder / "runs")[0].path
+
+
+def json_out(capsys, argv):
+    """The command's stdout, which must be one JSON document and nothing else."""
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_eval_and_runs_print_json(sampled_run, capsys):
+    corpus = sampled_run.parent.parent / "corpus.txt"
+    report = json_out(capsys, ["eval", str(sampled_run), "--data", str(corpus), "--json"])
+    assert report["step"] == 20 and report["tokens"] > 1000 and report["checkpoint"] == "best"
+    assert report["perplexity"] == pytest.approx(2.718281828 ** report["loss"], rel=1e-6)
+    assert 0 < report["bits_per_char"] < 8
+    assert main(["eval", str(sampled_run), "--data", str(corpus)]) == 0
+    assert f"bits/char {report['bits_per_char']:.4f}" in capsys.readouterr().out  # the same figures as text
+
+    (run,) = json_out(capsys, ["runs", "--runs-dir", str(sampled_run.parent), "--json"])
+    assert run["name"] == sampled_run.name and run["path"] == str(sampled_run)
+    assert (run["status"], run["step"], run["family"]) == ("finished", 20, "transformer")
+    assert json_out(capsys, ["runs", "--runs-dir", str(sampled_run / "nothing-here"), "--json"]) == []
+
+
+def test_sample_json_gives_each_sample_its_tokens_and_a_batch_equals_single_runs(sampled_run, capsys):
+    args = ["sample", str(sampled_run), "--prompt", "ROMEO:", "--max-new-tokens", "30", "--json"]
+    samples = json_out(capsys, [*args, "--num-samples", "3", "--seed", "5"])
+    assert [s["seed"] for s in samples] == [5, 6, 7] and all(s["prompt"] == "ROMEO:" for s in samples)
+    for sample in samples:
+        assert len(sample["tokens"]) == 30 and sample["text"] == "".join(t["text"] for t in sample["tokens"])
+        assert all(set(t) == {"id", "text", "probability"} and 0 < t["probability"] <= 1 for t in sample["tokens"])
+    (second,) = json_out(capsys, [*args, "--seed", "6"])  # sample i is a single sample with seed + i ...
+    assert {**second, "tokens": None} == {**samples[1], "tokens": None}
+    assert [(t["id"], t["text"]) for t in second["tokens"]] == [(t["id"], t["text"]) for t in samples[1]["tokens"]]
+    assert ([t["probability"] for t in second["tokens"]]  # ... to the rounding of a batched forward pass
+            == pytest.approx([t["probability"] for t in samples[1]["tokens"]], rel=1e-4))
+    assert main(["sample", str(sampled_run), "--prompt", "ROMEO:", "--max-new-tokens", "30", "--seed", "6"]) == 0
+    assert capsys.readouterr().out == "ROMEO:" + second["text"] + "\n"
+
+    assert main(["sample", str(sampled_run), "--prompt", "ROMEO:", "--max-new-tokens", "30", "--seed", "5",
+                 "--num-samples", "2"]) == 0
+    text = capsys.readouterr().out
+    assert text == "".join(f"--- sample {i + 1} of 2 (seed {s['seed']}) ---\nROMEO:{s['text']}\n"
+                           for i, s in enumerate(samples[:2]))
+    assert main([*args, "--num-samples", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+
+
+def test_sample_reads_its_prompt_from_a_file_or_standard_input(sampled_run, tmp_path, capsys, monkeypatch):
+    prompt = "MENENIUS:\nNow is the"
+    args = ["sample", str(sampled_run), "--max-new-tokens", "20", "--seed", "3", "--json"]
+    (expected,) = json_out(capsys, [*args, "--prompt", prompt])
+    (tmp_path / "prompt.txt").write_text(prompt, encoding="utf-8")
+    assert json_out(capsys, [*args, "--prompt-file", str(tmp_path / "prompt.txt")]) == [expected]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(prompt))
+    assert json_out(capsys, [*args, "--prompt-file", "-"]) == [expected]
+
+    assert main([*args, "--prompt-file", str(tmp_path / "missing.txt")]) == 2
+    assert "missing.txt" in capsys.readouterr().err
+    (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
+    assert main([*args, "--prompt-file", str(tmp_path / "latin1.txt")]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one prompt or the other
+        build_parser().parse_args(["sample", "run", "--prompt", "x", "--prompt-file", "-"])

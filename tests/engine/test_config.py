@@ -7,7 +7,7 @@ import pytest
 from lmcore.config import (RunConfig, apply_override, config_from_dict, config_to_dict, load_config, save_config,
                            setting_groups, settings_markdown)
 from lmcore.errors import ConfigError
-from lmcore.models import RNNConfig, TransformerConfig
+from lmcore.models import EncoderConfig, RNNConfig, TransformerConfig
 from lmcore.settings import range_text
 from lmcore.tokenizers import KIND_SETTINGS
 
@@ -21,9 +21,9 @@ def test_every_preset_loads_validates_and_points_at_the_bundled_corpus(preset):
     assert all(Path(p).is_file() for p in config.data.train)
 
 
-def test_presets_cover_both_families_and_three_tokenizers():
+def test_presets_cover_every_family_and_three_tokenizers():
     configs = [load_config(p) for p in PRESETS]
-    assert {c.family for c in configs} == {"transformer", "rnn"}
+    assert {c.family for c in configs} == {"transformer", "rnn", "encoder"}
     assert {c.tokenizer.kind for c in configs} == {"char", "word", "sentencepiece"}
 
 
@@ -108,7 +108,8 @@ def test_relative_corpus_paths_resolve_against_the_config_file(tmp_path):
 def test_the_model_section_is_typed_from_the_moment_the_file_is_read(preset):
     config = load_config(preset)
     written = tomllib.loads(preset.read_text(encoding="utf-8"))["model"]
-    assert type(config.model) is {"transformer": TransformerConfig, "rnn": RNNConfig}[written["family"]]
+    assert type(config.model) is {"transformer": TransformerConfig, "rnn": RNNConfig,
+                                  "encoder": EncoderConfig}[written["family"]]
     assert config.family == written["family"]
     assert all(getattr(config.model, name) == value for name, value in written.items() if name != "family")
 
