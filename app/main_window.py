@@ -27,7 +27,7 @@ STOP_AND_CLOSE, KEEP_TRAINING = "stop", "keep"
 
 
 def default_user_presets_dir() -> Path:
-    return Path(QStandardPaths.writableLocation(QStandardPaths.AppDataLocation)) / "presets"
+    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "presets"
 
 
 class MainWindow(QMainWindow):
@@ -40,7 +40,7 @@ class MainWindow(QMainWindow):
         self.runs_dir = Path(runs_dir)
         self._close_when_stopped = False
 
-        self.runs_browser = RunsBrowser(self.runs_dir)
+        self.runs_browser = RunsBrowser(self.runs_dir, settings=self.settings)  # remembers its columns and view
         self.train_tab = TrainTab(self.runs_dir, [PRESETS_DIR], user_presets_dir or default_user_presets_dir())
         self.generate_tab = GenerateTab()
         self.attention_tab = AttentionTab()
@@ -58,21 +58,25 @@ class MainWindow(QMainWindow):
         tabs_layout = QVBoxLayout(tabs_panel)
         tabs_layout.setContentsMargins(0, 8, 8, 8)
         tabs_layout.addWidget(self.tabs)
-        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(browser_panel)
         self.splitter.addWidget(tabs_panel)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([320, 960])
+        self.splitter.setCollapsible(1, False)  # the runs list may be folded away by its handle, the tabs not
+        self.splitter.setSizes([250, 1030])
+        # The table compares runs across many columns: it takes the whole window, the tabs come back with the list
+        self.runs_browser.table_mode_changed.connect(lambda table: tabs_panel.setVisible(not table))
+        tabs_panel.setVisible(not self.runs_browser.is_table_mode())
         self.setCentralWidget(self.splitter)
 
         self.device_label = QLabel(f"Device: {describe_device(pick_device('auto'))}")
         self.device_label.setToolTip("Where training runs when the form's device is Auto.")
         self.run_label = QLabel("No run")
         self.speed_label = QLabel("")
-        self.speed_label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        self.speed_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         for label in (self.device_label, self.run_label, self.speed_label):
             self.statusBar().addPermanentWidget(label)
-        fix_size(self.speed_label, "999,999 tokens/s")  # in the status bar: measured with its style sheet
+        fix_size(self.speed_label, "999,999 tokens/s · MFU 99.9%")  # in the status bar: measured with its style sheet
         self.statusBar().setSizeGripEnabled(False)
         self._build_menus()
         self._connect()
@@ -88,7 +92,7 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self._action("Open &runs folder", "", self._open_runs_folder))
         file_menu.addSeparator()
-        file_menu.addAction(self._action("&Quit", QKeySequence.Quit, self.close))
+        file_menu.addAction(self._action("&Quit", QKeySequence.StandardKey.Quit, self.close))
         training_menu = self.menuBar().addMenu("&Training")
         for action in (self.start_action, self.pause_action, self.stop_action):
             training_menu.addAction(action)
@@ -106,17 +110,22 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         browser, tab = self.runs_browser, self.train_tab
         browser.selection_changed.connect(self._on_run_selected)
-        browser.compare_changed.connect(tab.plots.compare)
+        browser.compare_changed.connect(tab.plots.compare)  # the plots read the ticked runs in the background
+        tab.plots.load_failed.connect(lambda text: self.statusBar().showMessage(text, 8000))
         browser.resume_requested.connect(self._resume)
         browser.fine_tune_requested.connect(self._fine_tune)
         browser.run_removed.connect(tab.plots.forget)
         tab.training_started.connect(self._on_training_started)
         tab.training_ended.connect(self._on_training_ended)
         tab.state_changed.connect(self._on_state_changed)
-        tab.speed_changed.connect(lambda speed: self.speed_label.setText(f"{speed:,.0f} tokens/s"))
+        tab.speed_changed.connect(self._show_speed)
         tab.plots.exported.connect(lambda text: self.statusBar().showMessage(text, 5000))
         tab.form.preset_saved.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.generate_tab.send_to_attention.connect(self._show_in_attention)
+
+    def _show_speed(self, tokens_per_s: float) -> None:
+        used = self.train_tab.mfu(tokens_per_s)
+        self.speed_label.setText(f"{tokens_per_s:,.0f} tokens/s" + (f" · MFU {used:.1%}" if used is not None else ""))
 
     def _show_in_attention(self, text: str) -> None:
         self.tabs.setCurrentIndex(ATTENTION_TAB_INDEX)
@@ -181,18 +190,19 @@ class MainWindow(QMainWindow):
             self.train_tab.detach()
             event.accept()
         self._save_settings()
-        for tab in (self.generate_tab, self.attention_tab):  # their worker threads end before the window goes
+        # their worker threads (the one reading ticked runs for the plots too) end before the window goes
+        for tab in (self.generate_tab, self.attention_tab, self.train_tab.plots):
             tab.shutdown()
         super().closeEvent(event)
 
     def _ask_about_training(self) -> str:
-        box = QMessageBox(QMessageBox.Question, "Training in progress",
+        box = QMessageBox(QMessageBox.Icon.Question, "Training in progress",
                           "A run is training. Stop it and save a checkpoint, or let it keep training in the "
                           "background?\n\nA stopped run can be resumed from the runs list; a run training in the "
                           "background appears again, live, the next time LM Workbench starts.", parent=self)
-        buttons = {box.addButton("Stop and save", QMessageBox.AcceptRole): STOP_AND_CLOSE,
-                   box.addButton("Keep training", QMessageBox.AcceptRole): KEEP_TRAINING,
-                   box.addButton(QMessageBox.Cancel): "cancel"}
+        buttons = {box.addButton("Stop and save", QMessageBox.ButtonRole.AcceptRole): STOP_AND_CLOSE,
+                   box.addButton("Keep training", QMessageBox.ButtonRole.AcceptRole): KEEP_TRAINING,
+                   box.addButton(QMessageBox.StandardButton.Cancel): "cancel"}
         box.setDefaultButton(next(iter(buttons)))
         box.exec()
         return buttons.get(box.clickedButton(), "cancel")
@@ -257,7 +267,7 @@ def _scrollable(tab: QWidget) -> QScrollArea:
     """A tab that needs more room than the window has scrolls, rather than widening the window past the screen."""
     area = QScrollArea()
     area.setWidgetResizable(True)
-    area.setFrameShape(QScrollArea.NoFrame)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
     area.setWidget(tab)
     return area
 

@@ -8,7 +8,9 @@
   (bench/generation.py);
 - gui: training tokens/s started from the app's window (offscreen), against headless, and the seconds from Start
   to the first step (bench/gui_overhead.py);
-- adaptive: adaptive softmax against a full softmax on a large word vocabulary (bench/adaptive_softmax.py).
+- adaptive: adaptive softmax against a full softmax on a large word vocabulary (bench/adaptive_softmax.py);
+- freezes: the window's longest freeze while it overlays 10 runs, a 100,000-step run, and captures attention,
+  against 100 ms (bench/freezes.py).
 
 A sub-benchmark whose module (or a function used from it) is missing shows as "not available".
 """
@@ -102,7 +104,19 @@ def adaptive_rows(s: Settings) -> list[Row]:
                 adaptive.tokens_per_s / full.tokens_per_s)]
 
 
-SUITE = {"training": training_rows, "generation": generation_rows, "gui": gui_rows, "adaptive": adaptive_rows}
+def freeze_rows(s: Settings) -> list[Row]:
+    """bench/freezes.py as a command: one row, each action's worst freeze against the target."""
+    script = Path(__file__).with_name("freezes.py")
+    out = subprocess.run([sys.executable, str(script), "--json", "--repeats", "1" if s.quick else "3"],
+                         check=True, capture_output=True, text=True).stdout
+    result = json.loads(out.splitlines()[-1])
+    worst = {action: ms for action, ms in result["worst_ms"].items() if not action.startswith("(0)")}
+    return [Row("GUI: longest freeze", "; ".join(worst), " / ".join(f"{ms:.0f} ms" for ms in worst.values()),
+                f"target < {result['target_ms']} ms", result["target_ms"] / max(worst.values()))]
+
+
+SUITE = {"training": training_rows, "generation": generation_rows, "gui": gui_rows, "adaptive": adaptive_rows,
+         "freezes": freeze_rows}
 
 
 def print_table(rows: list[Row]) -> None:

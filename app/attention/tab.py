@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QSpinBox, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QLabel, QSizePolicy, QSpinBox, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from lmcore.attention import SALIENCY_WINDOW, AttentionSnapshot, opening_text
 from lmcore.errors import LMCoreError
@@ -32,6 +33,7 @@ from ..common.style import set_tone
 from ..common.widgets import button, row, text_editor
 
 HEATMAP, HEAD, MODEL, FOCUS = range(4)  # the view tabs
+VIEWS_MIN_HEIGHT = 240  # px: the views' least height, about their own least (a map's axes, the head view's rows)
 SHOW_TIP = "Capture the attention for this text (Ctrl+Enter)"
 NO_RUN_TIP = "Select a run in the runs list first: its checkpoint is what this looks inside"
 PROBE_TIP = "Send this text to the live probe of the run training in this window (Ctrl+Enter)"
@@ -75,6 +77,7 @@ class AttentionTab(QWidget):
     def _build(self) -> None:
         self.run_label = QLabel()
         self.run_label.setTextFormat(Qt.TextFormat.RichText)
+        self.run_label.setWordWrap(True)  # a long run name and source wrap, rather than widening the tab
         self.checkpoint = QComboBox()
         self.checkpoint.addItems(["best", "last"])
         self.checkpoint.setToolTip("Which checkpoint of the run to look inside")
@@ -94,6 +97,7 @@ class AttentionTab(QWidget):
         self.every = QSpinBox(minimum=1, maximum=100_000, value=20, suffix=" steps")
         self.every.valueChanged.connect(self._sync_probe)
         self.live_status = QLabel()
+        self.live_status.setWordWrap(True)  # "could not read the snapshot of step …" must not widen the tab
         live_row = row(self.live, self.every, (self.live_status, 1))
 
         self.notice = QLabel(objectName="banner")
@@ -127,6 +131,10 @@ class AttentionTab(QWidget):
         self.views.addTab(self.grid, "Model view")
         self.views.addTab(self.focus, "Token focus")
         self.views.currentChanged.connect(self._render)
+        # The views take the height the tab leaves them. Their preferred height (the size of a whole map) made the
+        # tab, whose wrapped labels have it laid out by preferred heights, taller than a 700-pixel window.
+        self.views.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        self.views.setMinimumHeight(VIEWS_MIN_HEIGHT)
 
         layout = QVBoxLayout(self)
         layout.addLayout(header)
@@ -348,8 +356,7 @@ class AttentionTab(QWidget):
         if view == MODEL:
             self.grid.show_mosaic(self._mosaic)
         elif view == HEAD:
-            # causal=True: the engine's Transformers are all decoders; a query never sees a later key
-            self.head_view.show_layer(snapshot.weights[self.layer.currentIndex()], tokens, causal=True)
+            self.head_view.show_layer(snapshot.weights[self.layer.currentIndex()], tokens, causal=snapshot.causal)
         elif view == HEATMAP:
             if snapshot.kind == "attention":
                 rows, columns = Axis("query", tokens), Axis("key", tokens)
@@ -357,7 +364,7 @@ class AttentionTab(QWidget):
                 rows = Axis("prediction at", tokens, notes=[f"predicts “{p}”" for p in snapshot.predicted])
                 columns = Axis("input token", tokens)
             self.heatmap.show_matrix(self._head_weights()[self.layer.currentIndex()], rows, columns,
-                                     mask=future_mask(len(tokens)), title=self._title(),
+                                     mask=future_mask(len(tokens)) if snapshot.causal else None, title=self._title(),
                                      value_name=self._value_name())
         else:
             q = self._focus

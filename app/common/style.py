@@ -82,6 +82,7 @@ QPushButton#primary:hover {{ background: #255cc0; }}
 QPushButton#primary:disabled {{ background: #a9bfe8; border-color: #a9bfe8; color: #eef2fb; }}
 QPushButton#danger {{ color: {ERROR}; }}
 QPushButton#danger:disabled {{ color: #a8adb8; }}
+QWidget#runsBrowser QPushButton {{ padding: 5px 5px; }}
 QToolButton#sectionHeader {{ border: none; font-weight: 600; padding: 4px 0px; text-align: left; }}
 QFrame#section {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: 6px; }}
 QFrame#summary {{ background: #f5f8fe; border: 1px solid #cfdcf5; border-radius: 6px; }}
@@ -104,11 +105,11 @@ QScrollArea {{ border: none; background: transparent; }}
 def apply_theme(app: QApplication) -> None:
     app.setStyle("Fusion")
     palette = QPalette()
-    for role, colour in ((QPalette.Window, WINDOW), (QPalette.Base, PANEL), (QPalette.AlternateBase, "#f8f9fb"),
-                         (QPalette.Text, TEXT), (QPalette.WindowText, TEXT), (QPalette.ButtonText, TEXT),
-                         (QPalette.Button, PANEL), (QPalette.Highlight, ACCENT),
-                         (QPalette.HighlightedText, "#ffffff"), (QPalette.ToolTipBase, "#fffbe6"),
-                         (QPalette.ToolTipText, TEXT), (QPalette.PlaceholderText, "#9aa0ab")):
+    for role, colour in ((QPalette.ColorRole.Window, WINDOW), (QPalette.ColorRole.Base, PANEL), (QPalette.ColorRole.AlternateBase, "#f8f9fb"),
+                         (QPalette.ColorRole.Text, TEXT), (QPalette.ColorRole.WindowText, TEXT), (QPalette.ColorRole.ButtonText, TEXT),
+                         (QPalette.ColorRole.Button, PANEL), (QPalette.ColorRole.Highlight, ACCENT),
+                         (QPalette.ColorRole.HighlightedText, "#ffffff"), (QPalette.ColorRole.ToolTipBase, "#fffbe6"),
+                         (QPalette.ColorRole.ToolTipText, TEXT), (QPalette.ColorRole.PlaceholderText, "#9aa0ab")):
         palette.setColor(role, QColor(colour))
     app.setPalette(palette)
     font = app.font()
@@ -130,8 +131,8 @@ def status_icon(status: str) -> QIcon:
     pixmap.setDevicePixelRatio(2.0)
     pixmap.fill(Qt.transparent)
     painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.Antialiasing)
-    painter.setPen(Qt.NoPen)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
     painter.setBrush(QColor(STATUS_COLOURS.get(status, MUTED)))
     painter.drawEllipse(QRectF(2.5, 2.5, 7, 7))
     painter.end()
@@ -140,7 +141,7 @@ def status_icon(status: str) -> QIcon:
 
 def monospace_font() -> QFont:
     font = QFont("monospace")
-    font.setStyleHint(QFont.Monospace)
+    font.setStyleHint(QFont.StyleHint.Monospace)
     return font
 
 

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from lmcore.generation import PRESETS, SamplingSettings
 
+from ..common.widgets import row
 from .session import parse_stop_strings
 
 CUSTOM = "custom"
@@ -24,18 +25,17 @@ class SamplingControls(QWidget):
         self._setting_preset = False  # True while a preset fills the fields, which then are not "custom"
         box = QFrame()
         box.setObjectName("section")
-        box.setMinimumWidth(260)
         form = QFormLayout(box)
         title = QLabel("Sampling")
         title.setObjectName("runTitle")
-        form.addRow(title)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.preset_combo = QComboBox()
         self.preset_combo.addItems([*PRESETS, CUSTOM])
-        self.preset_combo.setToolTip("precise: low temperature, focused · balanced · "
+        self.preset_combo.setToolTip("Sampling preset. precise: low temperature, focused · balanced · "
                                      "creative: high temperature, more surprising")
         self.preset_combo.currentTextChanged.connect(self.apply_preset)
-        form.addRow("Preset", self.preset_combo)
+        # The preset beside the title: the number fields below can then be narrower than its names
+        form.addRow(row((title, 1), self.preset_combo))
 
         self.max_tokens_spin = QSpinBox(minimum=1, maximum=100_000, value=200, singleStep=50)
         form.addRow("Max new tokens", self.max_tokens_spin)
@@ -66,10 +66,11 @@ class SamplingControls(QWidget):
         form.addRow("Stop at", self.stop_edit)
         hint = QLabel("Ctrl+Enter generates, Esc stops.")
         hint.setObjectName("hint")
+        hint.setWordWrap(True)  # two lines in a narrow column, rather than setting its width
         form.addRow(hint)
-        for field in (self.preset_combo, self.max_tokens_spin, self.temperature_spin, self.top_k_spin,
-                      self.top_p_spin, self.repetition_spin, self.seed_spin, self.stop_edit):
-            field.setMinimumWidth(90)  # not the width of their largest value: the column stays narrow
+        for field in (self.max_tokens_spin, self.temperature_spin, self.top_k_spin, self.top_p_spin,
+                      self.repetition_spin, self.seed_spin, self.stop_edit):
+            field.setMinimumWidth(70)  # not the width of their largest value: the column stays narrow
         column = QVBoxLayout(self)  # keeps the section its natural height at the top of the column
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(box)

@@ -60,7 +60,7 @@ class GenerateTab(QWidget):
     # ---- layout -------------------------------------------------------------------------------
     def _build(self) -> None:
         root = QVBoxLayout(self)
-        root.setContentsMargins(8, 8, 8, 8)
+        root.setContentsMargins(6, 8, 6, 8)  # narrow sides: with a vertical scroll bar the tab still fits 1024 px
         root.addWidget(self._build_header())
         self.setStyleSheet(f"QTextBrowser {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: 6px; }}"
                            f" QPushButton#mode:checked {{ background: {ACCENT}; color: white; border-color: {ACCENT};"
@@ -78,11 +78,10 @@ class GenerateTab(QWidget):
         self.body.addWidget(self.controls)
         self.body.addWidget(self._build_center())
         self.inspector = TokenInspector()
-        self.inspector.setMinimumWidth(250)
         self.inspector.unpin_requested.connect(lambda: self._pin(None, None))
         self.body.addWidget(self.inspector)
         self.body.setStretchFactor(1, 1)
-        self.body.setSizes([270, 700, 300])
+        self.body.setSizes([230, 500, 250])  # in a 1280-pixel window: the inspector with both number columns
         self.body.setChildrenCollapsible(False)
         root.addWidget(self.body, 1)
         # The token views by the name the session gives them, and the status line under each generating one.
@@ -101,6 +100,7 @@ class GenerateTab(QWidget):
         layout.setSpacing(2)
         self.run_title = QLabel()
         self.run_title.setObjectName("runTitle")
+        self.run_title.setMinimumWidth(60)  # a long run name is cut, rather than widening the tab
         self.checkpoint_combo = _checkpoint_combo(lambda: self._load(0))
         self.reload_button = QToolButton()
         self.reload_button.setText("↻")
@@ -116,7 +116,7 @@ class GenerateTab(QWidget):
     def _build_center(self) -> QWidget:
         center = QWidget()
         layout = QVBoxLayout(center)
-        layout.setContentsMargins(4, 0, 4, 0)
+        layout.setContentsMargins(2, 0, 2, 0)
         self.generate_mode_button = button("Generate", name="mode")
         self.score_mode_button = button("Score text", name="mode",
                                         tooltip="Colour any text by how surprising the model finds each token")
@@ -159,6 +159,10 @@ class GenerateTab(QWidget):
         self.second_run_combo.setMinimumContentsLength(10)
         self.second_run_combo.setToolTip("The run the second column generates from: any run in the same runs folder")
         self.second_run_combo.currentIndexChanged.connect(self._choose_second_run)
+        self.side_by_side_check = QCheckBox("Side by side")
+        self.side_by_side_check.setToolTip("Generate from a second run or checkpoint too, with the same prompt "
+                                           "and seed, in a second column")
+        self.side_by_side_check.toggled.connect(self._set_side_by_side)
         self.second_checkpoint_combo = _checkpoint_combo(lambda: self._load(1))
         self.second_header = QWidget()
         header = row((self.second_run_combo, 1), self.second_checkpoint_combo)
@@ -175,10 +179,11 @@ class GenerateTab(QWidget):
         columns.setColumnStretch(0, 1)
         self.columns = columns
         self._show_second_column(False)
+        # Copy and → Attention act on the output: under it, beside the legend; Side by side beside Generate, whose
+        # runs it doubles. Each row then fits the column of a 1024-pixel window.
         return _page(self._build_prompt_library(), self.prompt_edit,
-                     row(self.generate_button, self.stop_button, self.continue_button, 1, self.copy_button,
-                         self.attention_button),
-                     (columns, 1), row(1, ColourLegend()))
+                     row(self.generate_button, self.stop_button, self.continue_button, 1, self.side_by_side_check),
+                     (columns, 1), row(self.copy_button, self.attention_button, 1, ColourLegend()))
 
     def _build_prompt_library(self) -> QHBoxLayout:
         """Saved prompts: pick one to load it; type a name and Save to keep the prompt under it."""
@@ -193,13 +198,8 @@ class GenerateTab(QWidget):
         self.prompts_combo.editTextChanged.connect(lambda _: self._update_prompt_buttons())
         self.save_prompt_button = button("Save", self._save_prompt, tooltip="Save the prompt under this name")
         self.delete_prompt_button = button("Delete", self._delete_prompt, tooltip="Forget the prompt of this name")
-        self.side_by_side_check = QCheckBox("Side by side")
-        self.side_by_side_check.setToolTip("Generate from a second run or checkpoint too, with the same prompt "
-                                           "and seed, in a second column")
-        self.side_by_side_check.toggled.connect(self._set_side_by_side)
         self._show_prompts()
-        return row(QLabel("Prompt"), (self.prompts_combo, 1), self.save_prompt_button, self.delete_prompt_button,
-                   self.side_by_side_check)
+        return row(QLabel("Prompt"), (self.prompts_combo, 1), self.save_prompt_button, self.delete_prompt_button)
 
     def _build_score_page(self) -> QWidget:
         self.score_edit = text_editor("Paste any text to see which tokens the model finds surprising", 110)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QUrl, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (QColor, QFont, QFontMetrics, QLinearGradient, QPainter, QPalette, QPen, QTextBlockFormat,
                            QTextCharFormat, QTextCursor)
 from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QTextBrowser,
@@ -59,6 +59,7 @@ class TokenView(QTextBrowser):
         self.spans: list[tuple[int, int]] = []  # document positions of each token
         self.values: list[float | None] = []  # the probability each token is coloured by
         self._pinned: int | None = None
+        self._placeholder = ""
         self._plain = QTextCharFormat()
         self._plain.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
         self.clear_tokens()
@@ -66,6 +67,23 @@ class TokenView(QTextBrowser):
     @staticmethod
     def _index(url: QUrl) -> int:
         return int(url.toString()) if url.toString() else -1
+
+    def setPlaceholderText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        # Drawn by paintEvent: Qt clips its own to the empty document's single line, and cuts a wrapped one off.
+        self._placeholder = text
+        self.viewport().update()
+
+    def placeholderText(self) -> str:  # noqa: N802 - Qt's name
+        return self._placeholder
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().paintEvent(event)
+        if self._placeholder and self.document().isEmpty():
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            margin = int(self.document().documentMargin())
+            painter.drawText(self.viewport().rect().adjusted(margin, margin, -margin, -margin),
+                             Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap, self._placeholder)
 
     def clear_tokens(self) -> None:
         self.clear()
@@ -134,37 +152,55 @@ class TokenView(QTextBrowser):
 class ColourLegend(QWidget):
     """The colour scale under a token view: probability of the chosen token, or (loss mode) its loss in nats."""
 
+    LEAST_BAR = 120  # px: room for the first, a middle and the last tick label (those that would touch are left out)
+
     def __init__(self, loss: bool = False, parent=None):
         super().__init__(parent)
         self.loss = loss
-        self.setFixedSize(380, 34)
-        self._title = "token loss (nats)" if loss else "token probability"
+        self._titles = ("token loss (nats)", "loss (nats)") if loss else ("token probability", "probability")
+        # 380 px where there is room; in a narrow window the short title, and a bar just long enough for its tick
+        # labels to clear one another
+        self.setFixedHeight(34)
+        self.setMinimumWidth(self._width_with(self._titles[1], self.LEAST_BAR))
+        self.setMaximumWidth(380)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.setToolTip("The loss of each token under the model: red tokens surprised it" if loss else
                         "The probability the model gave each token it chose: red ones were unlikely")
+
+    def _width_with(self, title: str, bar: int) -> int:
+        return self.fontMetrics().horizontalAdvance(title) + 12 + bar + 12
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(380, 34)
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         metrics = painter.fontMetrics()
-        title_width = metrics.horizontalAdvance(self._title) + 12
+        full, short = self._titles
+        title = full if self.width() >= self._width_with(full, self.LEAST_BAR) else short
+        title_width = metrics.horizontalAdvance(title) + 12
         bar = QRectF(title_width, 4, self.width() - title_width - 12, 12)
         gradient = QLinearGradient(bar.topLeft(), bar.topRight())
         for position, colour in COLOUR_STOPS:
             gradient.setColorAt(position, QColor(colour))
         painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
-        painter.drawText(QRectF(0, 0, title_width, 20), Qt.AlignmentFlag.AlignVCenter, self._title)
+        painter.drawText(QRectF(0, 0, title_width, 20), Qt.AlignmentFlag.AlignVCenter, title)
         painter.setPen(QColor(0, 0, 0, 60))
         painter.setBrush(gradient)
         painter.drawRoundedRect(bar, 3, 3)
         painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
         ticks = ([(math.exp(-loss), f"{loss:g}") for loss in LOSS_TICKS] if self.loss else
                  [(p, f"{p:g}") for p in PROBABILITY_TICKS])
+        written_to = -math.inf  # where the last tick label ends: on a short bar, one that would touch it is left out
         for p, label in ticks:
             x = bar.left() + scale_position(p) * bar.width()
             painter.drawLine(QPointF(x, bar.bottom()), QPointF(x, bar.bottom() + 3))
             width = metrics.horizontalAdvance(label)
             left = min(max(x - width / 2, bar.left()), bar.right() - width)
-            painter.drawText(QPointF(left, bar.bottom() + 3 + metrics.ascent()), label)
+            if left >= written_to + 6:
+                painter.drawText(QPointF(left, bar.bottom() + 3 + metrics.ascent()), label)
+                written_to = left + width
 
 
 class CandidateBars(QWidget):
@@ -175,6 +211,7 @@ class CandidateBars(QWidget):
     ROW = 22
     HEADER = 16
     LABEL = 72  # the token column's widest, in pixels
+    BAR = 34  # the bars' least width; the second number column is left out rather than squeeze them below it
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -190,13 +227,20 @@ class CandidateBars(QWidget):
     def _header_height(self) -> int:
         return self.HEADER if any(self.titles) else 0
 
+    def _number_width(self) -> int:
+        return self.fontMetrics().horizontalAdvance("100.0%") + 8
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name: one number column, as a narrow inspector shows
+        return QSize(self.LABEL + 6 + self.BAR + self._number_width(), 0)
+
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         mono = monospace_font()
-        number_width = painter.fontMetrics().horizontalAdvance("100.0%") + 8
+        number_width = self._number_width()
         numbers = [self.width() - number_width]  # where each number column starts
-        if any(row.other is not None for row in self.rows):
+        room = self.width() >= self.minimumSizeHint().width() + number_width  # else the faint bars and marks alone
+        if room and any(row.other is not None for row in self.rows):
             numbers.insert(0, numbers[0] - number_width)
         bold = QFont(mono)
         bold.setBold(True)
@@ -269,6 +313,7 @@ class TokenInspector(QFrame):
         self.title = QLabel()
         self.title.setObjectName("runTitle")
         self.title.setTextFormat(Qt.TextFormat.PlainText)
+        self.title.setWordWrap(True)  # a long token wraps, rather than widening the inspector and the tab
         self.pin_label = QPushButton("Unpin")
         self.pin_label.setToolTip("This token is pinned: hovering shows nothing else until you unpin it (Esc).")
         self.pin_label.clicked.connect(self.unpin_requested)

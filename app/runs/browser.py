@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QFileSystemWatcher, QRect, QSettings, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QFont, QFontMetrics
-from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QHBoxLayout, QInputDialog, QLabel, QMenu,
-                               QMessageBox, QPushButton, QSizePolicy, QStackedWidget, QStyle, QStyledItemDelegate,
+from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QInputDialog, QLabel, QLayout, QMenu, QMessageBox,
+                               QPushButton, QSizePolicy, QStackedWidget, QStyle, QStyledItemDelegate,
                                QStyleOptionViewItem, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from lmcore.errors import LMCoreError
@@ -23,10 +23,11 @@ from .table import ConfigDiffDialog, RunsTable
 
 RESUMABLE = ("stopped", "failed", "interrupted")
 FINE_TUNABLE = ("finished", "stopped")
-PATH_ROLE = Qt.UserRole
-DETAILS_ROLE = Qt.UserRole + 1  # the second line: status, model, size, best validation loss
+PATH_ROLE = Qt.ItemDataRole.UserRole
+DETAILS_ROLE = Qt.ItemDataRole.UserRole + 1  # the second line: status, model, size, best validation loss
 VIEW_SETTING = "runs/view"  # "list" or "table"
 COLUMNS_SETTING = "runs/table_columns"  # JSON list of the table's shown column keys
+NAME_LEAST = 100  # px of a run's name the list shows before the date beside it
 
 
 class RunDelegate(QStyledItemDelegate):
@@ -46,33 +47,111 @@ class RunDelegate(QStyledItemDelegate):
         name, option.text = option.text, ""
         widget = option.widget
         style = widget.style()
-        style.drawControl(QStyle.CE_ItemViewItem, option, painter, widget)  # background, tick box, status dot
-        text_rect = style.subElementRect(QStyle.SE_ItemViewItemText, option, widget)
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, option, painter, widget)  # background, tick box, status dot
+        text_rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, option, widget)
         line = option.fontMetrics.lineSpacing()
         top = text_rect.top() + (text_rect.height() - 2 * line) // 2
         bold = QFont(option.font)
-        bold.setWeight(QFont.DemiBold)
+        bold.setWeight(QFont.Weight.DemiBold)
         base, when = label_parts(name)
         when_width = option.fontMetrics.horizontalAdvance(when) + 6 if when else 0
+        if text_rect.width() - when_width < min(QFontMetrics(bold).horizontalAdvance(base), NAME_LEAST):
+            when, when_width = "", 0  # a narrow sidebar: the name first (the date is in the tooltip and the table)
         first_line = QRect(text_rect.left(), top, text_rect.width(), line)
         painter.save()
         try:
             painter.setFont(bold)
-            painter.drawText(first_line.adjusted(0, 0, -when_width, 0), Qt.AlignLeft | Qt.AlignVCenter,
-                             QFontMetrics(bold).elidedText(base, Qt.ElideMiddle, text_rect.width() - when_width))
+            painter.drawText(first_line.adjusted(0, 0, -when_width, 0), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             QFontMetrics(bold).elidedText(base, Qt.TextElideMode.ElideMiddle, text_rect.width() - when_width))
             painter.setFont(option.font)
             painter.setPen(QColor(MUTED))
-            painter.drawText(first_line, Qt.AlignRight | Qt.AlignVCenter, when)
+            painter.drawText(first_line, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, when)
             details = index.data(DETAILS_ROLE) or ""
             painter.drawText(QRect(text_rect.left(), top + line, text_rect.width(), line),
-                             Qt.AlignLeft | Qt.AlignVCenter,
-                             option.fontMetrics.elidedText(details, Qt.ElideRight, text_rect.width()))
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             option.fontMetrics.elidedText(details, Qt.TextElideMode.ElideRight, text_rect.width()))
         finally:  # the fallback paints with the painter as it was
             painter.restore()
 
     def sizeHint(self, option, index) -> QSize:
         size = super().sizeHint(option, index)
         return QSize(size.width(), 2 * option.fontMetrics.lineSpacing() + 10)
+
+
+class ButtonRows(QLayout):
+    """Buttons in as many rows as the width needs, each row filled edge to edge: a wide sidebar lines them up in
+    two rows, a narrow one (a 1024-pixel screen) stacks them, rather than the buttons setting its width."""
+
+    SPACING = 6
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._items: list = []
+
+    def addItem(self, item) -> None:  # noqa: N802 - Qt's name
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int):  # noqa: N802
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int):  # noqa: N802
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:  # noqa: N802
+        return Qt.Orientation.Horizontal
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        return self._arrange(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:  # noqa: N802
+        super().setGeometry(rect)
+        self._arrange(rect, move=True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - all in one row
+        shown = self._shown()
+        width = sum(item.sizeHint().width() for item in shown) + self.SPACING * max(len(shown) - 1, 0)
+        return QSize(width, self._row_height(shown))
+
+    def minimumSize(self) -> QSize:  # noqa: N802 - one button a row
+        shown = self._shown()
+        return QSize(max((item.minimumSize().width() for item in shown), default=0), self._row_height(shown))
+
+    def _shown(self) -> list:
+        return [item for item in self._items if not item.isEmpty()]
+
+    @staticmethod
+    def _row_height(items) -> int:
+        return max((item.sizeHint().height() for item in items), default=0)
+
+    def _arrange(self, rect: QRect, move: bool) -> int:
+        """Fill rows from the left with the buttons that fit, widen each row's buttons to its edge; the height."""
+        rows: list[list] = [[]]
+        used = 0
+        for item in self._shown():
+            width = item.sizeHint().width()
+            if rows[-1] and used + self.SPACING + width > rect.width():
+                rows.append([])
+                used = 0
+            used += (self.SPACING if rows[-1] else 0) + width
+            rows[-1].append(item)
+        height = self._row_height(self._shown())
+        top = rect.y()
+        for items in (r for r in rows if r):
+            spare = rect.width() - sum(i.sizeHint().width() for i in items) - self.SPACING * (len(items) - 1)
+            left = rect.x()
+            for n, item in enumerate(items):
+                width = item.sizeHint().width() + spare // len(items) + (spare % len(items) if n == 0 else 0)
+                if move:
+                    item.setGeometry(QRect(left, top, max(width, 0), height))
+                left += width + self.SPACING
+            top += height + self.SPACING
+        return top - rect.y() - self.SPACING if rows[0] else 0
 
 
 class RunsBrowser(QWidget):
@@ -92,6 +171,7 @@ class RunsBrowser(QWidget):
 
     def __init__(self, runs_dir: Path, parent: QWidget | None = None, settings: QSettings | None = None):
         super().__init__(parent)
+        self.setObjectName("runsBrowser")  # its buttons' padding is narrower (style.py): two fit a narrow sidebar
         self.runs_dir = Path(runs_dir)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.settings = settings  # None: choices last as long as the browser
@@ -117,8 +197,8 @@ class RunsBrowser(QWidget):
         self.tree.setItemDelegate(RunDelegate(self.tree))
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
-        self.tree.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.tree.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.setToolTip("Tick runs to compare them on the plots; select one to use it in the other tabs.")
         self.table = RunsTable()
         self.table.set_shown_columns(self._setting(COLUMNS_SETTING, self.table.shown_columns()))
@@ -142,18 +222,17 @@ class RunsBrowser(QWidget):
         self.empty_hint.setObjectName("hint")
         self.empty_hint.setWordWrap(True)
 
-        row1, row2 = QHBoxLayout(), QHBoxLayout()
-        for button in (self.resume_button, self.fine_tune_button):
-            row1.addWidget(button)
-        for button in (self.rename_button, self.delete_button, self.open_button):
-            row2.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row(title, 1, self.list_button, self.table_button))
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.empty_hint)
-        layout.addLayout(row1)
-        layout.addLayout(row2)
+        for group in ((self.resume_button, self.fine_tune_button),  # training it further; then the folder
+                      (self.rename_button, self.delete_button, self.open_button)):
+            actions = ButtonRows()
+            for button in group:
+                actions.addWidget(button)
+            layout.addLayout(actions)
 
         self.tree.itemSelectionChanged.connect(self._on_selection_changed)
         self.tree.itemChanged.connect(self._on_item_changed)
@@ -189,8 +268,8 @@ class RunsBrowser(QWidget):
             item = QTreeWidgetItem([info.name])
             item.setData(0, PATH_ROLE, str(info.path))
             item.setData(0, DETAILS_ROLE, self.details(info))
-            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-            item.setCheckState(0, Qt.Checked if info.path in ticked else Qt.Unchecked)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(0, Qt.CheckState.Checked if info.path in ticked else Qt.CheckState.Unchecked)
             item.setIcon(0, status_icon(self.display_status(info)))
             item.setToolTip(0, f"{info.path}\n{self.details(info)} · step {info.step:,}\n"
                             "Tick to compare on the plots.")
@@ -297,12 +376,12 @@ class RunsBrowser(QWidget):
             item.setSelected(Path(item.data(0, PATH_ROLE)) == Path(run_dir))
 
     def checked_runs(self) -> list[Path]:
-        return [Path(item.data(0, PATH_ROLE)) for item in self._items() if item.checkState(0) == Qt.Checked]
+        return [Path(item.data(0, PATH_ROLE)) for item in self._items() if item.checkState(0) == Qt.CheckState.Checked]
 
     def set_checked(self, run_dir: Path, checked: bool) -> None:
         for item in self._items():
             if Path(item.data(0, PATH_ROLE)) == Path(run_dir):
-                item.setCheckState(0, Qt.Checked if checked else Qt.Unchecked)
+                item.setCheckState(0, Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
 
     def _items(self) -> list[QTreeWidgetItem]:
         return [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
@@ -376,8 +455,8 @@ class RunsBrowser(QWidget):
             return
         answer = QMessageBox.question(
             self, "Delete run", f"Delete the run “{run.name}” with its checkpoints and metrics?\n\n"
-            "This cannot be undone.", QMessageBox.Yes | QMessageBox.Cancel, QMessageBox.Cancel)
-        if answer != QMessageBox.Yes:
+            "This cannot be undone.", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        if answer != QMessageBox.StandardButton.Yes:
             return
         try:
             delete_run(run)

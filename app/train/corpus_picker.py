@@ -36,8 +36,8 @@ class CorpusPicker(QWidget):
         self.preview.setReadOnly(True)
         self.preview.setFont(monospace_font())
         self.preview.setFixedHeight(4 * self.preview.fontMetrics().lineSpacing() + 12)
-        self.preview.setLineWrapMode(QPlainTextEdit.NoWrap)
-        self.preview.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.preview.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.preview.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.preview.setToolTip("The beginning of the corpus, as the tokenizer will read it.")
         self.no_font = QLabel()  # the corpus is in a script no installed font can draw
         self.no_font.setObjectName("hint")

@@ -243,5 +243,5 @@ EDITORS = {"int": IntEditor, "number": NumberEditor, "choice": ChoiceEditor, "bo
 def make_editor(field: Field):
     editor = EDITORS[field.editor](field)
     editor.setToolTip(field_tip(field))
-    editor.setFocusPolicy(Qt.StrongFocus)  # not focused by the wheel (see WheelNeedsFocus)
+    editor.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # not focused by the wheel (see WheelNeedsFocus)
     return editor

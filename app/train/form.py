@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QGridLayout, QHBoxLayout, QInputDialog, QLabel,
-                               QMessageBox, QPushButton, QToolButton, QVBoxLayout, QWidget)
+                               QMessageBox, QPushButton, QStyle, QStyleOptionComboBox, QStylePainter, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from lmcore.config import RunConfig, config_from_dict, config_to_dict, load_config, save_config
 from lmcore.corpus import CorpusSummary, corpus_length_problem, inspect_corpus, read_corpus
@@ -32,7 +34,30 @@ from ..common.text import format_bytes, format_count, format_duration
 CORPUS_KEY = "data.train"
 VALIDATE_DELAY_MS = 150  # re-check once typing pauses, not on every keystroke
 MEMORY_WARNING_SHARE = 0.5  # the estimate is rough: past half of the memory, a run may not fit
+# A number field's least width, not that of its largest value (a spin box up to 10^9 asks for 165 px), so that
+# the form column fits a 1024-pixel window; the splitter gives the fields more whenever the window has it
+FIELD_MIN_WIDTH = 80
+PRESET_MIN_WIDTH = 110  # the preset row then needs no more than the widest section: a long name is elided
 MODEL_DEFAULTS = {family: asdict(config_class()) for family, config_class in MODEL_CONFIGS.items()}
+
+
+class ElidingComboBox(QComboBox):
+    """A combo box narrower than its longest item (a preset of the user's may have a long name) that ends its text
+    with "…" where Qt would cut it off."""
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        if self.currentIndex() < 0:  # as QComboBox shows its placeholder
+            option.palette.setBrush(QPalette.ColorRole.ButtonText, option.palette.placeholderText())
+            option.currentText = self.placeholderText()
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                            QStyle.SubControl.SC_ComboBoxEditField, self)
+        option.currentText = self.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideRight,
+                                                           field.width() - 2)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
 class Section(QFrame):
@@ -45,14 +70,18 @@ class Section(QFrame):
         self.header.setObjectName("sectionHeader")
         self.header.setText(title)
         self.header.setCheckable(True)
-        self.header.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.header.setToolTip(f"Show or hide the {title.lower()} settings.")
         self.body = QWidget()
         self.form = QFormLayout(self.body)
-        self.form.setContentsMargins(4, 0, 4, 6)
-        self.form.setHorizontalSpacing(10)
+        self.form.setContentsMargins(2, 0, 2, 6)
+        # The gap after a label is part of the label's width (TrainForm._label_width): Qt decides whether a row
+        # wraps without counting the spacing, and would squeeze a choice by it rather than wrap it
+        self.form.setHorizontalSpacing(0)
         self.form.setVerticalSpacing(6)
-        self.form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        # in a narrow column, a choice too wide to sit beside its label goes under it, rather than being cut
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 2, 8, 2)
         layout.setSpacing(2)
@@ -63,7 +92,7 @@ class Section(QFrame):
         self._show_body(expanded)
 
     def _show_body(self, expanded: bool) -> None:
-        self.header.setArrowType(Qt.DownArrow if expanded else Qt.RightArrow)
+        self.header.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
         self.body.setVisible(expanded)
 
     def expand(self) -> None:
@@ -139,10 +168,12 @@ class TrainForm(QWidget):
         self._tips_family = "transformer"  # whose help the model fields' tooltips show (make_editor's)
         self.sections: dict[str, Section] = {}
 
-        self.preset = QComboBox()
+        self.preset = ElidingComboBox()
+        self.preset.setMinimumWidth(PRESET_MIN_WIDTH)
+        self.preset.setPlaceholderText("Preset")  # settings changed since one was chosen: none is current
         self.preset.setToolTip("Ready-made settings (resources/presets and your own). Choosing one sets every "
                                "setting except the corpus.")
-        save_preset = QPushButton("Save as preset…")
+        save_preset = QPushButton("Save preset…")
         save_preset.setToolTip("Keep the current settings as a preset of your own.")
         self.fine_tune_banner = QLabel()
         self.fine_tune_banner.setObjectName("banner")
@@ -159,15 +190,14 @@ class TrainForm(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(8)
-        preset_row = QHBoxLayout()
-        preset_row.addWidget(QLabel("Preset"))
+        preset_row = QHBoxLayout()  # no "Preset" label: the names then fit beside the button in a narrow column
         preset_row.addWidget(self.preset, 1)
         preset_row.addWidget(save_preset)
         layout.addLayout(preset_row)
         layout.addWidget(self.fine_tune_banner)
         layout.addWidget(self.leave_fine_tune_button)
         # One label width for every section, so the fields line up down the whole form.
-        self._label_width = max(self.fontMetrics().horizontalAdvance(f.label) for f in FIELDS.values()) + 12
+        self._label_width = max(self.fontMetrics().horizontalAdvance(f.label) for f in FIELDS.values()) + 22
         for title, expanded, fields in SECTIONS:
             section = Section(title, expanded)
             self.sections[title] = section
@@ -192,8 +222,20 @@ class TrainForm(QWidget):
         self.leave_fine_tune_button.clicked.connect(self.leave_fine_tune)
         self.refresh_presets()
 
+    def least_width(self) -> int:
+        """The width the form needs with every section open: a folded section's fields count too, so that
+        opening it never needs more than the column has."""
+        widths = [self.minimumSizeHint().width()]
+        for section in self.sections.values():
+            margins = section.layout().contentsMargins()
+            widths.append(section.body.minimumSizeHint().width() + margins.left() + margins.right()
+                          + 2 * section.frameWidth())
+        return max(widths)
+
     def _add_field(self, form: QFormLayout, field: Field) -> None:
         editor = make_editor(field)
+        if not isinstance(editor, QComboBox):  # a choice keeps its width: its text would be cut, not elided
+            editor.setMinimumWidth(FIELD_MIN_WIDTH)
         label = QLabel(field.label)
         label.setToolTip(editor.toolTip())
         label.setMinimumWidth(self._label_width)

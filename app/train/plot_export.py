@@ -3,6 +3,7 @@ written as a CSV table (the plots' own widget saves their picture)."""
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QToolButton, QWidget
 
 from .series import EVAL_FIELDS, STEP_FIELDS, RunSeries
 
-CSV_COLUMNS = ["run", "kind", *STEP_FIELDS, "val_loss"]
+CSV_COLUMNS = ["run", "kind", *STEP_FIELDS, "val_loss", "val_bits_per_char"]
 
 
 def export_button(parent: QWidget, export_png: Callable[[Path], None],
@@ -36,7 +37,8 @@ def _ask(parent: QWidget, export: Callable[[Path], None], title: str, name: str,
 
 
 def write_metrics_csv(path: Path, runs: Iterable[RunSeries]) -> None:
-    """A row for each step and each evaluation of each run; an evaluation's row leaves the steps' metrics empty."""
+    """A row for each step and each evaluation of each run; an evaluation's row leaves the steps' metrics empty,
+    and its bits per character when it has none (it covered only part of the validation split)."""
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.DictWriter(out, CSV_COLUMNS, restval="")
         writer.writeheader()
@@ -45,8 +47,9 @@ def write_metrics_csv(path: Path, runs: Iterable[RunSeries]) -> None:
                 writer.writerow({"run": series.name, "kind": "step",
                                  **{name: _plain(series.steps[name][i]) for name in STEP_FIELDS}})
             for i in range(series.evals.size):
-                writer.writerow({"run": series.name, "kind": "eval",
-                                 **{name: _plain(series.evals[name][i]) for name in EVAL_FIELDS}})
+                values = {name: series.evals[name][i] for name in EVAL_FIELDS}
+                writer.writerow({"run": series.name, "kind": "eval",  # a value it lacks (NaN): restval, empty
+                                 **{name: _plain(value) for name, value in values.items() if not math.isnan(value)}})
 
 
 def _plain(value: float) -> int | float:

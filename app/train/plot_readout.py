@@ -83,7 +83,7 @@ class Crosshair:
 
 def values_at(x: float, x_key: str, runs: Mapping[Path, RunSeries], colours: Mapping[Path, str]) -> list[str]:
     """The crosshair's reading, in rich-text pieces: x, then for each run (in its colour) the metrics at the step
-    nearest to x."""
+    nearest to x, and its validation loss (with bits per character) at the evaluation nearest to x."""
     parts = [f"{X_AXES[x_key]} {x:,.0f}"]
     for path, series in runs.items():
         xs = series.steps[x_key]
@@ -94,7 +94,11 @@ def values_at(x: float, x_key: str, runs: Mapping[Path, RunSeries], colours: Map
                 f"lr {series.steps['lr'][i]:.2e}")
         x_evals = series.evals[x_key]
         if len(x_evals):
-            text += f", val {series.evals['val_loss'][nearest(x_evals, x)]:.3f}"
+            j = nearest(x_evals, x)
+            text += f", val {series.evals['val_loss'][j]:.3f}"
+            bits = series.evals["val_bits_per_char"][j]
+            if np.isfinite(bits):  # only an evaluation of the whole validation split has it
+                text += f" ({bits:.3f} bits/char)"
         parts.append(f"<span style='color:{colours[path]}'>■</span> {html.escape(run_label(series.name))}: {text}")
     return parts
 

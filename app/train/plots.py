@@ -4,14 +4,21 @@ Data arrives in batches and is only copied into growing numpy columns (series.py
 10 Hz whatever the step rate, and pyqtgraph's peak downsampling and clip-to-view keep 100,000+ points smooth. Each
 curve is a LiveCurve, so that new points repaint only a strip at its end. The crosshair's readout is in
 plot_readout.py, the Export button and the CSV table in plot_export.py.
+
+Runs ticked for comparison are read back from their run folders by a SeriesLoader on a thread of its own
+(app/common/background.py): a long run, or many at once, took seconds to read, and the window froze meanwhile.
+The loss plot's y axis is the loss per token, or, for the validation curve alone, bits per character: chosen by
+itself while the shown runs' tokenizers differ (their losses per token cannot be compared), unless the user chose.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QSlider,
                                QVBoxLayout, QWidget)
@@ -20,7 +27,8 @@ from .live_curve import LiveCurve, MarkerSeries
 from .plot_export import export_button, write_metrics_csv
 from .plot_items import add_plot
 from .plot_readout import Crosshair, values_at
-from .series import CURVES, DEFAULT_SMOOTHING, DETAIL_CURVES, X_AXES, ShownRuns
+from .series import CURVES, DEFAULT_SMOOTHING, DETAIL_CURVES, VAL_AXES, X_AXES, RunSeries, ShownRuns, load_series
+from ..common.background import BackgroundThread, report_errors, start_in_background, stop_background
 from ..common.style import MUTED, run_colour
 from ..common.text import run_label
 
@@ -36,6 +44,11 @@ PLANNED_FIRST_VIEW = 1 / 8
 Y_HEADROOM = 0.25
 REFIT_BELOW = 0.4  # refit when the data fills less of the view than this (e.g. a compared run was removed)
 X_AXIS_CHOICES = {"step": "Steps", "tokens": "Tokens", "elapsed": "Time"}
+BITS = "val_bits_per_char"  # the validation curve in bits per character (series.VAL_AXES)
+# After a run read back arrives, the refreshes before the next is read: the first draws it, the second comes after
+# its painting. Reading holds Python's lock most of the time, and drawing or painting meanwhile took far longer
+# (docs/performance.md, the tenth look).
+SETTLE_REFRESHES = 2
 # Each run's curves (series.CURVES), and the plot (TrainingPlots attribute) each is drawn in.
 CURVE_PLOTS = {"raw_loss": "loss_plot", "smoothed_loss": "loss_plot", "val_loss": "loss_plot",
                "lr": "lr_plot", "grad_norm": "grad_plot", "tokens_per_s": "speed_plot"}
@@ -56,15 +69,37 @@ class RunCurves:
         return {name: getattr(self, name) for name in CURVE_PLOTS}
 
 
+class SeriesLoader(QObject):
+    """Reads runs back from their run folders (series.load_series) on a thread of its own; each answer repeats
+    its request's id, so that the plots can drop answers they no longer wait for."""
+
+    loaded = Signal(int, object, object)  # request id, run folder, RunSeries
+    failed = Signal(int, object, str)  # request id, run folder, a message for the user
+
+    @Slot(int, object, float, bool)
+    def load(self, request_id: int, run_dir: Path, smoothing: float, metrics: bool) -> None:
+        report_errors(lambda: self.loaded.emit(request_id, run_dir, load_series(run_dir, smoothing, metrics)),
+                      lambda message: self.failed.emit(request_id, run_dir, message))
+
+
 class TrainingPlots(QWidget):
     """The plots and their controls. Shows the pinned run (the one training, or trained last) and any runs
     ticked for comparison, each in its own colour."""
 
     exported = Signal(str)  # a message for the status bar
+    load_failed = Signal(str)  # a message for the status bar: a ticked run could not be read
+    _load_requested = Signal(int, object, float, bool)  # to the loader: request id, run folder, smoothing, metrics
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.series = ShownRuns()  # each shown run's data, by run folder, and which of its curves are stale
+        self.loader: SeriesLoader | None = None  # with its thread, started for the first run to read
+        self._loader_thread: BackgroundThread | None = None
+        self._request_ids = itertools.count(1)
+        self._to_read: dict[Path, bool] = {}  # runs waiting to be read, in order, and whether with their metrics
+        self._reading: tuple[Path, int] | None = None  # the run being read, and the id of its request
+        self._settling = 0  # refreshes to wait before reading the next run (SETTLE_REFRESHES)
+        self._y_axis_chosen = False  # by the user: then the shown runs' tokenizers no longer choose it
         self._x_spans: dict[pg.PlotItem, float] = {}  # each plot's view width, to tell a zoom in
         self._colours: dict[Path, str] = {}  # of the runs drawn (see run_colour)
         self.curves: dict[Path, RunCurves] = {}
@@ -75,6 +110,7 @@ class TrainingPlots(QWidget):
         self._following: set[pg.PlotItem] = set()  # plots whose view follows the data (until the user zooms)
         self.x_key = "step"  # the x-axis choice: a column of the steps and evaluations
         self._planned_end: dict[str, float] = {}  # the live run's last step and tokens, while it trains
+        self._live = False  # whether a run trains (then the views keep room for its new points)
 
         self.x_axis = QComboBox()
         for key, label in X_AXIS_CHOICES.items():
@@ -89,6 +125,14 @@ class TrainingPlots(QWidget):
                                   "the raw loss, 0.6 to 0.9 shows the trend through the noise, 0.99 is very smooth.")
         self.smoothing_value = QLabel()
         self.smoothing_value.setMinimumWidth(30)
+        self.y_axis = QComboBox()
+        for key, label in VAL_AXES.items():
+            self.y_axis.addItem(label, key)
+        self.y_axis.setToolTip("What the loss plot's vertical axis measures. A run's loss per token cannot be "
+                               "compared with that of a run whose tokenizer differs (a word is worth several "
+                               "characters); bits per character can, for the validation curve of runs that "
+                               "evaluated their whole validation split. Chosen by itself while the shown runs' "
+                               "tokenizers differ, until you choose.")
         self.log_y = QCheckBox("Log")
         self.log_y.setToolTip("Plot the loss on a logarithmic axis: late, small improvements become visible.")
         fit = QPushButton("Fit")
@@ -96,8 +140,8 @@ class TrainingPlots(QWidget):
 
         controls = QHBoxLayout()
         controls.setContentsMargins(0, 0, 0, 0)
-        for widget in (QLabel("X axis"), self.x_axis, QLabel(" Smoothing"), self.smoothing,
-                       self.smoothing_value, self.log_y):
+        for widget in (QLabel("X axis"), self.x_axis, QLabel(" Y axis"), self.y_axis, QLabel(" Smoothing"),
+                       self.smoothing, self.smoothing_value, self.log_y):
             controls.addWidget(widget)
         controls.addStretch(1)
         controls.addWidget(fit)
@@ -129,6 +173,8 @@ class TrainingPlots(QWidget):
         layout.addWidget(self.crosshair.label)
 
         self.x_axis.currentIndexChanged.connect(self._on_x_axis_changed)
+        self.y_axis.currentIndexChanged.connect(self._on_y_axis_changed)
+        self.y_axis.activated.connect(self._on_y_axis_chosen)  # the user's choice only, not the plots' own
         self.smoothing.valueChanged.connect(self._on_smoothing_changed)
         self.log_y.toggled.connect(self._on_log_y_toggled)
         fit.clicked.connect(self.fit)
@@ -174,8 +220,10 @@ class TrainingPlots(QWidget):
         `tokens_per_step` (when known) say where it will end on the steps and tokens axes."""
         previous, self.pinned = self.pinned, Path(run_dir)
         self._planned_end = {"step": max_steps, "tokens": max_steps * tokens_per_step} if max_steps else {}
+        self._live = True
         self._remove(self.pinned)
         self.series.show(self.pinned, list(history))
+        self._read(self.pinned, metrics=False)  # its tokenizer: the metrics come live
         if previous not in (None, self.pinned) and previous not in self._compared:  # the resumed run stays
             self._remove(previous)
 
@@ -188,13 +236,15 @@ class TrainingPlots(QWidget):
             self.series.add_evals(self.pinned, events)
 
     def compare(self, run_dirs: list[Path]) -> None:
-        """Show these runs (read from their metrics files) beside the pinned one."""
+        """Show these runs beside the pinned one: each is read from its run folder in the background, and shown
+        when it has been (a run shown or being read already is not read again)."""
         self._compared = [Path(p) for p in run_dirs]
-        for path in [p for p in self.series if p not in self._compared and p != self.pinned]:
+        loading = [*self._to_read, *([self._reading[0]] if self._reading else [])]
+        for path in [p for p in [*self.series, *loading] if p not in self._compared and p != self.pinned]:
             self._remove(path)
         for path in self._compared:
-            if path != self.pinned:
-                self.series.load(path)
+            if path != self.pinned and path not in self.series and path not in loading:
+                self._read(path)
 
     def forget(self, run_dir: Path) -> None:
         """A run was deleted or renamed: stop showing it."""
@@ -207,15 +257,78 @@ class TrainingPlots(QWidget):
     def shown_runs(self) -> list[Path]:
         return list(self.series)
 
+    def is_loading(self) -> bool:
+        """Whether runs are still being read, to be shown when they have been."""
+        return self._reading is not None or bool(self._to_read)
+
+    def shutdown(self) -> None:
+        """End the loader's thread (on close; background.py does it when the application quits). Runs still
+        being read are not shown."""
+        if self.loader is not None:
+            stop_background(self._loader_thread)
+            self._load_requested.disconnect(self.loader.load)
+            self.loader = self._loader_thread = None
+            self._to_read, self._reading = {}, None
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.shutdown()
+        super().closeEvent(event)
+
+    def _start_loader(self) -> None:
+        self.loader = SeriesLoader()
+        self._load_requested.connect(self.loader.load)
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.failed.connect(self._on_load_failed)
+        self._loader_thread = thread = start_in_background(self.loader, "series-loader")
+        self.destroyed.connect(lambda: _stop_unless_gone(thread))  # else each plots widget left a thread behind
+
+    def _read(self, path: Path, metrics: bool = True) -> None:
+        """Have the loader read the run (`metrics` False: its tokenizer alone), after the runs asked for before."""
+        self._to_read[path] = metrics
+        self._read_next()
+
+    def _read_next(self) -> None:
+        """Ask the loader for the next run once the last has been drawn and painted (SETTLE_REFRESHES; refresh
+        calls this)."""
+        if self._reading is not None or self._settling or not self._to_read:
+            return
+        if self.loader is None:
+            self._start_loader()
+        path = next(iter(self._to_read))
+        metrics = self._to_read.pop(path)
+        self._reading = (path, next(self._request_ids))
+        self._load_requested.emit(self._reading[1], path, self.series.smoothing, metrics)
+
+    def _on_loaded(self, request_id: int, path: Path, series: RunSeries) -> None:
+        if self._reading != (path, request_id):
+            return  # unticked, or asked for again, since
+        self._reading = None
+        if path in self.series:  # the live run, whose tokenizer alone was read: nothing to draw
+            self.series.set_tokenizer(path, series.tokenizer)
+            self._read_next()
+        else:
+            self.series.put(path, series)
+            self._settling = SETTLE_REFRESHES
+
+    def _on_load_failed(self, request_id: int, path: Path, message: str) -> None:
+        if self._reading == (path, request_id):
+            self._reading = None
+            self.load_failed.emit(f"Could not show {run_label(path.name)}: {message}")
+            self._read_next()
+
     def _remove(self, path: Path) -> None:
         self.series.remove(path)
+        self._to_read.pop(path, None)
+        if self._reading is not None and self._reading[0] == path:
+            self._reading = None  # its answer will be dropped
         curves = self.curves.pop(path, None)
         self._colours.pop(path, None)
         if curves is not None:
             for name, curve in curves.items().items():
                 for item in curve.items:
                     self._plot_of(name).removeItem(item)
-            self.legend.removeItem(curves.smoothed_loss.history)
+            for item in (curves.smoothed_loss.history, curves.val_loss.item):  # whichever the legend shows
+                self.legend.removeItem(item)
             if not self.curves:
                 self.legend.removeItem(self._validation_key)
 
@@ -254,11 +367,85 @@ class TrainingPlots(QWidget):
                     self._plot_of(name).addItem(item)  # data items take the plot's peak downsampling and clipping
                 if isinstance(curve, LiveCurve) and curve.history.opts["antialias"]:
                     curve.history.setDownsampling(auto=True, method="mean")
-            self.legend.removeItem(self._validation_key)  # keep the key last, after the runs
-            self.legend.addItem(curves.smoothed_loss.history, run_label(self.series[path].name))
-            self.legend.addItem(self._validation_key, "validation")
             self.curves[path] = curves
+            self._style_for_y_axis(path)
+            self.legend.removeItem(self._validation_key)  # keep the key last, after the runs
+            self.legend.addItem(self._legend_item(path), self._legend_text(path))
+            if not self._in_bits():
+                self.legend.addItem(self._validation_key, "validation")
         return self.curves[path]
+
+    # ---- the y axis: loss per token, or validation bits per character ---------------------------
+    def _in_bits(self) -> bool:
+        return self.series.val_field == BITS
+
+    def _choose_y_axis(self) -> None:
+        """Bits per character while the shown runs' tokenizers differ, else the loss; unless the user chose.
+        Each refresh asks, before it draws: the runs shown change, and their tokenizers are known once read."""
+        if not self._y_axis_chosen:
+            bits = self.series.tokenizers_differ()
+            if bits != self._in_bits():
+                self.y_axis.setCurrentIndex(self.y_axis.findData(BITS if bits else "val_loss"))
+
+    def _on_y_axis_chosen(self) -> None:
+        self._y_axis_chosen = True
+        self.refresh(details=False)  # now, rather than at the next tick: the markers are on the old scale
+
+    def _on_y_axis_changed(self) -> None:
+        """The validation curves are to be drawn afresh on the new axis (by the refresh under way, or the next),
+        and the loss plot fitted to them."""
+        self.series.set_val_field(self.y_axis.currentData())
+        bits = self._in_bits()
+        self.loss_plot.setTitle("Validation loss" if bits else "Loss", size="10pt", bold=True)
+        self.loss_plot.setLabel("left", VAL_AXES[self.series.val_field])
+        for path in self.curves:
+            self._style_for_y_axis(path)
+        self._fill_legend()
+        self._following.add(self.loss_plot)
+        self._keep_in_view(self.loss_plot, tight=True)
+
+    def _style_for_y_axis(self, path: Path) -> None:
+        """In bits per character the training loss, which has none, is hidden, and the validation markers are
+        joined into a curve."""
+        curves, bits = self.curves[path], self._in_bits()
+        for curve in (curves.raw_loss, curves.smoothed_loss):
+            for item in curve.items:
+                item.setVisible(not bits)
+        markers = curves.val_loss.item
+        if bits != (markers.opts["pen"] is not None):
+            markers.opts["pen"] = pg.mkPen(self._colours[path], width=1.5) if bits else None  # setPen(None): NoPen
+            markers.updateItems()
+
+    def _fill_legend(self) -> None:
+        """One entry per run, in the order shown (its smoothed loss, or in bits per character its validation
+        curve), then, with the loss, one saying what the markers are."""
+        self.legend.clear()
+        for path in [p for p in self.series if p in self.curves]:
+            self.legend.addItem(self._legend_item(path), self._legend_text(path))
+        if self.curves and not self._in_bits():
+            self.legend.addItem(self._validation_key, "validation")
+
+    def _legend_item(self, path: Path) -> pg.PlotDataItem:
+        curves = self.curves[path]
+        return curves.val_loss.item if self._in_bits() else curves.smoothed_loss.history
+
+    def _legend_text(self, path: Path) -> str:
+        """The run's name; in bits per character, with how many of its evaluations have none (those that covered
+        only part of the validation split), rather than points at 0."""
+        series = self.series[path]
+        text = run_label(series.name)
+        missing = series.evals_without(BITS) if self._in_bits() else 0
+        if missing and missing == series.evals.size:
+            text += " (no bits per character: part of the validation split evaluated)"
+        elif missing:
+            text += f" ({missing} of {series.evals.size} evaluations without bits per character)"
+        return text
+
+    def _update_legend_text(self, path: Path) -> None:
+        label = self.legend.getLabel(self._legend_item(path))
+        text = self._legend_text(path)
+        if label is not None and label.text != text:
+            label.setText(text)
 
     def _tick(self) -> None:
         """The 10 Hz timer. The small plots follow at a third of the rate: they change slowly, and each
@@ -274,23 +461,34 @@ class TrainingPlots(QWidget):
 
     def refresh(self, details: bool = True) -> None:
         """Redraw the curves that changed since they were last drawn; `details`: the small plots' too."""
+        self._choose_y_axis()
+        details = details or self._settling == SETTLE_REFRESHES  # a run just read is drawn whole, while none is read
         redrawn = set()
         for path, series, changed in self.series.take_stale(EVERY_CURVE if details else LOSS_CURVES):
-            sources, curves = series.sources(), self._curves_for(path)
+            sources, curves = series.sources(self.series.val_field), self._curves_for(path)
             for name, grown in changed:
                 curve, (xs, ys, field) = getattr(curves, name), sources[name]
-                (curve.extend if grown else curve.replace)(xs[self.x_key], ys[field])
+                if name == "val_loss":  # a few points; in bits per character some may have none
+                    curve.replace(*_finite(xs[self.x_key], ys[field]))
+                    if self._in_bits():
+                        self._update_legend_text(path)
+                else:
+                    (curve.extend if grown else curve.replace)(xs[self.x_key], ys[field])
                 redrawn.add(self._plot_of(name))
         for plot in redrawn:
             self._keep_in_view(plot)
+        self._settling = max(self._settling - 1, 0)
+        self._read_next()
 
     def _keep_in_view(self, plot: pg.PlotItem, tight: bool = False) -> None:
         """Keep all the data in view while the plot follows it, moving the view in steps (with headroom past
         the newest point) rather than at every new point: each move redraws the axes."""
         if plot not in self._following:
             return
+        tight = tight or not self._live  # runs that no longer grow, overlaid: no room to keep for new points
         # From the data itself, in view coordinates: pyqtgraph's own bounds only cover what is clipped to the view
-        bounds = self.series.bounds(self._curves_in[plot], self.x_key, log_y=plot.getAxis("left").logMode)
+        curves = ("val_loss",) if plot is self.loss_plot and self._in_bits() else self._curves_in[plot]
+        bounds = self.series.bounds(curves, self.x_key, log_y=plot.getAxis("left").logMode)
         if bounds is None:
             return
         x0, x1, y0, y1 = bounds
@@ -319,7 +517,7 @@ class TrainingPlots(QWidget):
 
     def end_live_run(self) -> None:
         """Training ended: the plots that follow the data drop the room they kept for new points."""
-        self._planned_end = {}
+        self._planned_end, self._live = {}, False
         self.refresh()
         for plot in self._plots:
             self._keep_in_view(plot, tight=True)  # if it follows
@@ -366,6 +564,19 @@ class TrainingPlots(QWidget):
 # from training, which shares the cores: fewer points, faster training.
 NOISY_POINTS_PER_PIXEL = 1.0  # a (low, high) pair every 2 pixels: the band of noise and its spikes look the same
 SMOOTH_POINTS_PER_PIXEL = 0.25  # a smooth line needs a point only every few pixels
+
+
+def _stop_unless_gone(thread: BackgroundThread) -> None:
+    try:
+        stop_background(thread)
+    except RuntimeError:  # deleted before the plots, as Python exits: Qt would have aborted had it still run
+        pass
+
+
+def _finite(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points that have a value: an evaluation without bits per character is left out, not drawn at 0."""
+    keep = np.isfinite(y)
+    return (x, y) if keep.all() else (x[keep], y[keep])
 
 
 def _noisy_curve(pen) -> LiveCurve:

@@ -3,25 +3,36 @@ which of its curves changed since they were drawn.
 
 Runs reach the plots as StepMetrics and EvalMetrics events, live or read back from a run's metrics file
 (lmcore.metrics). Adding events only copies them into columns; the plots draw, at their own pace, what is stale.
+Reading a run back (load_series) is slow for a long run, so the plots call it on a thread of their own.
+
+Runs with different tokenizers cannot be ranked by their loss per token (a word is worth several characters), so
+the validation curve can show bits per character instead (VAL_AXES), where the run evaluated its whole validation
+split.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from lmcore.errors import LMCoreError
 from lmcore.events import EvalMetrics, StepMetrics
-from lmcore.metrics import read_metric_events
+from lmcore.metrics import metric_event
 from lmcore.runs import RunFolder
 
 STEP_FIELDS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm", "tokens_per_s")
-EVAL_FIELDS = ("step", "tokens", "elapsed", "val_loss")
+EVAL_FIELDS = ("step", "tokens", "elapsed", "val_loss", "val_bits_per_char")  # NaN: no bits per character
 X_AXES = {"step": "Step", "tokens": "Tokens seen", "elapsed": "Training time (s)"}  # the x columns, and their labels
+# The validation curve's y choices (evaluation columns), and their axis labels
+VAL_AXES = {"val_loss": "loss (nats/token)", "val_bits_per_char": "bits per character"}
 DEFAULT_SMOOTHING = 0.6
 CURVES = ("raw_loss", "smoothed_loss", "val_loss", "lr", "grad_norm", "tokens_per_s")  # each run's
 DETAIL_CURVES = ("lr", "grad_norm", "tokens_per_s")  # the small plots'
 STEP_CURVES = ("raw_loss", "smoothed_loss", *DETAIL_CURVES)  # the curves new steps extend
+READ_BATCH = 4096  # events read from a metrics file before they are copied into columns and let go
 
 
 class Columns:
@@ -83,16 +94,24 @@ class RunSeries:
 
     def __init__(self, name: str, smoothing: float = DEFAULT_SMOOTHING):
         self.name = name
+        self.tokenizer: str | None = None  # what its tokens are (tokenizer_of); None while unknown
         self.steps = Columns(STEP_FIELDS)
         self.evals = Columns(EVAL_FIELDS)
         self.smoothed = SmoothedLoss(smoothing)
 
     @classmethod
-    def from_events(cls, name: str, events: list, smoothing: float = DEFAULT_SMOOTHING) -> RunSeries:
-        """From a run's StepMetrics and EvalMetrics, live or read back from its metrics file (lmcore.metrics)."""
+    def from_events(cls, name: str, events: Iterable, smoothing: float = DEFAULT_SMOOTHING) -> RunSeries:
+        """From a run's StepMetrics and EvalMetrics, live or read back from its metrics file, copied into columns
+        a batch at a time."""
         series = cls(name, smoothing)
-        series.add_steps([e for e in events if isinstance(e, StepMetrics)])
-        series.add_evals([e for e in events if isinstance(e, EvalMetrics)])
+        steps, evals = [], []
+        for event in events:
+            (steps if isinstance(event, StepMetrics) else evals).append(event)
+            if len(steps) == READ_BATCH:
+                series.add_steps(steps)
+                steps.clear()
+        series.add_steps(steps)
+        series.add_evals([e for e in evals if isinstance(e, EvalMetrics)])
         return series
 
     def add_steps(self, events: list[StepMetrics]) -> None:
@@ -101,18 +120,68 @@ class RunSeries:
         self.smoothed.extend(row[3] for row in rows)
 
     def add_evals(self, events: list[EvalMetrics]) -> None:
-        self.evals.extend([tuple(getattr(event, name) for name in EVAL_FIELDS) for event in events])
+        self.evals.extend([tuple(_number(getattr(event, name)) for name in EVAL_FIELDS) for event in events])
 
     def set_smoothing(self, weight: float) -> None:
         self.smoothed = SmoothedLoss(weight)
         self.smoothed.extend(self.steps["loss"])
 
-    def sources(self) -> dict[str, tuple[Columns, Columns, str]]:
-        """Where each curve takes its x (any of X_AXES) and its y (the named column) from."""
+    def evals_without(self, field: str) -> int:
+        """How many evaluations have no value in this column (bits per character of part of the split)."""
+        return int(np.isnan(self.evals[field]).sum())
+
+    def sources(self, val_field: str = "val_loss") -> dict[str, tuple[Columns, Columns, str]]:
+        """Where each curve takes its x (any of X_AXES) and its y (the named column) from; the validation curve's
+        y is `val_field` (one of VAL_AXES)."""
         steps = self.steps
         return {"raw_loss": (steps, steps, "loss"), "smoothed_loss": (steps, self.smoothed.values, "loss"),
-                "val_loss": (self.evals, self.evals, "val_loss"), "lr": (steps, steps, "lr"),
+                "val_loss": (self.evals, self.evals, val_field), "lr": (steps, steps, "lr"),
                 "grad_norm": (steps, steps, "grad_norm"), "tokens_per_s": (steps, steps, "tokens_per_s")}
+
+
+def _number(value: float | None) -> float:
+    return np.nan if value is None else value
+
+
+def tokenizer_of(run_dir: Path) -> str | None:
+    """What a run's tokens are, from its config.toml: the tokenizer's kind, and for subwords also their model and
+    number (another vocabulary cuts the text into other pieces). None when the config cannot be read."""
+    try:
+        config = RunFolder(run_dir).load_config().tokenizer
+    except (LMCoreError, OSError):  # not (or no longer) a run folder: its tokens are unknown
+        return None
+    if config.kind == "sentencepiece":
+        return f"{config.kind} {config.model_type} {config.vocab_size}"
+    return config.kind
+
+
+def metric_events(path: Path) -> Iterator[StepMetrics | EvalMetrics]:
+    """A metrics file's records as events (lmcore.metrics.metric_event), one at a time, skipping those that cannot
+    be read, as lmcore.metrics.read_metric_events does; but that one's list holds all of a long run's events at
+    once, and each garbage collection on the GUI thread went through them while the run was read."""
+    try:
+        # At once: a read per line, each letting go of Python's lock and taking it straight back, kept the GUI
+        # thread waiting for the lock (docs/performance.md, the tenth look)
+        data = path.read_bytes()
+    except FileNotFoundError:  # no steps yet
+        return
+    for number, line in enumerate(data.split(b"\n")[:-1], start=1):  # the last, unended, is still being written
+        if not line.strip():
+            continue
+        try:
+            yield metric_event(json.loads(line))
+        except ValueError:  # torn by a crash, or garbled: one line lost, not the run
+            warnings.warn(f"{path}, line {number}: not a metrics record; skipped.", stacklevel=2)
+
+
+def load_series(run_dir: Path, smoothing: float = DEFAULT_SMOOTHING, metrics: bool = True) -> RunSeries:
+    """A run as its metrics file and config have it (`metrics` False: its tokenizer alone). Slow for a long run:
+    call it off the GUI thread."""
+    run_dir = Path(run_dir)
+    events = metric_events(RunFolder(run_dir).metrics_path) if metrics else []
+    series = RunSeries.from_events(run_dir.name, events, smoothing)
+    series.tokenizer = tokenizer_of(run_dir)
+    return series
 
 
 class ShownRuns(Mapping):
@@ -121,6 +190,7 @@ class ShownRuns(Mapping):
 
     def __init__(self, smoothing: float = DEFAULT_SMOOTHING):
         self.smoothing = smoothing
+        self.val_field = "val_loss"  # the validation curve's y (VAL_AXES)
         self._series: dict[Path, RunSeries] = {}
         self._stale: dict[Path, dict[str, bool]] = {}
 
@@ -135,12 +205,31 @@ class ShownRuns(Mapping):
 
     def show(self, path: Path, events: list) -> None:
         """Show the run with these metric events, in place of what was shown of it."""
-        self._series[path] = RunSeries.from_events(path.name, events, self.smoothing)
+        self.put(path, RunSeries.from_events(path.name, events, self.smoothing))
+
+    def put(self, path: Path, series: RunSeries) -> None:
+        """Show the run as `series` (load_series built it, maybe with other smoothing), in place of what was."""
+        if series.smoothed.weight != self.smoothing:  # changed while it was read
+            series.set_smoothing(self.smoothing)
+        self._series[path] = series
         self.mark_stale(path)
 
     def load(self, path: Path) -> None:
-        """Show the run as its metrics file has it."""
-        self.show(path, read_metric_events(RunFolder(path).metrics_path))
+        """Show the run as its metrics file has it, read here and now."""
+        self.put(path, load_series(path, self.smoothing))
+
+    def set_tokenizer(self, path: Path, tokenizer: str | None) -> None:
+        if path in self._series:
+            self._series[path].tokenizer = tokenizer
+
+    def tokenizers_differ(self) -> bool:
+        """Whether the shown runs' tokens differ, as far as they are known: then their losses per token cannot be
+        compared."""
+        return len({series.tokenizer for series in self._series.values() if series.tokenizer}) > 1
+
+    def set_val_field(self, field: str) -> None:
+        self.val_field = field
+        self.mark_all_stale(curves=("val_loss",))
 
     def remove(self, path: Path) -> None:
         self._series.pop(path, None)
@@ -186,7 +275,7 @@ class ShownRuns(Mapping):
         None when there are none. From the columns' running bounds, the same cost at any length."""
         xs, ys = [], []
         for series in self._series.values():
-            sources = series.sources()
+            sources = series.sources(self.val_field)
             for name in curves:
                 x_columns, y_columns, field = sources[name]
                 low, high = y_columns.bounds(field, positive=log_y)

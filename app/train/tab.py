@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMessageBox, QPushButton, QS
                                QWidget)
 
 from lmcore.metrics import read_metric_events
-from lmcore.progress import RemainingTime
+from lmcore.progress import RemainingTime, mfu
 from lmcore.runs import RunFolder
 
 from .plots import TrainingPlots
@@ -24,6 +24,7 @@ START_KEYS, PAUSE_KEYS, STOP_KEYS = "Ctrl+Return", "Ctrl+P", "Ctrl+."
 # Progress, speed and time left once a second, as `top` does: text that changes faster cannot be read, and each
 # change repaints the labels' parents too (their style sheets' backgrounds), CPU time taken from training
 READOUT_INTERVAL_S = 1.0
+PLOT_AXIS_MIN_WIDTH, PLOT_SLIDER_MIN_WIDTH = 68, 44  # what the plots' axis choices and slider keep when squeezed
 
 
 class RunProgress(QWidget):
@@ -33,7 +34,7 @@ class RunProgress(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.setAttribute(Qt.WA_OpaquePaintEvent)  # paints every pixel: Qt need not repaint what lies behind
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # paints every pixel: Qt need not repaint what lies behind
         self.setFixedHeight(18)
         self.fraction, self.text = 0.0, ""
 
@@ -45,19 +46,19 @@ class RunProgress(QWidget):
 
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
         painter = QPainter(self)
-        painter.setRenderHint(QPainter.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), QColor(WINDOW))
         frame = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
         painter.setPen(QColor(BORDER))
         painter.setBrush(QColor(PANEL))
         painter.drawRoundedRect(frame, 4, 4)
         if self.fraction > 0:
-            painter.setPen(Qt.NoPen)
+            painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(ACCENT))
             painter.drawRoundedRect(frame.adjusted(1, 1, -1, -1).marginsRemoved(
                 QMarginsF(0, 0, (frame.width() - 2) * (1 - self.fraction), 0)), 3, 3)
         painter.setPen(QColor(TEXT))
-        painter.drawText(self.rect(), Qt.AlignCenter, self.text)
+        painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.text)
 
 
 class TrainTab(QWidget):
@@ -80,9 +81,11 @@ class TrainTab(QWidget):
         self._run_dir: Path | None = None
         self._last_readout = 0.0  # time.monotonic() of the last progress and speed update
         self._remaining = RemainingTime(max_steps=1, eval_interval=1)  # the live run's, from its Started event
+        self._flops: tuple[float, float | None] = (0.0, None)  # its FLOPs per token and peak FLOP/s, for MFU
 
         self.form = TrainForm(preset_dirs, user_presets_dir)
         self.plots = TrainingPlots()
+        _let_plot_controls_give_way(self.plots)
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("primary")
         self.pause_button = QPushButton("Pause")
@@ -99,20 +102,23 @@ class TrainTab(QWidget):
         self.banner = QLabel()
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
-        self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.banner.hide()
 
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.form)
+        # never narrower than the form: with no horizontal scroll bar, a narrower column would cut its fields off
+        scroll.setMinimumWidth(self.form.least_width() + scroll.verticalScrollBar().sizeHint().width()
+                               + 2 * scroll.frameWidth())
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button, 2)
         buttons.addWidget(self.pause_button, 1)
         buttons.addWidget(self.stop_button, 1)
         left = QWidget()
         left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(8, 8, 4, 8)
+        left_layout.setContentsMargins(8, 8, 2, 8)  # 2 px each side of the handle: the tab fits 1024 px
         left_layout.addWidget(scroll, 1)
         left_layout.addWidget(self.form.summary)
         left_layout.addLayout(buttons)
@@ -123,18 +129,18 @@ class TrainTab(QWidget):
         header.addStretch(1)
         right = QWidget()
         right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(4, 8, 8, 8)
+        right_layout.setContentsMargins(2, 8, 8, 8)
         right_layout.addLayout(header)
         right_layout.addWidget(self.progress)
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.plots, 1)
 
-        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([370, 630])
+        self.splitter.setSizes([290, 720])  # the plots' controls at their natural width in a 1280-pixel window
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
@@ -151,8 +157,8 @@ class TrainTab(QWidget):
         if self.state != IDLE or not self.form.validate():
             return
         warning = self.form.unknown_text_warning
-        if warning and QMessageBox.question(self, "Train anyway?", f"{warning}\n\nTrain anyway?", QMessageBox.Yes |
-                                            QMessageBox.No, QMessageBox.No) != QMessageBox.Yes:
+        if warning and QMessageBox.question(self, "Train anyway?", f"{warning}\n\nTrain anyway?", QMessageBox.StandardButton.Yes |
+                                            QMessageBox.StandardButton.No, QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
             return
         self.train(TrainingWorker.for_new_run(self.form.config(), self.runs_dir, self.form.processes(), self))
 
@@ -265,6 +271,7 @@ class TrainTab(QWidget):
                        if e.step <= event.start_step]
         self.plots.begin_live_run(Path(event.run_dir), history, event.max_steps, event.tokens_per_step)
         self._max_steps, self._tokens_per_step = event.max_steps, event.tokens_per_step
+        self._flops = (event.flops_per_token, event.peak_flops)
         eval_interval = RunFolder(event.run_dir).load_config().train.eval_interval
         self._remaining = RemainingTime(event.max_steps, eval_interval)
         self._show_step(event.start_step)
@@ -289,6 +296,10 @@ class TrainTab(QWidget):
             speed = f" · {last.tokens_per_s:,.0f} tokens/s" + (f" · {format_duration(left)} left" if left else "")
             self.speed_changed.emit(last.tokens_per_s)
         self._show_step(last.step, speed)
+
+    def mfu(self, tokens_per_s: float) -> float | None:
+        """The live run's model FLOPs utilisation at this speed; None where its device's peak is unknown."""
+        return mfu(tokens_per_s, *self._flops)
 
     def _on_evals(self, events: list) -> None:
         self._remaining.evaluated(time.monotonic(), events[-1].step)
@@ -328,3 +339,14 @@ class TrainTab(QWidget):
         self.plots.end_live_run()
         worker.deleteLater()
         self.training_ended.emit(self._run_dir)
+
+
+def _let_plot_controls_give_way(plots: TrainingPlots) -> None:
+    """The plots' controls, one row, need about 700 pixels at their natural widths: more than a 1024-pixel window
+    leaves beside the runs list and the form. Below that width the axis choices narrow (a long axis name is cut
+    short) and the smoothing slider shortens, rather than the row widening the window or pushing Fit and Export
+    out of sight."""
+    for widget, least in ((plots.x_axis, PLOT_AXIS_MIN_WIDTH), (plots.y_axis, PLOT_AXIS_MIN_WIDTH),
+                          (plots.smoothing, PLOT_SLIDER_MIN_WIDTH)):
+        widget.setMinimumWidth(min(least, max(widget.minimumWidth(), widget.minimumSizeHint().width())))
+

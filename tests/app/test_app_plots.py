@@ -36,6 +36,13 @@ def plots(qtbot, tmp_path):
     return widget
 
 
+def compare(qtbot, plots, runs) -> None:
+    """Tick these runs for comparison, and wait until the plots have read them (on their loader's thread)."""
+    plots.compare(runs)
+    qtbot.waitUntil(lambda: not plots.is_loading(), timeout=10_000)
+    plots.refresh()
+
+
 def test_100k_points_per_curve_are_downsampled_to_the_plots_width(plots, tmp_path):
     plots.add_steps(steps(1, 100_000))
     plots.refresh()
@@ -245,7 +252,7 @@ def test_plot_items_bounds_follow_a_resize(plots, qtbot):
     plots.resize(1200, 800)
     qtbot.waitUntil(lambda: plot.size().width() > 900 * 0.9)
     plots.graphics.grab()
-    for item, old_shape in zip((plot, plot.vb), old_shapes):
+    for item, old_shape in zip((plot, plot.vb), old_shapes, strict=True):
         size = item.size()
         assert item.boundingRect().size() == size
         assert item.shape().boundingRect().size() == size != old_shape.size()
@@ -320,9 +327,8 @@ def test_crosshair_reads_the_values_under_the_mouse(plots, qtbot, tmp_path):
 
 def test_the_crosshair_readout_never_widens_the_window(plots, qtbot, tmp_path):
     """Issue 23: the readout asked for its whole text's width, and the window grew to 6,482 px for 11 runs."""
-    plots.compare([make_run(tmp_path / "runs", f"a-rather-long-run-name-{i}", "finished", metrics=fake_metrics(40))
-                   for i in range(11)])
-    plots.refresh()
+    compare(qtbot, plots, [make_run(tmp_path / "runs", f"a-rather-long-run-name-{i}", "finished",
+                                    metrics=fake_metrics(40)) for i in range(11)])
     qtbot.wait(50)
     width = plots.width()
     box = plots.loss_plot.vb.sceneBoundingRect()
@@ -349,18 +355,17 @@ def test_export_png_and_csv(plots, tmp_path):
     assert rows[0]["run"] == "live" and rows[0]["step"] == "1"
 
 
-def test_compared_runs_get_their_colour_and_legend_entries(plots, tmp_path):
+def test_compared_runs_get_their_colour_and_legend_entries(plots, qtbot, tmp_path):
     lstm = make_run(tmp_path / "runs", "lstm", "finished", "rnn", metrics=fake_metrics(40, 5.0))
     gpt = make_run(tmp_path / "runs", "gpt", "finished", metrics=fake_metrics(60, 4.0))
-    plots.compare([lstm, gpt])
-    plots.refresh()
+    compare(qtbot, plots, [lstm, gpt])
     assert set(plots.shown_runs()) == {tmp_path / "live", lstm, gpt}
     colours = {plots.curves[run].smoothed_loss.history.opts["pen"].color().name() for run in (lstm, gpt)}
     assert len(colours) == 2  # each its own colour
     legend = [label.text for _, label in plots.legend.items]
     assert legend == ["live", run_label(lstm.name), run_label(gpt.name), "validation"]
     assert len(plots.series[gpt].evals["val_loss"]) == 6
-    plots.compare([gpt])
+    compare(qtbot, plots, [gpt])
     assert lstm not in plots.curves
     assert [label.text for _, label in plots.legend.items] == ["live", run_label(gpt.name), "validation"]
 
@@ -377,23 +382,22 @@ def test_a_run_keeps_its_colour_alone_in_any_company_and_in_a_new_widget(plots, 
         widget.refresh()
         return widget.curves[run].smoothed_loss.history.opts["pen"].color().name()
 
-    plots.compare([runs[2]])
+    compare(qtbot, plots, [runs[2]])
     alone = colour(plots, runs[2])
-    plots.compare(runs)
+    compare(qtbot, plots, runs)
     assert colour(plots, runs[2]) == alone
-    plots.compare(runs[::-1])
+    compare(qtbot, plots, runs[::-1])
     assert colour(plots, runs[2]) == alone
     reopened = TrainingPlots()  # as after a restart: nothing shown before, no live run
     qtbot.addWidget(reopened)
     reopened.show()
-    reopened.compare(runs)
+    compare(qtbot, reopened, runs)
     assert colour(reopened, runs[2]) == alone
 
 
-def test_runs_whose_folders_pick_the_same_colour_still_differ_when_compared(plots, tmp_path):
+def test_runs_whose_folders_pick_the_same_colour_still_differ_when_compared(plots, qtbot, tmp_path):
     runs = [named_run(tmp_path / "runs", name) for name in ("run-a", "run-h", "run-i")]  # all pick the same colour
-    plots.compare(runs)
-    plots.refresh()
+    compare(qtbot, plots, runs)
     colours = [plots.curves[run].smoothed_loss.history.opts["pen"].color().name() for run in runs]
     assert colours[0] == run_colour(runs[0]) and len(set(colours)) == 3
 

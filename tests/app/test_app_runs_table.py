@@ -280,3 +280,14 @@ def test_the_table_renders_at_a_readable_size(qtbot, themed_app, runs, tmp_path)
     assert header.sectionViewportPosition(last) + header.sectionSize(last) <= header.viewport().width()
     image = browser.grab()
     assert image.width() >= 1000 and image.save(str(tmp_path / "runs-table.png"))
+
+
+def test_in_the_window_the_table_takes_the_whole_width_and_the_tabs_come_back(make_window, qtbot):
+    window = make_window()
+    window.resize(1024, 700)
+    browser = window.runs_browser
+    browser.set_table_mode(True)
+    qtbot.wait(50)
+    assert not window.tabs.isVisible() and window.width() == 1024  # the table did not widen the window
+    browser.set_table_mode(False)
+    assert window.tabs.isVisible()

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from lmcore import events as ev
+from lmcore.config import config_from_dict, config_to_dict
+from lmcore.runs import RunFolder
 
-from app.train.series import CURVES, DETAIL_CURVES, STEP_CURVES, RunSeries, ShownRuns
+from app.train.series import CURVES, DETAIL_CURVES, STEP_CURVES, RunSeries, ShownRuns, load_series, metric_events
 from app_helpers import fake_metrics, make_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,3 +137,86 @@ def test_the_crosshair_reads_each_run_at_the_step_nearest_to_x():
     assert "&lt;b&gt;" in pieces[2] and "loss 2.000" in pieces[2]  # the nearest is its first step, 20
     assert len(pieces) == 3
     assert [nearest(np.array([1.0, 2.0, 4.0]), x) for x in (0, 1.4, 1.6, 3.5, 9)] == [0, 0, 1, 2, 2]
+
+
+def evaluation_in_bits(step: int, val_loss: float, bits: float | None):
+    return ev.EvalMetrics(step, 100 * step, 0.1 * step, val_loss, 10.0, bits, True)
+
+
+def test_the_validation_curve_can_show_bits_per_character_where_an_evaluation_has_them():
+    runs, a = ShownRuns(), Path("runs/a")
+    runs.show(a, steps(1, 30) + [evaluation_in_bits(10, 2.0, None), evaluation_in_bits(20, 1.8, 2.6),
+                                 evaluation_in_bits(30, 1.7, 2.45)])
+    taken(runs)
+    assert runs.bounds(("val_loss",), "step") == (10, 30, 1.7, 2.0)
+    runs.set_val_field("val_bits_per_char")
+    assert taken(runs) == {a: {"val_loss": False}}  # the validation curve alone is drawn afresh
+    x_columns, y_columns, field = runs[a].sources(runs.val_field)["val_loss"]
+    assert field == "val_bits_per_char" and np.isnan(y_columns[field][0]) and list(y_columns[field][1:]) == [2.6, 2.45]
+    assert runs.bounds(("val_loss",), "step") == (10, 30, 2.45, 2.6)  # the missing value counts for nothing
+    assert runs[a].evals_without("val_bits_per_char") == 1 and runs[a].evals_without("val_loss") == 0
+
+
+def test_tokenizers_differ_only_between_known_tokenizers_of_other_pieces(tmp_path):
+    from app.train.series import tokenizer_of
+
+    def run(name, **tokenizer):
+        config = config_from_dict({**config_to_dict(config_from_dict({})), "name": name, "tokenizer": tokenizer})
+        folder = RunFolder.create(tmp_path, name)
+        folder.save_config(config)
+        return folder.path
+
+    char, word = run("c", kind="char"), run("w", kind="word", lowercase=True)
+    small, large = (run(f"s{n}", kind="sentencepiece", vocab_size=n) for n in (1000, 4000))
+    assert [tokenizer_of(p) for p in (char, word, small)] == ["char", "word", "sentencepiece bpe 1000"]
+    assert tokenizer_of(tmp_path / "not-a-run") is None
+
+    runs = ShownRuns()
+    for path in (char, tmp_path / "not-a-run"):
+        runs.put(path, load_series(path))
+    assert not runs.tokenizers_differ()  # an unknown tokenizer differs from none
+    runs.put(word, load_series(word))
+    assert runs.tokenizers_differ()
+    runs.remove(word)
+    runs.put(small, load_series(small))
+    runs.remove(char)
+    runs.put(large, load_series(large))
+    assert runs.tokenizers_differ()  # subwords of another vocabulary are other pieces
+    runs.set_tokenizer(large, "sentencepiece bpe 1000")
+    assert not runs.tokenizers_differ()
+
+
+def test_a_metrics_file_is_read_one_event_at_a_time_and_what_cannot_be_read_is_skipped(tmp_path):
+    run = make_run(tmp_path, "gpt", "finished", metrics=fake_metrics(3, eval_every=3))
+    metrics = RunFolder(run).metrics_path
+    lines = metrics.read_text(encoding="utf-8").splitlines()
+    torn = '{"kind": "step", "step": 4, "tok'
+    metrics.write_text("\n".join([lines[0], "{garbled", "", *lines[1:]]) + "\n" + torn, encoding="utf-8")
+    with pytest.warns(UserWarning, match="line 2: not a metrics record"):
+        events = list(metric_events(metrics))
+    assert [(type(e).__name__, e.step) for e in events] == [("StepMetrics", 1), ("StepMetrics", 2),
+                                                           ("StepMetrics", 3), ("EvalMetrics", 3)]
+    assert list(metric_events(tmp_path / "none.jsonl")) == []
+    with pytest.warns(UserWarning, match="line 2"):
+        series = load_series(run, smoothing=0.0)
+    assert series.steps.size == 3 and series.evals.size == 1 and series.tokenizer == "char"
+    assert series.smoothed.weight == 0.0
+    assert load_series(run, metrics=False).steps.size == 0
+
+
+def test_a_series_read_with_other_smoothing_is_smoothed_again_when_shown(tmp_path):
+    run = make_run(tmp_path, "gpt", "finished", metrics=fake_metrics(30))
+    runs = ShownRuns(smoothing=0.0)
+    runs.put(run, load_series(run, smoothing=0.9))  # the slider moved while it was read
+    assert np.allclose(runs[run].smoothed.values["loss"], runs[run].steps["loss"])
+
+
+def test_the_crosshair_reads_bits_per_character_where_an_evaluation_has_them():
+    from app.train.plot_readout import values_at
+
+    runs, a, b = ShownRuns(), Path("runs/a"), Path("runs/b")
+    runs.show(a, steps(1, 10) + [evaluation_in_bits(10, 1.5, 2.164)])
+    runs.show(b, steps(1, 10) + [evaluation_in_bits(10, 6.5, None)])
+    pieces = values_at(9, "step", runs, {a: "#111111", b: "#222222"})
+    assert pieces[1].endswith(", val 1.500 (2.164 bits/char)")
+    assert pieces[2].endswith(", val 6.500")  # none rather than nan or 0
