@@ -148,7 +148,20 @@ def _axis_pen(owner: QWidget) -> QPen:
     return pg.mkPen(owner.palette().color(QPalette.ColorRole.Text))
 
 
-class HeatmapView(QWidget):
+class PlotCanvas(QWidget):
+    """What the views drawn on one pyqtgraph plot (`self.plot`, inside `self.canvas`) do alike."""
+
+    def save_png(self, path: Path) -> None:
+        if not self.canvas.grab().save(str(path), "PNG"):
+            raise OSError(f"could not write {path}")
+
+    def point_in_plot(self, scene_pos) -> QPointF | None:
+        """A scene position in the plot's data coordinates, or None outside the plot."""
+        view = self.plot.getViewBox()
+        return view.mapSceneToView(scene_pos) if view.sceneBoundingRect().contains(scene_pos) else None
+
+
+class HeatmapView(PlotCanvas):
     """One matrix, rows top to bottom; wheel zooms, drag pans, hover reads a cell out, a click emits it."""
 
     cell_clicked = Signal(int, int)  # row, column
@@ -240,15 +253,11 @@ class HeatmapView(QWidget):
         self.hover.hide()
         self.readout.setText(" ")
 
-    def save_png(self, path: Path) -> None:
-        if not self.canvas.grab().save(str(path), "PNG"):
-            raise OSError(f"could not write {path}")
-
     def cell_at(self, scene_pos) -> tuple[int, int] | None:
         """(row, column) under a scene position, or None outside the matrix."""
-        if self.values is None or not self.plot.getViewBox().sceneBoundingRect().contains(scene_pos):
+        point = self.point_in_plot(scene_pos) if self.values is not None else None
+        if point is None:
             return None
-        point = self.plot.getViewBox().mapSceneToView(scene_pos)
         row, col = math.floor(point.y()), math.floor(point.x())
         n_rows, n_cols = self.values.shape
         return (row, col) if 0 <= row < n_rows and 0 <= col < n_cols else None
@@ -331,7 +340,7 @@ def grid_mosaic(weights: np.ndarray, causal: bool = True) -> Mosaic:
     return Mosaic(np.ascontiguousarray(rgba), n_layer, n_head, side, gap)
 
 
-class ModelGridView(QWidget):
+class ModelGridView(PlotCanvas):
     """Every layer × head as a small map (bertviz's model view), all in one image; clicking one emits its
     (layer, head)."""
 
@@ -395,16 +404,10 @@ class ModelGridView(QWidget):
         self.frame.hide()
         self.readout.setText(" ")
 
-    def save_png(self, path: Path) -> None:
-        if not self.canvas.grab().save(str(path), "PNG"):
-            raise OSError(f"could not write {path}")
-
     def map_at(self, scene_pos) -> tuple[int, int] | None:
         """(layer, head) of the map under a scene position, or None."""
-        if self.mosaic is None or not self.plot.getViewBox().sceneBoundingRect().contains(scene_pos):
-            return None
-        point = self.plot.getViewBox().mapSceneToView(scene_pos)
-        return self.mosaic.map_at(point.x(), point.y())
+        point = self.point_in_plot(scene_pos) if self.mosaic is not None else None
+        return None if point is None else self.mosaic.map_at(point.x(), point.y())
 
     def _on_mouse_moved(self, scene_pos) -> None:
         hit = self.map_at(scene_pos)

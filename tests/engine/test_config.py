@@ -243,3 +243,15 @@ def test_docs_configuration_md_is_what_lmcore_writes():
     docs = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
     assert docs.read_text(encoding="utf-8") == settings_markdown(), \
         "docs/configuration.md is out of date: run `lmcore settings --markdown > docs/configuration.md`"
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if load_config(p).schedule.kind == "cosine"],
+                         ids=lambda p: p.stem)
+def test_a_presets_learning_rate_decays_over_the_run_however_long_it_is(preset):
+    """A preset that pinned schedule.decay_steps kept decaying over its own length when the user set fewer steps:
+    the learning rate never came down."""
+    from lmcore.schedule import LRSchedule
+
+    config = load_config(preset, ["train.max_steps=300"])
+    schedule = LRSchedule(config.schedule, config.optim.lr, 300)
+    assert schedule.lr_at(300) == pytest.approx(config.schedule.min_lr)
