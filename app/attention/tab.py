@@ -472,3 +472,4 @@ def _fill_combo(combo: QComboBox, items: list[str], default: int) -> None:
     combo.addItems(items)
     combo.setCurrentIndex(keep)
     combo.blockSignals(False)
+    combo.setMinimumWidth(combo.minimumSizeHint().width())  # its choices are never cut: the row's stretch gives way

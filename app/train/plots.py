@@ -44,6 +44,7 @@ PLANNED_FIRST_VIEW = 1 / 8
 Y_HEADROOM = 0.25
 REFIT_BELOW = 0.4  # refit when the data fills less of the view than this (e.g. a compared run was removed)
 X_AXIS_CHOICES = {"step": "Steps", "tokens": "Tokens", "elapsed": "Time"}
+Y_AXIS_CHOICES = {"val_loss": "nats/token", "val_bits_per_char": "bits/char"}  # short: the row must fit 1024 px
 BITS = "val_bits_per_char"  # the validation curve in bits per character (series.VAL_AXES)
 # After a run read back arrives, the refreshes before the next is read: the first draws it, the second comes after
 # its painting. Reading holds Python's lock most of the time, and drawing or painting meanwhile took far longer
@@ -126,7 +127,7 @@ class TrainingPlots(QWidget):
         self.smoothing_value = QLabel()
         self.smoothing_value.setMinimumWidth(30)
         self.y_axis = QComboBox()
-        for key, label in VAL_AXES.items():
+        for key, label in Y_AXIS_CHOICES.items():
             self.y_axis.addItem(label, key)
         self.y_axis.setToolTip("What the loss plot's vertical axis measures. A run's loss per token cannot be "
                                "compared with that of a run whose tokenizer differs (a word is worth several "

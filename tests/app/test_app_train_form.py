@@ -301,3 +301,21 @@ def test_the_issues_terabyte_model_is_blocked_on_this_machine(tab, qtbot):
     qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=10_000)
     assert "TB of memory, more than" in form.general_error.text()
     assert form.summary.values["Memory (est.)"].text().endswith("TB")
+
+
+def test_a_validation_share_out_of_range_gets_one_message_not_a_corpus_length_too(tab, qtbot):
+    """1.5 once also said the corpus was too short, "about -132 characters"."""
+    form = tab.form
+    set_field(form, "data.val_fraction", 1.5)
+    qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=3000)
+    assert "data.val_fraction = 1.5" in form._rows["data.val_fraction"][2].text()
+    assert not form.corpus.problem.isVisibleTo(form) and "too short" not in " ".join(form.errors.values())
+
+
+def test_a_model_far_too_large_for_this_machine_is_blocked_with_its_memory(tab, qtbot):
+    """A 9.66 B-parameter model estimated at 165 GB once got no warning."""
+    form = tab.form
+    set_field(form, "model.n_layer", 48)
+    set_field(form, "model.n_embd", 4096)
+    qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=5000)
+    assert "of memory" in tab.start_button.toolTip()
