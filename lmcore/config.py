@@ -22,7 +22,7 @@ FAMILIES = tuple(MODEL_CONFIGS)
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("constant", "cosine", "plateau")
 ENCODING_ERRORS = ("strict", "replace")
-DTYPES = ("auto", "fp32", "bf16")
+DTYPES = ("auto", "fp32", "bf16", "fp16")
 RUN_NAME_MAX = 100  # characters; the folder adds "-yyyymmdd-hhmmss"
 RUN_NAME_PUNCTUATION = "_.- "  # besides letters and digits: no path separators, NUL or shell specials
 MAX_LR = 100.0  # SGD on an LSTM uses up to about 20; anything far above diverges at the first step
@@ -107,8 +107,9 @@ class TrainConfig:
                               "2,147,483,647.", at_least=0, at_most=MAX_SEED)
     device: str = setting("auto", "Where to train. auto picks a CUDA GPU, then Apple's GPU (mps), then the CPU; or "
                                   "name one: cpu, cuda, cuda:N (one GPU of several), mps.")
-    dtype: str = setting("auto", "Number format: auto is bf16 autocast on a CUDA GPU that has it and fp32 elsewhere; "
-                                 "or fp32, or bf16.", choices=DTYPES)
+    dtype: str = setting("auto", "Number format: auto is bf16 autocast on a CUDA GPU that has it (Ampere and later), "
+                                 "fp16 with a gradient scaler on an older one (T4, V100), and fp32 elsewhere; or "
+                                 "fp32, bf16 or fp16.", choices=DTYPES)
     compile: bool = setting(False, "Compile the model with torch.compile: faster steps on a GPU, after a slow "
                                    "first one.")
     tensorboard: bool = setting(False, "Also write TensorBoard event files in the run's tensorboard/ folder: the "

@@ -61,10 +61,12 @@ def memory_bytes(device: torch.device) -> int | None:
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on GPUs that support it; None (plain fp32) elsewhere."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
+    """What autocast computes in on a GPU: bf16 where its tensor cores have it (compute capability 8.0 on: Ampere
+    and later), else fp16, which needs a gradient scaler; None (plain fp32) elsewhere. Not
+    torch.cuda.is_bf16_supported(): it also counts emulated bf16, which is slow on a T4 or V100."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
 
 
 @dataclass(frozen=True)

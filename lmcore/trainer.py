@@ -53,6 +53,7 @@ from .tokenizers import UNKNOWN_SHARE_LIMIT, load_tokenizer, train_tokenizer
 
 # What --set may change when a run resumes: how long it trains and how often it evaluates and logs. Anything else
 # would make it another run than the one its checkpoint continues.
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # train.dtype, when not "auto"
 RESUMABLE_SETTINGS = ("train.max_steps", "train.eval_interval", "train.log_interval", "train.eval_batches")
 # A run has diverged when its training loss, smoothed over about 10 steps, grows past
 # max(DIVERGED_FACTOR x its first loss, its first loss + DIVERGED_NATS): far beyond any noise of a healthy run.
@@ -223,8 +224,9 @@ class Trainer:
         torch.manual_seed(cfg.train.seed + dist.rank)
         self.device = dist.place(pick_device(cfg.train.device))
         self.features = device_features(self.device)
-        self.autocast = self.features.autocast if cfg.train.dtype == "auto" else (
-            torch.bfloat16 if cfg.train.dtype == "bf16" else None)
+        self.autocast = self.features.autocast if cfg.train.dtype == "auto" else AUTOCAST[cfg.train.dtype]
+        # fp16's narrow range flushes small gradients to zero: the loss is scaled up, the gradients back down
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast == torch.float16)
         self._emit(ev.Preparing("Reading corpus"))
         data = cfg.data
         self.corpus = load_corpus(data.train, data.val, data.val_fraction, data.encoding_errors)
@@ -371,6 +373,7 @@ class Trainer:
             "elapsed": self.elapsed, "best_val_loss": self.best_val_loss, "schedule": self.schedule.state_dict(),
             "batches": batch_state, "optimizer": optim_hyper, "tokenizer_fingerprint": self.tokenizer.fingerprint(),
             "world_size": self.dist.world_size, "first_loss": self.first_loss,
+            "grad_scaler": self.scaler.state_dict(),
         }
         summary = {"step": self.step, "tokens_seen": self.tokens_seen, "best_val_loss": self.best_val_loss,
                    "model": meta["model"], "parameters": self.model.num_parameters()}
@@ -410,6 +413,8 @@ class Trainer:
         optimizer_from_tensors(self.optimizer, checkpoint.optimizer, meta["optimizer"])
         self.step, self.tokens_seen, self.elapsed = meta["step"], meta["tokens_seen"], meta["elapsed"]
         self.best_val_loss, self.first_loss = meta["best_val_loss"], meta.get("first_loss")
+        if meta.get("grad_scaler"):  # an fp16 run's loss scale, learnt over its steps
+            self.scaler.load_state_dict(meta["grad_scaler"])
         self.schedule.load_state_dict(meta["schedule"])
         batch_state = dict(meta["batches"])
         if "rng.batches" in checkpoint.extra:
@@ -497,13 +502,15 @@ class Trainer:
             with self._gradient_sync(micro == accum - 1):
                 with self._autocast():
                     out = self.forward(x, targets=y, state=self.hidden)
-                (out.loss / accum).backward()
+                self.scaler.scale(out.loss / accum).backward()
             if self.model.family == "rnn":
                 self.hidden = _detach(out.state)
             total += out.loss.detach()
         max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skipped, and the scale lowered, when fp16 gradients overflowed
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         return total / accum, grad_norm
 
