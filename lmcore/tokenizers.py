@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -32,7 +33,9 @@ from .settings import check_settings, setting
 
 TOKENIZER_KINDS = ("char", "word", "sentencepiece")
 SPM_MODEL_TYPES = ("bpe", "unigram")
-KIND_SETTINGS = {"char": (), "word": ("lowercase", "max_vocab", "min_count"),  # what each kind reads
+SEGMENTERS = ("whitespace", "jieba")
+LONG_WORD_CHARS = 20  # a "word" longer than this between spaces is most likely a sentence written without them
+KIND_SETTINGS = {"char": (), "word": ("lowercase", "max_vocab", "min_count", "segmenter"),  # what each kind reads
                  "sentencepiece": ("vocab_size", "model_type", "character_coverage")}
 TOKENIZER_JSON = "tokenizer.json"
 SPM_MODEL_FILE = "tokenizer.model"
@@ -67,6 +70,9 @@ class TokenizerConfig:
                              at_least=0)
     min_count: int = setting(1, "Words: those seen fewer times than this become <unk>. 1 keeps all; 2 to 5 trims "
                                 "typos and rare names.", at_least=1)
+    segmenter: str = setting("whitespace", "Words: how text is cut into words. whitespace: at spaces; jieba: Chinese "
+                                           "word segmentation, for text written without spaces (the optional extra: "
+                                           "pip install 'lm-workbench[chinese]').", choices=SEGMENTERS)
     vocab_size: int = setting(2000, "Subwords: pieces to learn, counting 257 reserved ones (<unk> and the 256 "
                                     "bytes). 1,000 to 32,000; a small corpus wants a small vocabulary.",
                               unit="pieces", at_least=SPM_RESERVED_PIECES + 1)
@@ -319,16 +325,18 @@ class WordTokenizer(VocabularyTokenizer):
     unk_id = 0
     eos_id = 1
 
-    def __init__(self, words: Iterable[str], lowercase: bool = False):
+    def __init__(self, words: Iterable[str], lowercase: bool = False, segmenter: str = "whitespace"):
         self._vocab = [UNK, EOS, *words]
         self._ids = {w: i for i, w in enumerate(self._vocab)}
         self.lowercase = bool(lowercase)
+        self.segmenter = segmenter
+        self._special_separator = "" if segmenter == "jieba" else " "  # Chinese words are written together
         if len(self._ids) != len(self._vocab) or any(not w or w.split() != [w] for w in self._vocab):
             raise ValueError("the word list must hold distinct words without whitespace")
 
     @classmethod
     def train(cls, text: str, cfg: TokenizerConfig) -> WordTokenizer:
-        counts = Counter(w for w in _words(text, cfg.lowercase) if w not in (UNK, EOS))
+        counts = Counter(w for w in _words(text, cfg.lowercase, cfg.segmenter) if w not in (UNK, EOS))
         # sorted() is stable and Counter keeps first-appearance order, so ties go to the earlier word.
         kept = [w for w, n in sorted(counts.items(), key=lambda wn: -wn[1]) if n >= cfg.min_count]
         if cfg.max_vocab:
@@ -343,12 +351,10 @@ class WordTokenizer(VocabularyTokenizer):
                 f"only {len(kept)} word(s) occur at least tokenizer.min_count = {cfg.min_count} times; "
                 "lower tokenizer.min_count or use a larger corpus."
             )
-        return cls(kept, lowercase=cfg.lowercase)
+        return cls(kept, lowercase=cfg.lowercase, segmenter=cfg.segmenter)
 
     def _pieces(self, text: str) -> Iterator[str]:
-        return _words(text, self.lowercase)
-
-    _special_separator = " "
+        return _words(text, self.lowercase, self.segmenter)
 
     def _decode(self, ids: list[int]) -> str:
         parts: list[str] = []
@@ -358,7 +364,7 @@ class WordTokenizer(VocabularyTokenizer):
                 parts.append("\n")
                 after_word = False
             else:
-                parts.append(" " + self._vocab[i] if after_word else self._vocab[i])
+                parts.append(self._special_separator + self._vocab[i] if after_word else self._vocab[i])
                 after_word = True
         return "".join(parts)
 
@@ -366,23 +372,53 @@ class WordTokenizer(VocabularyTokenizer):
         return "\n" if token_id == self.eos_id else self._vocab[token_id]
 
     def _state(self) -> dict[str, Any]:
-        return {"lowercase": self.lowercase, "words": self._vocab[2:]}
+        state: dict[str, Any] = {"lowercase": self.lowercase, "words": self._vocab[2:]}
+        if self.segmenter != "whitespace":  # older tokenizer files, without the key, stay byte-identical
+            state["segmenter"] = self.segmenter
+        return state
 
     @classmethod
     def _from_state(cls, doc: dict[str, Any], folder: Path) -> WordTokenizer:
         if not isinstance(doc["lowercase"], bool):
             raise ValueError("'lowercase' must be true or false")
-        return cls(_list_of_str(doc["words"], "words"), lowercase=doc["lowercase"])
+        segmenter = doc.get("segmenter", "whitespace")
+        if segmenter not in SEGMENTERS:
+            raise ValueError(f"'segmenter' must be one of {', '.join(SEGMENTERS)}")
+        return cls(_list_of_str(doc["words"], "words"), lowercase=doc["lowercase"], segmenter=segmenter)
 
 
-def _words(text: str, lowercase: bool) -> Iterator[str]:
-    """The word stream of `text`: each line's whitespace-separated words, and <eos> for every "\\n"."""
+def _words(text: str, lowercase: bool, segmenter: str = "whitespace") -> Iterator[str]:
+    """The word stream of `text`: each line's words (split at whitespace, or by jieba), and <eos> for every "\\n"."""
     if lowercase:
         text = text.lower()
+    split = _jieba_words if segmenter == "jieba" else str.split
     for n, line in enumerate(text.split("\n")):
         if n:
             yield EOS
-        yield from line.split()
+        yield from split(line)
+
+
+def _jieba_words(line: str) -> list[str]:
+    try:
+        import jieba
+    except ImportError:
+        raise TokenizerError("tokenizer.segmenter = 'jieba' needs the jieba package: pip install "
+                             "'lm-workbench[chinese]' (or choose tokenizer.kind = 'sentencepiece').") from None
+    return [word for word in jieba.lcut(line) if not word.isspace()]
+
+
+def long_words_warning(text: str) -> str | None:
+    """What to say when most of `text` lies in "words" too long to be words: text written without spaces, which
+    whitespace word splitting turns into a few huge, mostly unknown tokens; None otherwise."""
+    words = text.split()
+    total = sum(map(len, words))
+    share = sum(len(w) for w in words if len(w) > LONG_WORD_CHARS) / total if total else 0.0
+    if share <= 0.5:
+        return None
+    return (f"{share:.0%} of this text is in 'words' of more than {LONG_WORD_CHARS} characters between spaces: it looks "
+            "written without spaces (Chinese, Japanese, Thai), and a word tokenizer would turn it into a few huge, "
+            "mostly unknown words. Use tokenizer.kind = 'sentencepiece' or 'char', or tokenizer.segmenter = 'jieba' "
+            "for Chinese.")
 
 
 class SentencePieceTokenizer(Tokenizer):
@@ -558,6 +594,8 @@ def train_tokenizer(
     if cfg.kind == "char":
         tokenizer: Tokenizer = CharTokenizer.train(text)
     elif cfg.kind == "word":
+        if cfg.segmenter == "whitespace" and (warning := long_words_warning(text)):
+            warnings.warn(warning, stacklevel=2)
         tokenizer = WordTokenizer.train(text, cfg)
     else:
         tokenizer = SentencePieceTokenizer.train(text, cfg)

@@ -92,6 +92,8 @@ SECTIONS: tuple[tuple[str, bool, tuple[Field, ...]], ...] = (  # (title, expande
         Field("tokenizer.lowercase", "Lower-case", "bool", show_if=WORD),
         Field("tokenizer.max_vocab", "Max words", show_if=WORD),
         Field("tokenizer.min_count", "Min count", show_if=WORD),
+        Field("tokenizer.segmenter", "Split at", "choice", (("whitespace", "Spaces"), ("jieba", "Chinese words (jieba)")),
+              show_if=WORD),
         Field("tokenizer.vocab_size", "Vocabulary", show_if=SPM),
         Field("tokenizer.model_type", "Algorithm", "choice", (("bpe", "BPE"), ("unigram", "Unigram")), show_if=SPM),
         Field("tokenizer.character_coverage", "Coverage", "number", show_if=SPM),

@@ -24,7 +24,7 @@ from lmcore.errors import ConfigError, LMCoreError
 from lmcore.estimate import RunEstimate, estimate_run, estimate_vocab_size
 from lmcore.models import MODEL_CONFIGS
 from lmcore.runs import RunFolder
-from lmcore.tokenizers import UNKNOWN_SHARE_LIMIT, Tokenizer, load_tokenizer
+from lmcore.tokenizers import UNKNOWN_SHARE_LIMIT, Tokenizer, load_tokenizer, long_words_warning
 
 from .corpus_picker import CorpusPicker
 from .fields import BY_EPOCHS, BY_STEPS, FIELDS, FORM_ONLY, GPUS, SECTIONS, TRAIN_BY, Field, field_tip, make_editor
@@ -464,7 +464,11 @@ class TrainForm(QWidget):
         self.errors = errors
         self._show_errors(errors, also_at_fault)
         self.summary.show_estimate(estimate)
-        warnings = [memory[1] if memory and memory[0] == "warning" else None, self.unknown_text_warning or unknown]
+        tok = raw.get("tokenizer", {}) if isinstance(raw.get("tokenizer"), dict) else {}
+        spaceless = (long_words_warning(corpus.preview) if tok.get("kind") == "word"
+                     and tok.get("segmenter", "whitespace") == "whitespace" else None)
+        warnings = [memory[1] if memory and memory[0] == "warning" else None, self.unknown_text_warning or unknown,
+                    spaceless]
         self.summary.show_warning("\n\n".join(w for w in warnings if w) or None)
         if self.is_valid() != was_valid:
             self.validity_changed.emit(self.is_valid())

@@ -319,3 +319,14 @@ def test_a_model_far_too_large_for_this_machine_is_blocked_with_its_memory(tab, 
     set_field(form, "model.n_embd", 4096)
     qtbot.waitUntil(lambda: not tab.start_button.isEnabled(), timeout=5000)
     assert "of memory" in tab.start_button.toolTip()
+
+
+def test_a_word_tokenizer_on_text_without_spaces_is_warned_about(tab, qtbot, tmp_path):
+    form = tab.form
+    corpus = tmp_path / "poems.txt"
+    corpus.write_text("床前明月光，疑是地上霜。举头望明月，低头思故乡。\n" * 400, encoding="utf-8")
+    type_corpus(qtbot, form, corpus)
+    set_field(form, "tokenizer.kind", "word")
+    qtbot.waitUntil(lambda: "written without spaces" in form.summary.warning.text(), timeout=5000)
+    set_field(form, "tokenizer.segmenter", "jieba")  # cut into words: nothing to warn about
+    qtbot.waitUntil(lambda: "written without spaces" not in form.summary.warning.text(), timeout=5000)

@@ -5,6 +5,7 @@ import hashlib
 import json
 import random
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -477,3 +478,45 @@ def test_unknown_share_counts_characters_that_become_unk(english: str, chinese: 
     assert char.unknown_share("") == 0.0
     assert word_tok.unknown_share("the zzzz") == pytest.approx(4 / 8)  # the unknown word's characters
     assert spm_bpe.unknown_share(chinese) == 0.0  # byte fallback: nothing becomes <unk>
+
+
+CHINESE_TEXT = "床前明月光，疑是地上霜。举头望明月，低头思故乡。\n" * 20
+
+
+def test_text_written_without_spaces_gets_a_warning_for_a_word_tokenizer():
+    from lmcore.tokenizers import long_words_warning
+
+    assert "written without spaces" in long_words_warning(CHINESE_TEXT)
+    assert long_words_warning("To be, or not to be: that is the question.\n" * 20) is None
+    with pytest.warns(UserWarning, match="sentencepiece"):
+        train_tokenizer(TokenizerConfig(kind="word"), CHINESE_TEXT + "a b c\n")
+
+
+class FakeJieba:
+    """jieba's interface (lcut) for the tests, which do not install it: words of two characters."""
+
+    @staticmethod
+    def lcut(line):
+        return [line[i:i + 2] for i in range(0, len(line), 2)]
+
+
+def test_the_jieba_segmenter_cuts_chinese_into_words_and_round_trips(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "jieba", FakeJieba)
+    tokenizer = train_tokenizer(TokenizerConfig(kind="word", segmenter="jieba"), CHINESE_TEXT)
+    assert tokenizer.vocab_size == 2 + 12  # <unk>, <eos> and the twelve two-character words of a line
+    ids = tokenizer.encode(CHINESE_TEXT)
+    assert tokenizer.decode(ids) == CHINESE_TEXT  # Chinese words are joined without spaces
+    tokenizer.save(tmp_path)
+    again = load_tokenizer(tmp_path)
+    assert again.segmenter == "jieba" and again.encode(CHINESE_TEXT) == ids
+
+
+def test_the_jieba_segmenter_without_jieba_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jieba", None)
+    with pytest.raises(TokenizerError, match=r"lm-workbench\[chinese\]"):
+        train_tokenizer(TokenizerConfig(kind="word", segmenter="jieba"), CHINESE_TEXT)
+
+
+def test_a_whitespace_word_tokenizer_file_has_no_segmenter_key(tmp_path):
+    train_tokenizer(TokenizerConfig(kind="word"), "a b c d\n" * 5).save(tmp_path)
+    assert "segmenter" not in (tmp_path / "tokenizer.json").read_text()
