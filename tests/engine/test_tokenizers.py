@@ -520,3 +520,8 @@ def test_the_jieba_segmenter_without_jieba_says_what_to_install(monkeypatch):
 def test_a_whitespace_word_tokenizer_file_has_no_segmenter_key(tmp_path):
     train_tokenizer(TokenizerConfig(kind="word"), "a b c d\n" * 5).save(tmp_path)
     assert "segmenter" not in (tmp_path / "tokenizer.json").read_text()
+
+
+def test_with_the_real_jieba_chinese_is_cut_into_its_words(tmp_path):
+    tokenizer = train_tokenizer(TokenizerConfig(kind="word", segmenter="jieba"), "我爱北京天安门\n" * 3)
+    assert [tokenizer.token_text(i) for i in tokenizer.encode("我爱北京天安门")] == ["我", "爱", "北京", "天安门"]
