@@ -1,4 +1,5 @@
-"""The main window: runs browser on the left; Train, Generate and Attention tabs; device, run and speed below."""
+"""The main window: runs browser on the left; Train, Generate, Attention and Classify tabs; device, run and speed
+below."""
 from __future__ import annotations
 
 import json
@@ -15,10 +16,12 @@ from lmcore.errors import LMCoreError
 from lmcore.runs import list_runs
 
 from .attention.tab import AttentionTab
+from .classify.tab import ClassifyTab
 from .generate.tab import GenerateTab
 from .common.resources import DEFAULT_PRESET, PRESETS_DIR, SAMPLE_CORPUS
 from .common.text import run_label
 from .runs.browser import RunsBrowser
+from .runs.interop import ImportDialog
 from .common.style import app_icon, fix_size
 from .train.tab import PAUSE_KEYS, START_KEYS, STOP_KEYS, TrainTab
 
@@ -44,11 +47,13 @@ class MainWindow(QMainWindow):
         self.train_tab = TrainTab(self.runs_dir, [PRESETS_DIR], user_presets_dir or default_user_presets_dir())
         self.generate_tab = GenerateTab()
         self.attention_tab = AttentionTab()
+        self.classify_tab = ClassifyTab()
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(False)
         self.tabs.addTab(self.train_tab, "Train")
         self.tabs.addTab(_scrollable(self.generate_tab), "Generate")
         self.tabs.addTab(_scrollable(self.attention_tab), "Attention")  # at ATTENTION_TAB_INDEX
+        self.tabs.addTab(_scrollable(self.classify_tab), "Classify")
 
         browser_panel = QWidget()
         browser_layout = QVBoxLayout(browser_panel)
@@ -90,6 +95,7 @@ class MainWindow(QMainWindow):
         self.pause_action = self._action("&Pause / resume", PAUSE_KEYS, tab.toggle_pause)
         self.stop_action = self._action("S&top and save", STOP_KEYS, tab.stop)
         file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self._action("&Import model…", "", self.import_model))
         file_menu.addAction(self._action("Open &runs folder", "", self._open_runs_folder))
         file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", QKeySequence.StandardKey.Quit, self.close))
@@ -114,6 +120,7 @@ class MainWindow(QMainWindow):
         tab.plots.load_failed.connect(lambda text: self.statusBar().showMessage(text, 8000))
         browser.resume_requested.connect(self._resume)
         browser.fine_tune_requested.connect(self._fine_tune)
+        browser.distill_requested.connect(self._distill)
         browser.run_removed.connect(tab.plots.forget)
         tab.training_started.connect(self._on_training_started)
         tab.training_ended.connect(self._on_training_ended)
@@ -134,6 +141,7 @@ class MainWindow(QMainWindow):
     def _on_run_selected(self, run_dir: Path | None) -> None:
         self.generate_tab.set_run(run_dir)
         self.attention_tab.set_run(run_dir)
+        self.classify_tab.set_run(run_dir)
 
     def _resume(self, run_dir: Path) -> None:
         self.tabs.setCurrentWidget(self.train_tab)
@@ -142,6 +150,10 @@ class MainWindow(QMainWindow):
     def _fine_tune(self, run_dir: Path) -> None:
         self.tabs.setCurrentWidget(self.train_tab)
         self.train_tab.fine_tune(run_dir)
+
+    def _distill(self, run_dir: Path) -> None:
+        self.tabs.setCurrentWidget(self.train_tab)
+        self.train_tab.distill(run_dir)
 
     def _on_training_started(self, worker) -> None:
         worker.launched.connect(lambda event: self._show_active_run(event.run_dir, "running"))
@@ -168,6 +180,17 @@ class MainWindow(QMainWindow):
         if self._close_when_stopped:
             self.close()
 
+    def import_model(self) -> ImportDialog:
+        """File → Import model…: a GPT-2 or nanoGPT model becomes a run, selected once it is there."""
+        dialog = ImportDialog(self.runs_browser.runs_dir, self)
+        dialog.imported.connect(self._show_imported_run)
+        dialog.open()
+        return dialog
+
+    def _show_imported_run(self, run_dir: Path) -> None:
+        self.runs_browser.refresh()
+        self.runs_browser.select_run(run_dir)
+
     def _open_runs_folder(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.runs_dir)))
 
@@ -191,7 +214,7 @@ class MainWindow(QMainWindow):
             event.accept()
         self._save_settings()
         # their worker threads (the one reading ticked runs for the plots too) end before the window goes
-        for tab in (self.generate_tab, self.attention_tab, self.train_tab.plots):
+        for tab in (self.generate_tab, self.attention_tab, self.classify_tab, self.train_tab.plots):
             tab.shutdown()
         super().closeEvent(event)
 

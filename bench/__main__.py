@@ -10,7 +10,11 @@
   to the first step (bench/gui_overhead.py);
 - adaptive: adaptive softmax against a full softmax on a large word vocabulary (bench/adaptive_softmax.py);
 - freezes: the window's longest freeze while it overlays 10 runs, a 100,000-step run, and captures attention,
-  against 100 ms (bench/freezes.py).
+  against 100 ms (bench/freezes.py);
+- families: validation bits per character of an MLP, a CNN and an LSTM against a GPT of about the same size, each
+  trained for the same time (bench/families.py; its runs are kept in runs/families);
+- quantize: an int8 copy (lmcore quantize) against its float32 run: weights on disk, generation tokens/s and
+  validation perplexity (bench/quantize.py).
 
 A sub-benchmark whose module (or a function used from it) is missing shows as "not available".
 """
@@ -115,8 +119,45 @@ def freeze_rows(s: Settings) -> list[Row]:
                 f"target < {result['target_ms']} ms", result["target_ms"] / max(worst.values()))]
 
 
+def families_rows(s: Settings) -> list[Row]:
+    from bench import families
+
+    seconds = 30 if s.quick else 120
+    outcomes = {o.name: o for o in families.compare(seconds, Path("runs/families"), s.device_choice)}
+    gpt = outcomes.pop("GPT")
+
+    def figures(o: families.Outcome) -> str:
+        return f"{o.val_bits_per_char:.3f} ({o.parameters / 1e6:.2f} M, {o.steps:,} steps, {o.tokens_per_s:,.0f} tok/s)"
+
+    return [Row("families: val bits/char", f"{name}, {seconds} s of training", figures(o), "GPT " + figures(gpt),
+                gpt.val_bits_per_char / o.val_bits_per_char) for name, o in outcomes.items()]
+
+
+def quantize_rows(s: Settings) -> list[Row]:
+    from bench import quantize
+
+    steps = 100 if s.quick else 300
+    original, int8 = quantize.compare(steps, 200, s.runs_dir)
+
+    def figures(f: quantize.Figures) -> str:
+        return f"{f.bytes_on_disk / 1e6:.2f} MB, {f.tokens_per_s:,.0f} tok/s, val ppl {f.val_perplexity:.3f}"
+
+    return [Row("int8 copy: generation tokens/s", f"baby-gpt-char, {steps} steps, on the CPU", figures(int8),
+                "float32 " + figures(original), int8.tokens_per_s / original.tokens_per_s)]
+
+
+def imported_rows(s: Settings) -> list[Row]:
+    from bench import interop
+
+    tokens = 30 if s.quick else 100
+    speeds = interop.compare(tokens, s.device)
+    return [Row("imported GPT-2: generation tokens/s", f"GPT-2-small shape ({speeds.parameters / 1e6:.0f}M, random "
+                f"weights), {tokens} greedy tokens", f"{speeds.ours:,.1f} (KV cache)",
+                f"transformers generate {speeds.transformers:,.1f}", speeds.ours / speeds.transformers)]
+
+
 SUITE = {"training": training_rows, "generation": generation_rows, "gui": gui_rows, "adaptive": adaptive_rows,
-         "freezes": freeze_rows}
+         "freezes": freeze_rows, "families": families_rows, "quantize": quantize_rows, "imported": imported_rows}
 
 
 def print_table(rows: list[Row]) -> None:

@@ -5,7 +5,12 @@
 1. Trains a small character-level LSTM to the end (the run to compare against).
 2. Starts the baby-gpt-char preset and, at --steps, saves docs/screenshots/main-window-training.png.
 3. Ticks the LSTM in the runs browser and saves docs/screenshots/compare-runs.png (both runs overlaid).
-Runs go to a temporary folder; nothing outside docs/screenshots/ is written.
+4. Trains the sentiment-classifier preset (--classifier-steps) and saves docs/screenshots/classifier-training.png
+   (its accuracy and F1 curves and confusion matrix), then docs/screenshots/classify-tab.png (a review classified,
+   its tokens coloured by how they pushed the decision).
+5. Trains the baby-bert-char preset (--bert-steps) and saves docs/screenshots/generate-fill-mask.png (the Generate
+   tab filling in four blanks of a line of the corpus).
+Runs go to a temporary folder; nothing outside docs/screenshots/ is written. --only picks one part.
 """
 from __future__ import annotations
 
@@ -71,6 +76,10 @@ def save(window, name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="steps of each run before its screenshot")
+    parser.add_argument("--classifier-steps", type=int, default=600, help="steps the classifier trains for")
+    parser.add_argument("--bert-steps", type=int, default=300, help="steps the masked language model trains for")
+    parser.add_argument("--only", choices=("language-models", "classifier", "fill-mask"),
+                        help="make these screenshots alone")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lm-workbench-screenshots-"))
     os.environ.setdefault("LMCORE_CACHE_DIR", str(work / "cache"))
@@ -82,10 +91,20 @@ def main() -> None:
                         user_presets_dir=work / "presets")
     window.resize(1280, 800)
     window.show()
-    tab, form, browser = window.train_tab, window.train_tab.form, window.runs_browser
-    eval_every = max(args.steps // 6, 10)
+    if args.only in (None, "language-models"):
+        language_model_shots(window, args.steps)
+    if args.only in (None, "classifier"):
+        classifier_shots(window, args.classifier_steps)
+    if args.only in (None, "fill-mask"):
+        fill_mask_shot(window, args.bert_steps)
+    window.close()
 
-    set_fields(form, {**LSTM_SETTINGS, "train.max_steps": args.steps, "train.eval_interval": eval_every})
+
+def language_model_shots(window, steps: int) -> None:
+    tab, form, browser = window.train_tab, window.train_tab.form, window.runs_browser
+    eval_every = max(steps // 6, 10)
+
+    set_fields(form, {**LSTM_SETTINGS, "train.max_steps": steps, "train.eval_interval": eval_every})
     tab.start_button.click()
     wait_until(lambda: not tab.is_training())
     lstm_run = tab.plots.pinned
@@ -96,15 +115,63 @@ def main() -> None:
     set_fields(form, {"train.eval_interval": eval_every})
     form.sections["Tokenizer"].header.setChecked(False)
     tab.start_button.click()
-    wait_until(lambda: live_step(tab) >= args.steps)
+    wait_until(lambda: live_step(tab) >= steps)
     save(window, "main-window-training.png")
 
     browser.set_checked(lstm_run, True)
-    wait_until(lambda: live_step(tab) >= args.steps + 10)
+    wait_until(lambda: live_step(tab) >= steps + 10)
     save(window, "compare-runs.png")
     tab.stop()
     wait_until(lambda: not tab.is_training())
-    window.close()
+    browser.set_checked(lstm_run, False)
+
+
+def classifier_shots(window, steps: int) -> None:
+    """The sentiment classifier trained from the form, its plots, then a review in the Classify tab."""
+    tab, form = window.train_tab, window.train_tab.form
+    form.preset.setCurrentIndex(form.preset.findText("sentiment-classifier"))  # its labelled files come with it
+    set_fields(form, {"train.max_steps": steps, "train.eval_interval": max(steps // 6, 10)})
+    for title in ("Corpus", "Model", "Training"):  # the task and the classifier's settings in view
+        form.sections[title].header.setChecked(False)
+    tab.start_button.click()
+    wait_until(lambda: not tab.is_training())
+    run = tab.plots.pinned
+    print(f"trained {run.name}", flush=True)
+    save(window, "classifier-training.png")
+
+    window.runs_browser.refresh()
+    window.runs_browser.select_run(run)
+    window.tabs.setCurrentWidget(window.tabs.widget(window.tabs.count() - 1))
+    classify = window.classify_tab
+    wait_until(lambda: classify.summary is not None or classify.message.isVisible())
+    classify.text_edit.setPlainText("Great screen, but the battery died in a week.")
+    classify.classify()
+    wait_until(lambda: classify.result is not None)
+    save(window, "classify-tab.png")
+
+
+def fill_mask_shot(window, steps: int) -> None:
+    """baby-bert-char trained from the form, then the Generate tab filling in the blanks of a line of the corpus."""
+    tab, form = window.train_tab, window.train_tab.form
+    form.preset.setCurrentIndex(form.preset.findText("baby-bert-char"))
+    # few evaluations: each reads the whole validation split (the preset's choice), long on a CPU
+    set_fields(form, {"train.max_steps": steps, "train.eval_interval": max(steps // 2, 10)})
+    tab.start_button.click()
+    wait_until(lambda: not tab.is_training())
+    run = tab.plots.pinned
+    print(f"trained {run.name}", flush=True)
+
+    window.runs_browser.refresh()
+    window.runs_browser.select_run(run)
+    window.tabs.setCurrentIndex(next(i for i in range(window.tabs.count()) if window.tabs.tabText(i) == "Generate"))
+    view = window.generate_tab.fill_view
+    wait_until(view.fill_button.isEnabled)
+    view.editor.setPlainText("First Citizen:\nBefore we proceed any further, hear me speak.")
+    for chip in (47, 42, 27, 11):  # from the end, so that each mask leaves the chips before it where they were
+        view.toggle(chip)
+    view.request_fill()
+    wait_until(lambda: view.results_text == view.text())
+    save(window, "generate-fill-mask.png")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -20,7 +21,10 @@ from safetensors.torch import save as save_tensors
 
 from .errors import CheckpointError, LMCoreError
 from .fileio import write_atomic
-from .models import LanguageModel, build_model, model_config_from_dict
+from .models import LanguageModel, ModelConfig, build_model, model_config_from_dict
+from .models.classifier import TextClassifier
+
+M = TypeVar("M", bound=torch.nn.Module)
 from .tokenizers import Tokenizer, load_tokenizer
 
 FORMAT = "lmcore-checkpoint"
@@ -139,9 +143,39 @@ def check_fits(checkpoint: Checkpoint, model: torch.nn.Module, whose: str) -> No
 
 
 def build_checkpoint_model(checkpoint: Checkpoint) -> LanguageModel:
-    """The model that the checkpoint's header describes, with the checkpoint's weights. The header is checked
-    against the stored tensors, and within sane bounds, before anything is allocated: a damaged or forged header
-    must not make us build whatever it claims."""
+    """The language model that the checkpoint's header describes, with the checkpoint's weights (see
+    _build_checked); CheckpointError for a classifier's checkpoint."""
+    head = checkpoint.meta.get("classifier")
+    if head is not None:
+        raise CheckpointError(f"{checkpoint.path} is a text classifier's checkpoint (labels "
+                              f"{', '.join(map(str, head.get('labels', [])))}), not a language model's: classify "
+                              "with it (lmcore classify), or use the run it was trained from.")
+    if checkpoint.meta.get("quantized"):
+        from .quantize import build_int8_model  # which builds on this module
+
+        return build_int8_model(checkpoint)
+    return _build_checked(checkpoint, build_model)
+
+
+def build_checkpoint_classifier(checkpoint: Checkpoint) -> TextClassifier:
+    """The text classifier that the checkpoint's header describes, with its weights; CheckpointError for a
+    language model's checkpoint."""
+    head = checkpoint.meta.get("classifier")
+    if head is None:
+        raise CheckpointError(f"{checkpoint.path} is a language model's checkpoint, not a classifier's: train a "
+                              'classifier from it (task = "classify", init_from = its run) and use that run.')
+    try:
+        n_labels, pooling = len(head["labels"]), head["pooling"]
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"Checkpoint {checkpoint.path} has no usable classifier header ({exc!r}); the file is "
+                              "damaged, use another checkpoint.") from None
+    return _build_checked(checkpoint, lambda config: TextClassifier(build_model(config), n_labels, pooling))
+
+
+def _build_checked(checkpoint: Checkpoint, build: Callable[[ModelConfig], M]) -> M:
+    """build(the header's model config), with the checkpoint's weights. The header is checked against the stored
+    tensors, and within sane bounds, before anything is allocated: a damaged or forged header must not make us
+    build whatever it claims."""
     path, stored = checkpoint.path, checkpoint.model
     try:
         config = model_config_from_dict(checkpoint.meta["model"], "its header")
@@ -151,8 +185,8 @@ def build_checkpoint_model(checkpoint: Checkpoint) -> LanguageModel:
                               "another checkpoint.") from None
     try:
         with torch.device("meta"):  # shapes only, no memory
-            skeleton = build_model(config)
-    except (RuntimeError, ValueError, OverflowError) as exc:
+            skeleton = build(config)
+    except (RuntimeError, ValueError, OverflowError, LMCoreError) as exc:
         raise CheckpointError(f"Checkpoint {path} describes a model that cannot be built ({exc}); the file is "
                               "damaged, use another checkpoint.") from None
     check_fits(checkpoint, skeleton, "its own model config")
@@ -163,7 +197,7 @@ def build_checkpoint_model(checkpoint: Checkpoint) -> LanguageModel:
         raise CheckpointError(f"Checkpoint {path} claims model.context_length = {context}: one sequence's "
                               f"key/value cache would hold {needed:,} values, far beyond what its {weights:,} "
                               "weights can use; the file is damaged, use another checkpoint.")
-    model = build_model(config)
+    model = build(config)
     model.load_state_dict(stored)
     return model
 
@@ -213,15 +247,29 @@ def resolve_checkpoint(target: Path, which: str = "best") -> Path:
 
 def load_trained_model(target: Path, which: str = "best", device: str | torch.device = "cpu"
                        ) -> tuple[torch.nn.Module, Tokenizer, dict[str, Any]]:
-    """The model, its tokenizer and the checkpoint's metadata, ready for generation or evaluation."""
-    path = resolve_checkpoint(target, which)
-    checkpoint = load_checkpoint(path)
-    run_dir = path.parent.parent
-    tokenizer = load_tokenizer(run_dir / TOKENIZER_DIR)
+    """The model, its tokenizer and the checkpoint's metadata, ready for generation or evaluation. An int8 copy
+    (lmcore.quantize) stays on the CPU, where its kernels run, whatever `device` says: see model_device."""
+    checkpoint = load_checkpoint(resolve_checkpoint(target, which))
+    tokenizer = checkpoint_tokenizer(checkpoint)
+    model = build_checkpoint_model(checkpoint)
+    return model.to("cpu" if checkpoint.meta.get("quantized") else device).eval(), tokenizer, checkpoint.meta
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a loaded model's tensors live, so that its inputs go there too (an int8 copy's: the CPU)."""
+    return next(model.parameters()).device
+
+
+def checkpoint_tokenizer(checkpoint: Checkpoint) -> Tokenizer:
+    """The tokenizer of the run a checkpoint belongs to (RUN/checkpoints/x.safetensors -> RUN/tokenizer), checked
+    against the fingerprint the checkpoint recorded."""
+    path = Path(str(checkpoint.path))
+    folder = path.parent.parent / TOKENIZER_DIR
+    tokenizer = load_tokenizer(folder)
     expected = checkpoint.meta.get("tokenizer_fingerprint")
     if expected and expected != tokenizer.fingerprint():
         raise CheckpointError(
-            f"The tokenizer in {run_dir / TOKENIZER_DIR} does not match checkpoint {path} "
+            f"The tokenizer in {folder} does not match checkpoint {path} "
             "(it was replaced after training); restore the run's original tokenizer folder."
         )
-    return build_checkpoint_model(checkpoint).to(device).eval(), tokenizer, checkpoint.meta
+    return tokenizer

@@ -14,7 +14,9 @@ import tomli_w
 
 from .device import check_device_choice
 from .errors import ConfigError
+from .labelled import LABELLED_SUFFIXES
 from .models import MODEL_CONFIGS, ModelConfig, TransformerConfig, model_config_from_dict
+from .models.classifier import POOLINGS, check_pooling
 from .settings import check_settings, default_text, expect_table, from_table, range_text, setting
 from .tokenizers import TokenizerConfig
 
@@ -23,6 +25,8 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("constant", "cosine", "plateau")
 ENCODING_ERRORS = ("strict", "replace")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
+TASKS = ("lm", "classify")
+CLASSIFY_METRICS = ("accuracy", "macro_f1")
 RUN_NAME_MAX = 100  # characters; the folder adds "-yyyymmdd-hhmmss"
 RUN_NAME_PUNCTUATION = "_.- "  # besides letters and digits: no path separators, NUL or shell specials
 MAX_LR = 100.0  # SGD on an LSTM uses up to about 20; anything far above diverges at the first step
@@ -118,12 +122,56 @@ class TrainConfig:
 
 
 @dataclass
+class DistillConfig:
+    teacher: str = setting("", "A trained run folder (or checkpoint file) to distil from: the student learns from the "
+                               "teacher's predictions as well as from the text. Its tokenizer must be this run's. "
+                               "Empty trains on the text alone.")
+    alpha: float = setting(0.5, "Weight of the ordinary loss on the text; the rest (1 - alpha) goes to matching the "
+                                "teacher. 0.1 to 0.5; 1 ignores the teacher.", at_least=0.0, at_most=1.0)
+    temperature: float = setting(2.0, "Softens both models' distributions before they are compared, so the "
+                                      "teacher's second and third choices teach too. 1 to 4; 2 is typical.",
+                                 above=0.0, at_most=100.0)
+
+
+@dataclass
+class ClassifyConfig:
+    """A classifier's settings (task = "classify"): data.train and data.val then name labelled files."""
+
+    test: list[str] = setting(help="Labelled test files (.tsv, .csv or .jsonl), scored with the best checkpoint when "
+                                   "the run ends; relative paths start at the config file's folder.", factory=list)
+    labels: list[str] = setting(help="The labels, in the order the classifier numbers them. Empty takes every label "
+                                     "of the training file, sorted; a row with a label not listed is an error.",
+                                factory=list)
+    text_field: str = setting("text", "The text's column (its header in a .tsv or .csv file, its key in .jsonl). A "
+                                      ".tsv or .csv without a header row is read as text, label.")
+    label_field: str = setting("label", "The label's column (its header in a .tsv or .csv file, its key in .jsonl).")
+    pooling: str = setting("auto", "How the body's hidden states become one vector per text. auto: [CLS] for an "
+                                   "encoder, the last token for a GPT, the final hidden state for an RNN, the mean "
+                                   "for an MLP or a convolutional network, whose last token reads only a window; "
+                                   "mean averages every token; cls is for encoders only.", choices=POOLINGS)
+    freeze_body: bool = setting(False, "Train the head alone, the body's weights fixed (a linear probe): fast, and "
+                                       "shows what the pre-trained body already knows.")
+    body_lr_scale: float = setting(0.1, "The body's learning rate as a share of optim.lr when it is fine-tuned (the "
+                                        "new head learns at the full rate): 0.1 to 1.", above=0.0, at_most=1.0)
+    class_weights: bool = setting(False, "Weight each label's loss by its rarity (balanced weights), so a rare label "
+                                         "counts as much as a common one.")
+    early_stopping: int = setting(0, "Stop after this many evaluations without a better validation metric; 0 trains "
+                                     "to the end. 3 to 10 is typical.", unit="evaluations", at_least=0)
+    metric: str = setting("accuracy", "The validation metric that picks the best checkpoint and drives early "
+                                      "stopping: accuracy, or macro_f1 (the mean F1 over labels, fairer to rare "
+                                      "ones).", choices=CLASSIFY_METRICS)
+
+
+@dataclass
 class RunConfig:
     name: str = setting("run", "The run's name; its folder is the name plus the start time. Letters, digits, "
                                "spaces, '-', '_' and '.', up to 100 characters.")
     runs_dir: str = setting("runs", "Where run folders are made (lmcore train --runs-dir overrides it).")
     init_from: str = setting("", "A run folder (or checkpoint file) to fine-tune: its model and tokenizer carry on, "
                                  "trained further on data.train. Empty trains a new model.")
+    task: str = setting("lm", "What the model learns. lm: language modelling (next token; masked tokens for an "
+                              "encoder). classify: a classifier of labelled texts ([classify]), its body taken from "
+                              "init_from or built from [model].", choices=TASKS)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     # The model's own fields say what they do; this field's help and choices are model.family's, the key that picks
@@ -131,11 +179,15 @@ class RunConfig:
     model: ModelConfig = setting(help="The architecture. A Transformer (GPT) attends over the whole context; a "
                                       "recurrent network (LSTM, GRU) reads token by token, carrying a hidden state; "
                                       "an encoder (BERT) attends both ways and learns to fill in masked tokens "
-                                      "rather than to continue text.",
+                                      "rather than to continue text; an MLP (Bengio et al.'s n-gram model) reads the "
+                                      "n - 1 tokens before each; a gated convolutional network (Dauphin et al.) reads "
+                                      "a fixed receptive field through causal convolutions.",
                                  factory=TransformerConfig, choices=FAMILIES, default_text='"transformer"')
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
 
     @property
     def family(self) -> str:
@@ -150,6 +202,9 @@ class RunConfig:
                "data.train is empty; give a .txt file or a folder of .txt files", "data.train")
         check_settings(self.data, "data", skip=("val_fraction",) if self.data.val else ())
         self.tokenizer.validate()
+        _check(self.init_from != "" or self.tokenizer.kind != "huggingface",
+               "tokenizer.kind = 'huggingface' comes with an imported model and is not trained; fine-tune that run "
+               "(init_from), or choose char, word or sentencepiece", "tokenizer.kind")
         o = self.optim
         check_settings(o, "optim")
         _check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
@@ -163,6 +218,10 @@ class RunConfig:
         _check(t.max_steps >= 1 or t.epochs > 0, f"train.max_steps = {t.max_steps} must be >= 1 (or set train.epochs)",
                "train.max_steps", also=("train.epochs",))
         check_device_choice(t.device)
+        check_settings(self.distill, "distill")
+        check_settings(self.classify, "classify")
+        if self.task == "classify":
+            self._check_classify()
         if not self.init_from:  # a fine-tuned run takes its model from the source checkpoint
             self.model_for(self._vocab_size_bound())
         if isinstance(self.model, TransformerConfig):
@@ -172,6 +231,21 @@ class RunConfig:
         if self.family == "encoder":
             _check(t.context >= 3, f"train.context = {t.context} leaves no room for text between an encoder's [CLS] "
                                    "and [SEP]; use at least 3 (64 is typical)", "train.context")
+
+    def _check_classify(self) -> None:
+        c = self.classify
+        _check(not self.distill.teacher, "distill.teacher is for language models; a classifier (task = \"classify\") "
+                                         "learns from its labels: leave distill.teacher empty", "distill.teacher",
+               also=("task",))
+        for name, paths in (("data.train", self.data.train), ("data.val", self.data.val), ("classify.test", c.test)):
+            bad = next((p for p in paths if Path(p).suffix.lower() not in LABELLED_SUFFIXES), None)
+            _check(bad is None, f"{name} = {bad!r}: a classifier reads labelled files, one of "
+                                f"{', '.join(LABELLED_SUFFIXES)} (a text and a label per row)", name)
+        _check(not c.labels or (len(set(c.labels)) == len(c.labels) >= 2 and all(x.strip() for x in c.labels)),
+               f"classify.labels = {c.labels} must be at least two distinct, non-empty labels, or empty to take "
+               "them from the training file", "classify.labels")
+        if not self.init_from:  # otherwise the body's family is the source run's, known once it is read
+            check_pooling(c.pooling, self.family)
 
     def _check_finite(self) -> None:
         """inf and nan parse as TOML floats; no setting means them."""
@@ -200,7 +274,8 @@ class RunConfig:
 
 
 SECTIONS: dict[str, type[Any]] = {"data": DataConfig, "tokenizer": TokenizerConfig, "optim": OptimConfig,
-                                  "schedule": ScheduleConfig, "train": TrainConfig}
+                                  "schedule": ScheduleConfig, "train": TrainConfig, "distill": DistillConfig,
+                                  "classify": ClassifyConfig}
 
 
 def _check(ok: bool, message: str, field_name: str, also: tuple[str, ...] = ()) -> None:
@@ -245,10 +320,10 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
         else:
             kwargs[key] = value
     config = RunConfig(**kwargs)
-    for name in ("train", "val"):  # a single path may be written as a plain string
-        paths = getattr(config.data, name)
+    for section, name in ((config.data, "train"), (config.data, "val"), (config.classify, "test")):
+        paths = getattr(section, name)  # a single path may be written as a plain string
         if isinstance(paths, str):
-            setattr(config.data, name, [paths] if paths else [])
+            setattr(section, name, [paths] if paths else [])
     if isinstance(config.model, TransformerConfig) and "context_length" not in raw.get("model", {}):
         config.model.context_length = config.train.context  # the model's window is the training window
     return config
@@ -274,6 +349,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     config.data.val = [_absolute(p, base) for p in config.data.val]
     if config.init_from:
         config.init_from = _absolute(config.init_from, base)
+    if config.distill.teacher:
+        config.distill.teacher = _absolute(config.distill.teacher, base)
+    config.classify.test = [_absolute(p, base) for p in config.classify.test]
     return config
 
 

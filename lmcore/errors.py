@@ -35,3 +35,8 @@ class CheckpointError(LMCoreError):
 
 class TrainingError(LMCoreError):
     """Training had to stop: the loss diverged, memory ran out, or the disk is full."""
+
+
+class InteropError(LMCoreError):
+    """Another tool's model cannot be imported (its files, its architecture), or a run cannot be exported to the
+    format asked for."""

@@ -8,7 +8,7 @@ import torch
 
 from .config import RunConfig
 from .corpus import CorpusSummary
-from .models import ModelConfig, TransformerConfig, build_model
+from .models import ConvConfig, MLPConfig, ModelConfig, TransformerConfig, build_model
 
 FP32_BYTES = 4
 OPTIMIZER_SLOTS = {"adamw": 2, "adam": 2, "sgd": 1}  # fp32 tensors of state per parameter (SGD: momentum)
@@ -20,6 +20,7 @@ class RunEstimate:
     tokens_per_step: int
     flops_per_token: float
     memory_bytes: int  # weights + gradients + optimizer state + activations of one micro-batch, in fp32
+    receptive_field: int | None  # tokens a prediction can see, its own included; None: no bound (an RNN)
 
 
 def estimate_vocab_size(config: RunConfig, corpus: CorpusSummary | None) -> int | None:
@@ -47,13 +48,19 @@ def estimate_run(config: RunConfig, vocab_size: int) -> RunEstimate:
     tokens = train.batch_size * train.context
     activation_floats = tokens * (_floats_per_token(model_config, train.context) + 3 * vocab_size)  # + logits
     return RunEstimate(parameters, tokens * train.grad_accum, model.flops_per_token(),
-                       state_bytes + activation_floats * FP32_BYTES)
+                       state_bytes + activation_floats * FP32_BYTES, model.receptive_field())
 
 
 def _floats_per_token(model_config: ModelConfig, context: int) -> int:
     """Activations kept for the backward pass, per token, summed over layers: a rough count of the tensors each
-    block stores (Korthikanti et al. 2022 for the Transformer; the gates and states for an RNN)."""
+    block stores (Korthikanti et al. 2022 for the Transformer; the gates and states for an RNN; the MLP's
+    concatenated embeddings and its layers' inputs and outputs; a gated block's norm, padded input, two halves and
+    output)."""
     if isinstance(model_config, TransformerConfig):
         c = model_config.n_embd
         return model_config.n_layer * (17 * c + 2 * model_config.n_head * context)
+    if isinstance(model_config, MLPConfig):
+        return 2 * (model_config.n_gram - 1) * model_config.n_embd + model_config.n_layer * 3 * model_config.n_hidden
+    if isinstance(model_config, ConvConfig):
+        return model_config.n_layer * 6 * model_config.n_embd + model_config.n_embd
     return model_config.n_layer * 8 * model_config.n_hidden + model_config.n_embd

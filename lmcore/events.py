@@ -74,6 +74,9 @@ class StepMetrics(Event):
     grad_norm: float
     tokens_per_s: float
     elapsed: float  # seconds of training, paused time excluded, carried across resumes
+    # A distilled run's two parts of `loss` (lmcore.distill), each unweighted: loss = alpha·text + (1-alpha)·teacher
+    text_loss: float | None = None  # cross-entropy on the text's next tokens
+    teacher_loss: float | None = None  # T²·KL(teacher || student) at the distillation temperature
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,20 @@ class EvalMetrics(Event):
     val_bits_per_char: float | None  # only when the whole validation split was evaluated; never for a masked LM
     best: bool
     val_accuracy: float | None = None  # a masked LM's share of masked tokens predicted right; None for the others
+
+
+@dataclass(frozen=True)
+class ClassifyMetrics(Event):
+    """A classifier's validation metrics, emitted with each EvalMetrics (whose val_loss is the classification loss
+    and val_accuracy the accuracy)."""
+
+    step: int
+    accuracy: float
+    macro_f1: float  # the mean over labels of each label's F1
+    labels: list[str]
+    precision: list[float]  # per label, in label order; 0 for a label never predicted
+    recall: list[float]  # per label; 0 for a label absent from the validation split
+    confusion: list[list[int]]  # confusion[i][j]: validation texts of label i predicted as label j
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Text generation and scoring: the one engine path behind `lmcore sample` and the GUI's Generate tab; and
 filling in the blanks of a text, what a masked language model (the encoder) does instead (fill_mask).
 
-Each new token costs one model step: the RNN carries its hidden state and the Transformer its KV cache.
+Each new token costs one model step: the RNN carries its hidden state, the Transformer its KV cache, the MLP its
+last n - 1 embeddings and the CNN each block's last inputs (the state that covers its receptive field).
 
 Window sliding (Transformer). A model with context length W sees at most W tokens, and its cached keys carry
 absolute positions, so a full cache cannot just drop its oldest entry. Instead the window jumps: when the next
@@ -144,7 +145,9 @@ class Decoder:
 
     def __init__(self, model, device: torch.device | str, cache: bool = True, batch: int = 1):
         self.model, self.device, self.cache, self.batch = model, torch.device(device), cache, batch
-        self.window = getattr(model.config, "context_length", None)  # None: an RNN, whose state sees everything
+        # None: a model whose state holds all it reads (an RNN, which sees everything; the MLP and CNN, which see a
+        # fixed number of tokens back): fed the whole history once, then each new token alone
+        self.window = getattr(model.config, "context_length", None)
         self.histories: list[list[int]] = [[] for _ in range(batch)]
         self.start = 0  # history[start:] is what the state holds, in every row
         self.state = None

@@ -1,4 +1,5 @@
-"""A run's metrics.jsonl read back as the events the trainer emitted: StepMetrics and EvalMetrics.
+"""A run's metrics.jsonl read back as the events the trainer emitted: StepMetrics, EvalMetrics and a
+classifier's ClassifyMetrics.
 
 One way in for every reader: a live run's events, a resumed run's history and an overlaid run's curves all reach
 a plot as the same records.
@@ -16,18 +17,21 @@ from pathlib import Path
 
 from . import events as ev
 
-KINDS: dict[str, type[ev.StepMetrics] | type[ev.EvalMetrics]] = {"step": ev.StepMetrics, "eval": ev.EvalMetrics}
+MetricEvent = ev.StepMetrics | ev.EvalMetrics | ev.ClassifyMetrics
+KINDS: dict[str, type[MetricEvent]] = {"step": ev.StepMetrics, "eval": ev.EvalMetrics,
+                                       "classify": ev.ClassifyMetrics}
 KIND_OF = {cls: kind for kind, cls in KINDS.items()}
 # The JSON values each field annotation takes. A bool is not a number here (Python makes it an int).
-ACCEPTS = {"int": (int,), "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,)}
+ACCEPTS = {"int": (int,), "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,),
+           "list[str]": (list,), "list[float]": (list,), "list[list[int]]": (list,)}
 
 
-def metric_record(event: ev.StepMetrics | ev.EvalMetrics) -> dict:
+def metric_record(event: MetricEvent) -> dict:
     """The metrics.jsonl record of an event: {"kind": "step"|"eval", ...its fields}."""
     return {"kind": KIND_OF[type(event)], **asdict(event)}
 
 
-def metric_event(record: dict) -> ev.StepMetrics | ev.EvalMetrics:
+def metric_event(record: dict) -> MetricEvent:
     """One metrics.jsonl record as its event; ValueError for anything else (a field missing or of the wrong type),
     so a garbled record never reaches a plot."""
     if not isinstance(record, dict) or record.get("kind") not in KINDS:
@@ -44,7 +48,7 @@ def metric_event(record: dict) -> ev.StepMetrics | ev.EvalMetrics:
     return cls.from_json(record)
 
 
-def read_metric_events(path: Path) -> list[ev.StepMetrics | ev.EvalMetrics]:
+def read_metric_events(path: Path) -> list[MetricEvent]:
     """Every record of a metrics file (none if it does not exist)."""
     return MetricsTail(path).read_new()
 
@@ -56,7 +60,7 @@ class MetricsTail:
     def __init__(self, path: Path):
         self.path, self.offset, self.line_number = Path(path), 0, 0
 
-    def read_new(self) -> list[ev.StepMetrics | ev.EvalMetrics]:
+    def read_new(self) -> list[MetricEvent]:
         try:
             with self.path.open("rb") as f:
                 f.seek(self.offset)

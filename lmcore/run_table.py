@@ -1,7 +1,7 @@
 """Runs side by side: one row per run folder with its main settings and results, and the diff of two configs.
 
 Everything comes from what a run folder already holds (config.toml, status.json, metrics.jsonl, the checkpoints'
-.json summaries and safetensors headers, tokenizer/tokenizer.json); nothing is unpickled. A run folder that is
+.json summaries and safetensors headers, tokenizer/lmcore-tokenizer.json); nothing is unpickled. A run folder that is
 half written or damaged gives a row with what can be read, and the rest None: reading never raises.
 
     table = RunTable(runs_dir)
@@ -24,9 +24,9 @@ from . import events as ev
 from .checkpoint import read_summary
 from .config import RunConfig, config_to_dict
 from .errors import LMCoreError
-from .metrics import MetricsTail
+from .metrics import MetricEvent, MetricsTail
 from .runs import CONFIG_FILE, LIVE_STATUSES, RunFolder, is_alive, split_run_name
-from .tokenizers import TOKENIZER_JSON, load_tokenizer
+from .tokenizers import load_tokenizer, tokenizer_file
 
 MISSING_TEXT = "–"  # what a table shows for a value that is missing or cannot be read
 # What reading a damaged file can raise; any of them costs the value, never the row.
@@ -52,7 +52,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("started", "Started", "run", "date", "When the run was started (from its folder's name).", False),
     Column("family", "Model", "setting", "text", "Transformer, or the RNN's cell (LSTM, GRU, RNN)."),
     Column("layers", "Layers", "setting", "int", "model.n_layer: Transformer blocks, or stacked RNN layers."),
-    Column("width", "Width", "setting", "int", "model.n_embd (Transformer) or model.n_hidden (RNN)."),
+    Column("width", "Width", "setting", "int", "model.n_hidden (RNN, MLP) or else model.n_embd (Transformer, CNN)."),
     Column("heads", "Heads", "setting", "int", "model.n_head (Transformer only).", False),
     Column("context", "Context", "setting", "int", "train.context: tokens per training sequence.", False),
     Column("tokenizer", "Tokenizer", "setting", "text", "tokenizer.kind: char, word, or SentencePiece BPE/unigram."),
@@ -164,7 +164,7 @@ def _vocab_size(folder: RunFolder, summary_model: dict[str, Any]) -> int | None:
     """The tokenizer's vocabulary: the built model's if a checkpoint says, else the tokenizer's own."""
     if _whole(summary_model.get("vocab_size")) is not None:
         return _whole(summary_model.get("vocab_size"))
-    if not (folder.tokenizer_dir / TOKENIZER_JSON).is_file():
+    if not tokenizer_file(folder.tokenizer_dir).is_file():
         return None
     try:
         return load_tokenizer(folder.tokenizer_dir).vocab_size
@@ -222,7 +222,7 @@ def _family_name(model: dict[str, Any]) -> str | None:
     if model.get("family") == "rnn":
         cell = model.get("cell")
         return {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN tanh", "rnn_relu": "RNN ReLU"}.get(str(cell), "RNN")
-    return None
+    return {"mlp": "MLP", "conv": "CNN"}.get(str(model.get("family")))
 
 
 def _tokenizer_name(tokenizer: dict[str, Any]) -> str | None:
@@ -266,7 +266,9 @@ class MetricsSummary:
             self._fold(event)
         return replaced or bool(new)
 
-    def _fold(self, event: ev.StepMetrics | ev.EvalMetrics) -> None:
+    def _fold(self, event: MetricEvent) -> None:
+        if isinstance(event, ev.ClassifyMetrics):  # its EvalMetrics twin holds what a table shows
+            return
         if isinstance(event, ev.EvalMetrics):
             self.best_val_loss = _lowest(self.best_val_loss, _finite(event.val_loss))
             self.bits_per_char = _lowest(self.bits_per_char, _finite(event.val_bits_per_char))
@@ -306,7 +308,7 @@ def read_row(run_dir: Path, metrics: MetricsSummary | None = None) -> RunRow:
         "started": started.timestamp() if started else None,
         "family": _family_name(model),
         "layers": _whole(model.get("n_layer")),
-        "width": _whole(model.get("n_embd" if model.get("family") == "transformer" else "n_hidden")),
+        "width": _whole(model.get("n_hidden", model.get("n_embd"))),
         "heads": _whole(model.get("n_head")),
         "context": _whole(train.get("context")),
         "tokenizer": _tokenizer_name(config["tokenizer"]),
@@ -348,7 +350,7 @@ def mixed_tokenizers(rows: Iterable[RunRow]) -> bool:
 def _signature(folder: RunFolder) -> tuple:
     """What changes when a run's files (other than metrics.jsonl) change: their inode, size and time."""
     paths = (folder.config_path, folder.status_path, folder.checkpoint_path("last").with_suffix(".json"),
-             folder.checkpoint_path("best").with_suffix(".json"), folder.tokenizer_dir / TOKENIZER_JSON)
+             folder.checkpoint_path("best").with_suffix(".json"), tokenizer_file(folder.tokenizer_dir))
     stamps: list[tuple[int, int, int] | None] = []
     for path in paths:
         try:

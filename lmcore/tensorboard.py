@@ -35,7 +35,7 @@ EVAL_TAGS = {"val_loss": "val/loss", "val_perplexity": "val/perplexity", "val_bi
              "val_accuracy": "val/accuracy"}
 BEST_TAG, STEP_TAG = "final/best_val_loss", "final/step"  # the hparams' metrics, also written as scalars
 SAMPLE_TAG = "samples"
-SAMPLE_FAMILIES = ("transformer", "rnn")  # causal models, which continue a prompt
+SAMPLE_FAMILIES = ("transformer", "rnn", "mlp", "conv")  # causal models, which continue a prompt
 SAMPLE_PROMPT_TOKENS = 16  # the prompt: the validation text's first tokens, the same at every evaluation
 SAMPLE_TOKENS = 200
 EXPORT_NOTE = ("Exported by `lmcore export tensorboard` from metrics.jsonl and config.toml: no text samples, which "
@@ -180,7 +180,8 @@ def export_run(run_dir: Path, replace: bool = False) -> Path:
     unless `replace`, which deletes them first. Returns the folder written."""
     folder = RunFolder(Path(run_dir))
     config = folder.load_config()
-    events = read_metric_events(folder.metrics_path)
+    # a classifier's per-label metrics have no scalar tags; its accuracy comes with each EvalMetrics
+    events = [e for e in read_metric_events(folder.metrics_path) if not isinstance(e, ev.ClassifyMetrics)]
     if not events:
         raise LMCoreError(f"{run_dir} has no metrics to export: its metrics.jsonl is missing or empty.")
     out = folder.path / FOLDER

@@ -1,11 +1,14 @@
-"""Tokenizers: character, word (WikiText style) and SentencePiece (BPE or unigram with byte fallback).
+"""Tokenizers: character, word (WikiText style), SentencePiece (BPE or unigram with byte fallback), and any Hugging
+Face ``tokenizer.json`` (GPT-2's byte-level BPE among them) through the ``tokenizers`` library.
 
-Every tokenizer saves to a folder as ``tokenizer.json`` (plus ``tokenizer.model`` for SentencePiece) and is
-read back with :func:`load_tokenizer`. No pickle anywhere: a run folder shared by someone else is safe to open.
+Every tokenizer saves to a folder as ``lmcore-tokenizer.json`` (plus ``tokenizer.model`` for SentencePiece, Hugging
+Face's own ``tokenizer.json`` for that kind) and is read back with :func:`load_tokenizer`; folders written before
+the file had its prefix (``tokenizer.json`` in our format) still load. No pickle anywhere: a run folder shared by
+someone else is safe to open.
 
 A masked language model (the encoder family) needs special tokens, [CLS], [SEP], [MASK] and [PAD]:
 ``with_special_tokens()`` appends them after the text's own tokens, so every other id, and the encoding of any
-text, stays what it was; tokenizer.json lists them ("special_tokens") only when there are some, so a tokenizer
+text, stays what it was; lmcore-tokenizer.json lists them ("special_tokens") only when there are some, so a tokenizer
 without them saves, loads and fingerprints exactly as before.
 """
 from __future__ import annotations
@@ -31,13 +34,16 @@ from .errors import ConfigError, TokenizerError
 from .fileio import write_atomic
 from .settings import check_settings, setting
 
-TOKENIZER_KINDS = ("char", "word", "sentencepiece")
+TOKENIZER_KINDS = ("char", "word", "sentencepiece", "huggingface")
 SPM_MODEL_TYPES = ("bpe", "unigram")
 SEGMENTERS = ("whitespace", "jieba")
 LONG_WORD_CHARS = 20  # a "word" longer than this between spaces is most likely a sentence written without them
 KIND_SETTINGS = {"char": (), "word": ("lowercase", "max_vocab", "min_count", "segmenter"),  # what each kind reads
-                 "sentencepiece": ("vocab_size", "model_type", "character_coverage")}
-TOKENIZER_JSON = "tokenizer.json"
+                 "sentencepiece": ("vocab_size", "model_type", "character_coverage"), "huggingface": ()}
+# Ours is not named tokenizer.json, so that no tool mistakes it for Hugging Face's file of that name.
+TOKENIZER_FILE = "lmcore-tokenizer.json"
+LEGACY_TOKENIZER_FILE = "tokenizer.json"  # what runs made before the rename hold
+HF_TOKENIZER_FILE = "tokenizer.json"  # Hugging Face's, beside ours in a huggingface tokenizer's folder
 SPM_MODEL_FILE = "tokenizer.model"
 FORMAT = "lmcore-tokenizer"
 FORMAT_VERSION = 1
@@ -62,7 +68,8 @@ CLS, SEP, MASK, PAD = MLM_SPECIAL_TOKENS
 class TokenizerConfig:
     kind: str = setting("char", "How text becomes tokens. Characters: a tiny vocabulary, any text, long sequences. "
                                 "Words: whitespace-split words, a big vocabulary. Subwords: SentencePiece, the "
-                                "modern middle ground.", choices=TOKENIZER_KINDS)
+                                "modern middle ground. Hugging Face: an imported model's own tokenizer (GPT-2's "
+                                "byte-level BPE), for fine-tuning it.", choices=TOKENIZER_KINDS)
     lowercase: bool = setting(False, "Words: lower-case every word first; a smaller vocabulary, but the model cannot "
                                      "write capitals.")
     max_vocab: int = setting(0, "Words: keep only the most frequent (counting <unk> and <eos>); rarer ones become "
@@ -186,15 +193,16 @@ class Tokenizer(ABC):
 
     @abstractmethod
     def _state(self) -> dict[str, Any]:
-        """The JSON-able fields that, with `kind`, fully describe this tokenizer in tokenizer.json."""
+        """The JSON-able fields that, with `kind`, fully describe this tokenizer in lmcore-tokenizer.json."""
 
     @classmethod
     @abstractmethod
     def _from_state(cls, doc: dict[str, Any], folder: Path) -> Tokenizer:
-        """Rebuild from tokenizer.json's fields; raise KeyError/TypeError/ValueError on damaged fields."""
+        """Rebuild from lmcore-tokenizer.json's fields (`folder` holds it); raise KeyError/TypeError/ValueError on
+        damaged fields."""
 
     def _save_files(self, folder: Path) -> None:  # noqa: B027 - a hook: most tokenizers have no other files
-        """Write any files besides tokenizer.json (SentencePiece's model)."""
+        """Write any files besides lmcore-tokenizer.json (SentencePiece's model, Hugging Face's tokenizer.json)."""
 
     def save(self, folder: Path) -> None:
         folder = Path(folder)
@@ -202,7 +210,7 @@ class Tokenizer(ABC):
             folder.mkdir(parents=True, exist_ok=True)
             self._save_files(folder)
             doc = {"format": FORMAT, "version": FORMAT_VERSION, **self._document()}
-            write_atomic(folder / TOKENIZER_JSON, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+            write_atomic(folder / TOKENIZER_FILE, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
         except OSError as e:
             raise TokenizerError(
                 f"cannot save the tokenizer to {folder}: {e.strerror or e}; check that the folder is writable "
@@ -210,7 +218,7 @@ class Tokenizer(ABC):
             ) from e
 
     def _document(self) -> dict[str, Any]:
-        """What tokenizer.json holds besides its format and version."""
+        """What lmcore-tokenizer.json holds besides its format and version."""
         doc = {"kind": self.kind, **self._state()}
         if self.special_tokens:  # absent otherwise, so that a tokenizer without them is saved as it always was
             doc["special_tokens"] = list(self.special_tokens)
@@ -520,18 +528,7 @@ class SentencePieceTokenizer(Tokenizer):
     @classmethod
     def _from_state(cls, doc: dict[str, Any], folder: Path) -> SentencePieceTokenizer:
         path = folder / SPM_MODEL_FILE
-        try:
-            model = path.read_bytes()
-        except OSError as e:
-            raise TokenizerError(
-                f"{path} cannot be read ({e.strerror or e}); it belongs with {folder / TOKENIZER_JSON}. "
-                "Copy the whole tokenizer folder again, or retrain the tokenizer."
-            ) from e
-        if hashlib.sha256(model).hexdigest() != doc["model_sha256"]:
-            raise TokenizerError(
-                f"{path} does not match {folder / TOKENIZER_JSON} (its checksum differs): the file is damaged "
-                "or comes from another tokenizer. Copy the whole tokenizer folder again, or retrain the tokenizer."
-            )
+        model = _read_companion(path, doc["model_sha256"])
         try:
             return cls(model)
         except (RuntimeError, ValueError) as e:
@@ -569,6 +566,124 @@ def _spm_training_error(message: str, cfg: TokenizerConfig) -> TokenizerError:
     return TokenizerError(f"SentencePiece could not train a tokenizer on this corpus: {message}")
 
 
+class HuggingFaceTokenizer(Tokenizer):
+    """A Hugging Face `tokenizers` tokenizer, read from its tokenizer.json: GPT-2's byte-level BPE, or any other.
+    Encoding and decoding are the library's own, so ids equal those the model was trained with; a byte-level
+    BPE round-trips any text byte for byte. Saved as Hugging Face's tokenizer.json beside lmcore-tokenizer.json,
+    which holds its checksum."""
+
+    kind = "huggingface"
+
+    def __init__(self, document: bytes):
+        tokenizers = tokenizers_library()
+        self._document_bytes = bytes(document)
+        try:
+            self._hf = tokenizers.Tokenizer.from_str(self._document_bytes.decode("utf-8"))
+        except Exception as e:  # the library raises plain Exception for a file it cannot parse
+            raise ValueError(f"not a Hugging Face tokenizer.json ({e})") from None
+        unk = getattr(self._hf.model, "unk_token", None)
+        self.unk_id = self._hf.token_to_id(unk) if unk else None
+        self.eos_id = self._hf.token_to_id(GPT2_END_OF_TEXT)  # GPT-2's one special token: documents end with it
+
+    @classmethod
+    def from_file(cls, path: Path) -> HuggingFaceTokenizer:
+        """Read a Hugging Face tokenizer.json, or explain why it cannot be used."""
+        try:
+            return cls(Path(path).read_bytes())
+        except OSError as e:
+            raise TokenizerError(f"{path} cannot be read ({e.strerror or e}); give a readable tokenizer.json.") from e
+        except ValueError as e:
+            raise TokenizerError(f"{path}: {e}; give the tokenizer.json of a Hugging Face model.") from e
+
+    @classmethod
+    def from_vocab_and_merges(cls, vocab: Path, merges: Path) -> HuggingFaceTokenizer:
+        """GPT-2's original files (vocab.json + merges.txt) as the byte-level BPE tokenizer.json they stand for,
+        with <|endoftext|> as a special token when the vocabulary has it."""
+        tokenizers = tokenizers_library()
+        try:
+            model = tokenizers.models.BPE.from_file(str(vocab), str(merges))
+        except Exception as e:  # OSError or the library's own parse errors
+            raise TokenizerError(f"{vocab} and {merges} are not a GPT-2 vocabulary and merges list ({e}); give the "
+                                 "files of a GPT-2 model, or its tokenizer.json.") from None
+        hf = tokenizers.Tokenizer(model)
+        hf.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+        hf.decoder = tokenizers.decoders.ByteLevel()
+        if hf.token_to_id(GPT2_END_OF_TEXT) is not None:
+            hf.add_special_tokens([GPT2_END_OF_TEXT])
+        return cls(hf.to_str().encode("utf-8"))
+
+    @property
+    def text_vocab_size(self) -> int:
+        return self._hf.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str, unknown: str = "error") -> list[int]:
+        _check_unknown_mode(unknown)
+        ids = self._hf.encode(text, add_special_tokens=False).ids
+        if unknown == "error" and self.unk_id is not None and self.unk_id in ids:
+            raise TokenizerError(
+                f"the text has {self._unknown_chars(text)} character(s) this tokenizer cannot express; remove them, "
+                "or encode with unknown=\"replace\" to map them to its unknown token.")
+        return ids
+
+    def _unknown_chars(self, text: str) -> int:
+        if self.unk_id is None:
+            return 0
+        encoding = self._hf.encode(text, add_special_tokens=False)
+        return sum(end - start for i, (start, end) in zip(encoding.ids, encoding.offsets, strict=True)
+                   if i == self.unk_id)
+
+    def _decode(self, ids: list[int]) -> str:
+        return self._hf.decode(ids, skip_special_tokens=False)
+
+    def _token_text(self, token_id: int) -> str:
+        return self._hf.decode([token_id], skip_special_tokens=False)
+
+    @property
+    def document(self) -> str:
+        """Hugging Face's tokenizer.json, as it was read."""
+        return self._document_bytes.decode("utf-8")
+
+    def _state(self) -> dict[str, Any]:
+        return {"file": HF_TOKENIZER_FILE, "sha256": hashlib.sha256(self._document_bytes).hexdigest()}
+
+    def _save_files(self, folder: Path) -> None:
+        write_atomic(folder / HF_TOKENIZER_FILE, self._document_bytes)
+
+    @classmethod
+    def _from_state(cls, doc: dict[str, Any], folder: Path) -> HuggingFaceTokenizer:
+        return cls(_read_companion(folder / HF_TOKENIZER_FILE, doc["sha256"]))
+
+
+def _read_companion(path: Path, sha256: str) -> bytes:
+    """A file the tokenizer's own file names by its checksum (SentencePiece's model, Hugging Face's
+    tokenizer.json), read and checked."""
+    try:
+        content = path.read_bytes()
+    except OSError as e:
+        raise TokenizerError(
+            f"{path} cannot be read ({e.strerror or e}); it belongs with {tokenizer_file(path.parent)}. "
+            "Copy the whole tokenizer folder again, or retrain the tokenizer."
+        ) from e
+    if hashlib.sha256(content).hexdigest() != sha256:
+        raise TokenizerError(
+            f"{path} does not match {tokenizer_file(path.parent)} (its checksum differs): the file is damaged "
+            "or comes from another tokenizer. Copy the whole tokenizer folder again, or retrain the tokenizer."
+        )
+    return content
+
+
+GPT2_END_OF_TEXT = "<|endoftext|>"
+
+
+def tokenizers_library():
+    try:
+        import tokenizers
+    except ImportError:
+        raise TokenizerError("Hugging Face tokenizers need the tokenizers package: pip install tokenizers "
+                             "(it comes with LM Workbench; reinstall it with pip install -e .).") from None
+    return tokenizers
+
+
 def _list_of_str(value: Any, name: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"{name!r} must be a list of strings")
@@ -579,6 +694,7 @@ _CLASSES: dict[str, type[Tokenizer]] = {
     "char": CharTokenizer,
     "word": WordTokenizer,
     "sentencepiece": SentencePieceTokenizer,
+    "huggingface": HuggingFaceTokenizer,
 }
 
 
@@ -597,16 +713,27 @@ def train_tokenizer(
         if cfg.segmenter == "whitespace" and (warning := long_words_warning(text)):
             warnings.warn(warning, stacklevel=2)
         tokenizer = WordTokenizer.train(text, cfg)
-    else:
+    elif cfg.kind == "sentencepiece":
         tokenizer = SentencePieceTokenizer.train(text, cfg)
+    else:
+        raise TokenizerError("tokenizer.kind = 'huggingface' is not trained: it comes with an imported model "
+                             "(lmcore import). Fine-tune that run (init_from), or choose char, word or sentencepiece.")
     report(f"Tokenizer ready: {tokenizer.vocab_size:,} tokens")
     return tokenizer
+
+
+def tokenizer_file(folder: Path) -> Path:
+    """The file that describes the tokenizer saved in `folder`: lmcore-tokenizer.json, or tokenizer.json in a folder
+    written before the rename."""
+    path = Path(folder) / TOKENIZER_FILE
+    legacy = Path(folder) / LEGACY_TOKENIZER_FILE
+    return legacy if not path.is_file() and legacy.is_file() else path
 
 
 def load_tokenizer(folder: Path) -> Tokenizer:
     """Read a tokenizer saved by Tokenizer.save(); every problem becomes a TokenizerError saying what to do."""
     folder = Path(folder)
-    path = folder / TOKENIZER_JSON
+    path = tokenizer_file(folder)
     if not folder.is_dir():
         raise TokenizerError(
             f"the tokenizer folder {folder} does not exist; point to a run's tokenizer/ folder or train a tokenizer."
@@ -623,8 +750,10 @@ def load_tokenizer(folder: Path) -> Tokenizer:
             f"{path} cannot be read as JSON ({e}); the file is damaged: restore it from a copy or retrain the tokenizer."
         ) from e
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        hint = ("; it is a Hugging Face tokenizer: import its model with lmcore import hf FOLDER"
+                if isinstance(doc, dict) and "model" in doc else "")
         raise TokenizerError(
-            f"{path} is not an LM Workbench tokenizer file (it lacks \"format\": \"{FORMAT}\"); "
+            f"{path} is not an LM Workbench tokenizer file (it lacks \"format\": \"{FORMAT}\"){hint}; "
             "point to the tokenizer/ folder of an LM Workbench run."
         )
     version = doc.get("version")

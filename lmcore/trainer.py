@@ -40,6 +40,8 @@ from .checkpoint import (Checkpoint, build_checkpoint_model, check_fits, checkpo
                          optimizer_from_tensors, optimizer_to_tensors, resolve_checkpoint, save_checkpoint)
 from .config import RunConfig, apply_override, config_from_dict, config_to_dict
 from .corpus import encode_cached, load_corpus
+from .classify_task import ClassifyTask, LabelledBatches
+from .distill import Teacher
 from .device import describe_device, device_features, pick_device, run_peak_flops
 from .evaluation import EvalResult, eval_batch_size, evaluate_ids
 from .errors import CheckpointError, ConfigError, LMCoreError, TokenizerError, TrainingError
@@ -47,9 +49,10 @@ from .fileio import remove_temp_files
 from .masking import MaskedLM
 from .metrics import metric_record
 from .models import LanguageModel, build_model, model_config_to_dict
+from .models.classifier import TextClassifier
 from .runs import RunFolder, liveness
 from .schedule import LRSchedule
-from .tokenizers import UNKNOWN_SHARE_LIMIT, load_tokenizer, train_tokenizer
+from .tokenizers import UNKNOWN_SHARE_LIMIT, load_tokenizer, tokenizer_file, train_tokenizer
 
 # What --set may change when a run resumes: how long it trains and how often it evaluates and logs. Anything else
 # would make it another run than the one its checkpoint continues.
@@ -228,25 +231,33 @@ class Trainer:
         # fp16's narrow range flushes small gradients to zero: the loss is scaled up, the gradients back down
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast == torch.float16)
         self._emit(ev.Preparing("Reading corpus"))
-        data = cfg.data
-        self.corpus = load_corpus(data.train, data.val, data.val_fraction, data.encoding_errors)
+        data, t = cfg.data, cfg.train
+        # a classifier's labelled texts, whose texts stand in for the corpus (None: a language model)
+        self.classify = ClassifyTask(cfg) if cfg.task == "classify" else None
+        self.corpus = (self.classify.corpus if self.classify else
+                       load_corpus(data.train, data.val, data.val_fraction, data.encoding_errors))
         source = dist.on_main(self._fine_tune_source)
         self.tokenizer = dist.on_main(lambda: self._tokenizer(source))
-        with dist.main_first():  # rank 0 fills the encoding cache; the other ranks of its machine read it
-            self.train_ids, self.val_ids, self.val_chars = self._encode()
-        self.model: LanguageModel = (build_checkpoint_model(source) if source else
-                                     build_model(cfg.model_for(self.tokenizer.vocab_size))).to(self.device)
+        if not self.classify:
+            with dist.main_first():  # rank 0 fills the encoding cache; the other ranks of its machine read it
+                self.train_ids, self.val_ids, self.val_chars = self._encode()
+        body = build_checkpoint_model(source) if source else build_model(cfg.model_for(self.tokenizer.vocab_size))
+        self.model: LanguageModel = (self.classify.build(body, self.tokenizer, t.context) if self.classify
+                                     else body).to(self.device)
         self.optimizer = self._optimizer()
-        t = cfg.train
-        self.tokens_per_step = t.batch_size * t.context * t.grad_accum * dist.world_size
+        per_step = t.batch_size * t.grad_accum * dist.world_size  # sequences (a classifier's: texts) per step
+        self.tokens_per_step = per_step * (self.classify.tokens_per_text if self.classify else t.context)
         self.max_steps = t.max_steps
         if t.epochs > 0:
-            self.max_steps = max(1, math.ceil(t.epochs * len(self.train_ids) / self.tokens_per_step))
+            sequences = len(self.classify.data.train) if self.classify else len(self.train_ids) / t.context
+            self.max_steps = max(1, math.ceil(t.epochs * sequences / per_step))
         self.schedule = LRSchedule(cfg.schedule, cfg.optim.lr, self.max_steps)
         # a masked LM's special token ids (None for the next-token families): its objective, in training and evaluation
         self.mlm = MaskedLM.of(self.tokenizer) if self.model.family == "encoder" else None
-        self.batches: ContiguousStreams | RandomWindows
-        if self.model.family == "rnn":
+        self.batches: ContiguousStreams | RandomWindows | LabelledBatches
+        if self.classify:
+            self.batches = self.classify.batches(t.batch_size, t.seed, dist.rank, dist.world_size)
+        elif self.model.family == "rnn":
             self.batches = ContiguousStreams(self.train_ids, t.batch_size, t.context, dist.rank, dist.world_size)
         elif self.mlm is not None:
             self.batches = MaskedWindows(self.mlm, self.train_ids, t.batch_size, t.context, t.seed, dist.rank,
@@ -254,9 +265,11 @@ class Trainer:
         else:
             self.batches = RandomWindows(self.train_ids, t.batch_size, t.context, t.seed, dist.rank, dist.world_size)
         self.hidden: Tensor | tuple[Tensor, ...] | None = None  # an RNN's state, carried from batch to batch
-        # fail now, not at the first evaluation, when the validation split cannot fill a batch (on every rank)
-        evaluation_batches(self.val_ids, self.model.family, t.context, eval_batch_size(self.model.family))
-        self._validation_ids(t.eval_batches)
+        self.teacher = (Teacher.load(cfg.distill, self.model, self.tokenizer, t.context, self.device, cfg.name)
+                        if cfg.distill.teacher else None)
+        if not self.classify:  # fail now, not at the first evaluation, when the validation split cannot fill a batch
+            evaluation_batches(self.val_ids, self.model.family, t.context, eval_batch_size(self.model.family))
+            self._validation_ids(t.eval_batches)
         # torch.compile of a module is a module (OptimizedModule), though its signature promises only a callable
         self.forward = self._wrap(cast(torch.nn.Module, torch.compile(self.model)) if t.compile else self.model)
         if self.resuming:
@@ -296,7 +309,7 @@ class Trainer:
         if self.dist.world_size == 1:
             return model
         return DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                                       find_unused_parameters=not self.model.output.uses_every_parameter)
+                                       find_unused_parameters=not self.model.uses_every_parameter)
 
     def _fine_tune_source(self) -> Checkpoint | None:
         if not self.config.init_from:
@@ -327,7 +340,7 @@ class Trainer:
         settings = json.dumps(asdict(self.config.tokenizer), sort_keys=True)
         key = hashlib.sha256((self.corpus.digest + settings).encode()).hexdigest()[:24]
         cached = default_cache_dir() / "tokenizers" / key
-        if (cached / "tokenizer.json").is_file():
+        if tokenizer_file(cached).is_file():
             with contextlib.suppress(LMCoreError):
                 return load_tokenizer(cached)
         self._emit(ev.Preparing(f"Training {self.config.tokenizer.kind} tokenizer"))
@@ -375,6 +388,9 @@ class Trainer:
             "world_size": self.dist.world_size, "first_loss": self.first_loss,
             "grad_scaler": self.scaler.state_dict(),
         }
+        if self.classify:  # what Classifier.load needs, and where early stopping stands
+            meta["classifier"] = self.classify.header()
+            meta["classify_progress"] = self.classify.state_dict()
         summary = {"step": self.step, "tokens_seen": self.tokens_seen, "best_val_loss": self.best_val_loss,
                    "model": meta["model"], "parameters": self.model.num_parameters()}
         path = self.folder.checkpoint_path(which)
@@ -416,6 +432,8 @@ class Trainer:
         if meta.get("grad_scaler"):  # an fp16 run's loss scale, learnt over its steps
             self.scaler.load_state_dict(meta["grad_scaler"])
         self.schedule.load_state_dict(meta["schedule"])
+        if self.classify:
+            self.classify.load_state_dict(meta["classify_progress"])
         batch_state = dict(meta["batches"])
         if "rng.batches" in checkpoint.extra:
             batch_state["generator"] = checkpoint.extra["rng.batches"]
@@ -440,7 +458,7 @@ class Trainer:
                               run_peak_flops(self.device, self.dist.world_size)))
         # Reading a metric back makes the host wait for the GPU's queue: batch them, except on the CPU.
         read_every = 1 if self.features.cheap_readback else cfg.log_interval
-        pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []
+        pending: list[tuple[int, float, Tensor, Tensor, Tensor | None]] = []  # step, lr, loss, grad norm, parts
         last_read = time.perf_counter()
         with (self.folder.metrics_path.open("a", encoding="utf-8") if self.dist.is_main
               else contextlib.nullcontext()) as metrics:
@@ -457,11 +475,11 @@ class Trainer:
                     break
                 lr = self.schedule.lr_at(self.step)
                 for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group.get("lr_scale", 1.0)  # a classifier's body learns slower than its head
                 loss, grad_norm = self._step()
                 self.step += 1
                 self.tokens_seen += self.tokens_per_step
-                pending.append((self.step, lr, loss, grad_norm))
+                pending.append((self.step, lr, loss, grad_norm, self.teacher.parts() if self.teacher else None))
                 if len(pending) >= read_every or self.step == self.max_steps:
                     last_read = self._publish(pending, metrics, last_read)
                     pending = []
@@ -473,10 +491,15 @@ class Trainer:
                     pending = []
                     self._evaluate(metrics)
                     last_read = time.perf_counter()  # evaluation time is not training throughput
+                    if self.classify and self.classify.early_stop_message:
+                        break
             self._publish(pending, metrics, last_read)
-        status = "stopped" if self.step < self.max_steps else "finished"
+        early_stop = self.classify.early_stop_message if self.classify else ""
+        status = "finished" if self.step >= self.max_steps or early_stop else "stopped"
         self._save("last")
-        self._status(status, "", step=self.step, best_val_loss=self.best_val_loss)
+        if self.classify and status == "finished" and self.dist.is_main:
+            self.classify.score_test(self.folder.path, self.device)
+        self._status(status, early_stop, step=self.step, best_val_loss=self.best_val_loss)
         self._emit(ev.Finished(self.step, status, self.best_val_loss, self.folder.path))
         self.dist.barrier()  # no rank returns before rank 0 has written the final checkpoint
         return status
@@ -495,17 +518,19 @@ class Trainer:
         self.model.train()
         total = torch.zeros((), device=self.device)
         for micro in range(accum):
-            if self.model.family == "rnn" and (self.hidden is None or self.batches.new_sequence):
+            fresh = self.model.family != "rnn" or self.hidden is None or self.batches.new_sequence
+            if self.model.family == "rnn" and fresh:
                 self.hidden = self.model.init_state(cfg.train.batch_size, self.device)
             x, y = self.batches.next_batch()
             x, y = self._to_device(x), self._to_device(y)
             with self._gradient_sync(micro == accum - 1):
                 with self._autocast():
                     out = self.forward(x, targets=y, state=self.hidden)
-                self.scaler.scale(out.loss / accum).backward()
+                    loss = out.loss if self.teacher is None else self.teacher.loss(out, x, fresh)
+                self.scaler.scale(loss / accum).backward()
             if self.model.family == "rnn":
                 self.hidden = _detach(out.state)
-            total += out.loss.detach()
+            total += loss.detach()
         max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
         self.scaler.unscale_(self.optimizer)  # clip the true gradients
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
@@ -535,15 +560,17 @@ class Trainer:
         log and emit them."""
         if not pending:
             return since
-        stacked = torch.stack([torch.stack([loss.float(), norm.float()]) for _, _, loss, norm in pending])
+        stacked = torch.stack([torch.stack([loss.float(), norm.float()]) for _, _, loss, norm, _ in pending])
         values = self.dist.mean(stacked).tolist()  # the grad norm is already the same on every rank
+        parts = self.dist.mean(torch.stack([p for *_, p in pending])).tolist() if self.teacher else None
         now = time.perf_counter()
         self.elapsed += now - since
         rate = len(pending) * self.tokens_per_step / max(now - since, 1e-9)
         first_tokens = self.tokens_seen - (len(pending) - 1) * self.tokens_per_step
         bad = next((i for i, (loss, _) in enumerate(values) if not math.isfinite(loss)), None)
-        events = [ev.StepMetrics(step, first_tokens + i * self.tokens_per_step, loss, lr, norm, rate, self.elapsed)
-                  for i, ((step, lr, _, _), (loss, norm)) in enumerate(zip(pending[:bad], values[:bad], strict=True))]
+        events = [ev.StepMetrics(step, first_tokens + i * self.tokens_per_step, loss, lr, norm, rate, self.elapsed,
+                                 *(parts[i] if parts else ()))
+                  for i, ((step, lr, *_), (loss, norm)) in enumerate(zip(pending[:bad], values[:bad], strict=True))]
         self._record(metrics, events)
         if bad is not None:
             raise TrainingError(f"The training loss became {values[bad][0]} at step {pending[bad][0]}. "
@@ -588,6 +615,8 @@ class Trainer:
     def evaluate(self, max_batches: int | None = None) -> EvalResult:
         """Validation loss over the whole split, or over `max_batches` (default train.eval_batches).
         With several ranks each evaluates its share and the sums are added up: every rank must call this."""
+        if self.classify:  # every rank scores the whole validation split
+            return self._evaluate_classifier(self.classify)[0]
         limit = self.config.train.eval_batches if max_batches is None else max_batches
         ids = self._validation_ids(limit)
         rnn = self.model.family == "rnn"
@@ -608,21 +637,27 @@ class Trainer:
         return rank_windows(self.val_ids, self.config.train.context, self.dist.rank, self.dist.world_size,
                             max_batches * eval_batch_size("transformer"), self.model.family)
 
+    def _evaluate_classifier(self, task: ClassifyTask) -> tuple[EvalResult, ev.ClassifyMetrics]:
+        return task.evaluate(cast(TextClassifier, self.model), self.step, self.device, self.autocast)
+
     def _evaluate(self, metrics) -> None:
-        result = self.evaluate()
+        result, scores = self._evaluate_classifier(self.classify) if self.classify else (self.evaluate(), None)
         val_loss = result.loss
         if not math.isfinite(val_loss):
             raise TrainingError(f"The validation loss became {val_loss} at step {self.step}; "
                                 "lower optim.lr or set optim.grad_clip, then start again.")
-        whole = self.config.train.eval_batches == 0 and self.mlm is None  # bits/char: for next-token models only
+        # bits/char: for next-token models only
+        whole = self.config.train.eval_batches == 0 and self.mlm is None and scores is None
         bpc = result.bits_per_char(self.val_chars / len(self.val_ids)) if whole else None
-        improved = self.best_val_loss is None or val_loss < self.best_val_loss
+        # a classifier's best checkpoint is the best by classify.metric, and best_val_loss that checkpoint's loss
+        improved = (self.classify.observe(scores) if self.classify and scores else
+                    self.best_val_loss is None or val_loss < self.best_val_loss)
         self.schedule.observe_validation(val_loss)
         if improved:
             self.best_val_loss = val_loss
         event = ev.EvalMetrics(self.step, self.tokens_seen, self.elapsed, val_loss, result.perplexity, bpc, improved,
                                result.accuracy)
-        self._record(metrics, [event])
+        self._record(metrics, [event] if scores is None else [event, scores])
         if improved:
             self._save("best")
         self._save("last")

@@ -1,4 +1,5 @@
-"""Token focus: pick one token of the text and see, layer by layer, which earlier tokens it attends to most."""
+"""Token focus: pick one token of the text and see, layer by layer, which tokens it attends to most (earlier ones;
+an encoder's, any)."""
 from __future__ import annotations
 
 import html
@@ -17,8 +18,9 @@ SHADE_RGB = (253, 231, 37)  # viridis' top colour, so the text shading reads lik
 
 
 class TokenFocusView(QWidget):
-    """The text as clickable tokens; under it, a rows × earlier-tokens map for the focused token and a summary
-    of each row's strongest keys. Rows are layers (attention) or the single saliency row (RNN)."""
+    """The text as clickable tokens; under it, a rows × keys map for the focused token (the tokens up to it, or
+    an encoder's every token) and a summary of each row's strongest keys. Rows are layers (attention) or the
+    single saliency row (RNN)."""
 
     token_clicked = Signal(int)
 
@@ -43,8 +45,8 @@ class TokenFocusView(QWidget):
         split.addWidget(self.text)
         split.addWidget(lower)
         split.setSizes([120, 400])
-        hint = QLabel("Click a token to see which earlier tokens it draws on most, layer by layer. "
-                      "Earlier tokens are shaded by the largest weight they get.", objectName="hint")
+        hint = QLabel("Click a token to see which tokens it draws on most, layer by layer. "
+                      "Tokens are shaded by the largest weight they get.", objectName="hint")
         hint.setWordWrap(True)
         hint.setContentsMargins(*LABEL_MARGINS)
         layout = QVBoxLayout(self)
@@ -54,12 +56,13 @@ class TokenFocusView(QWidget):
 
     def show_focus(self, tokens: list[str], position: int, matrix: np.ndarray, rows: list[str], *,
                    row_title: str, column_title: str, value_name: str, title: str, verb: str) -> None:
-        """matrix [len(rows), position + 1]: each row's weights from `position` to tokens 0..position;
-        `verb` says what the weights mean ("attends most to")."""
+        """matrix [len(rows), keys]: each row's weights from `position` to tokens 0..keys - 1 (keys is position + 1
+        for a model that sees only the past, the whole text for an encoder); `verb` says what the weights mean
+        ("attends most to")."""
         strongest = matrix.max(axis=0)
         self.text.setHtml(_token_html(tokens, position, strongest / max(float(strongest.max()), 1e-9)))
         self.heatmap.show_matrix(matrix, Axis(row_title, rows, tokens=False),
-                                 Axis(column_title, tokens[:position + 1]), title=title, value_name=value_name)
+                                 Axis(column_title, tokens[:matrix.shape[1]]), title=title, value_name=value_name)
         table = "".join(f"<tr><td><b>{html.escape(name)}</b></td><td>{_top_keys(tokens, weights)}</td></tr>"
                         for name, weights in zip(rows, matrix, strict=True))
         self.summary.setText(f"<p>{_chip(tokens[position])} at position {position} {verb}:</p>"
@@ -84,13 +87,13 @@ def _top_keys(tokens: list[str], weights: np.ndarray) -> str:
 
 
 def _token_html(tokens: list[str], position: int, shade: np.ndarray) -> str:
-    """Each token a link to itself: the focused one in red, earlier ones shaded by `shade` (0..1), later ones
-    grey (they cannot be attended to)."""
+    """Each token a link to itself: the focused one in red, the keys shaded by `shade` (0..1), the tokens past
+    them grey (they cannot be attended to)."""
     parts = []
     for i, token in enumerate(tokens):
         if i == position:
             style = f"background-color:{FOCUS_COLOUR}; color:white; font-weight:bold"
-        elif i > position:
+        elif i >= len(shade):
             style = "color:#9a9a9a"
         else:  # whitespace drawn light, so the words stay readable
             colour = "#a0a0a0" if token.isspace() else "black"

@@ -30,6 +30,7 @@ from .heatmap import Axis, HeatmapView, ModelGridView, Mosaic, future_mask
 from .worker import AttentionWorker, Capture
 from ..common.background import start_in_background, stop_background
 from ..common.style import set_tone
+from ..common.text import FAMILY_NAMES
 from ..common.widgets import button, row, text_editor
 
 HEATMAP, HEAD, MODEL, FOCUS = range(4)  # the view tabs
@@ -37,11 +38,15 @@ VIEWS_MIN_HEIGHT = 240  # px: the views' least height, about their own least (a 
 SHOW_TIP = "Capture the attention for this text (Ctrl+Enter)"
 NO_RUN_TIP = "Select a run in the runs list first: its checkpoint is what this looks inside"
 PROBE_TIP = "Send this text to the live probe of the run training in this window (Ctrl+Enter)"
-RNN_NOTICE = (
-    "<b>An RNN has no attention.</b> It reads the text one token at a time and carries everything it has seen "
-    "in its hidden state, so there are no weights over earlier tokens to show. Shown instead: "
+SALIENCY_NOTICE = (
+    "<b>{name} has no attention.</b> {reads}, so there are no weights over earlier tokens to show. Shown instead: "
     "<b>gradient saliency</b>: for each position, how strongly each token so far drives the model's prediction "
     "of the next token (‖gradient × input‖ of the log-probability of its top prediction, as a share of the row).")
+HOW_IT_READS = {  # family -> (its name, how it reads the text), for SALIENCY_NOTICE
+    "rnn": ("An RNN", "It reads the text one token at a time and carries everything it has seen in its hidden state"),
+    "mlp": ("An MLP", "It reads the n - 1 tokens before each position side by side, through its hidden layers"),
+    "conv": ("A CNN", "Its convolutions mix a fixed window of tokens before each position, layer by layer"),
+}
 
 
 @dataclass
@@ -60,6 +65,7 @@ class AttentionTab(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._run_dir: Path | None = None
+        self._run_family = "rnn"  # whose saliency notice to show
         self._snapshot: AttentionSnapshot | None = None
         self._mosaic: Mosaic | None = None  # the model view's picture of the snapshot, made by the worker
         self._source = ""  # where the snapshot came from, for the header
@@ -187,8 +193,8 @@ class AttentionTab(QWidget):
         except LMCoreError as exc:
             self._fail(str(exc))
             return
-        kind = "Transformer" if family == "transformer" else "RNN"
-        self.run_label.setText(f"<b>{html.escape(self._run_dir.name)}</b> · {kind}")
+        self._run_family = family if family in HOW_IT_READS else "rnn"
+        self.run_label.setText(f"<b>{html.escape(self._run_dir.name)}</b> · {FAMILY_NAMES.get(family, family)}")
         self._set_family(family)
         if not self.editor.toPlainText():
             self.editor.setPlainText(opening_text(self._run_dir))
@@ -297,13 +303,13 @@ class AttentionTab(QWidget):
 
     # ---- showing -------------------------------------------------------------------------------
     def _set_family(self, family: str) -> None:
-        attention = family == "transformer"
+        attention = family in ("transformer", "encoder")
         self.show_button.setText("Show attention" if attention else "Show saliency")
         if not attention and self.views.currentIndex() in (HEAD, MODEL):
             self.views.setCurrentIndex(HEATMAP)  # else disabling it would open the next tab along
         for view, what in ((HEAD, "heads"), (MODEL, "layers × heads")):
             self.views.setTabEnabled(view, attention)
-            self.views.setTabToolTip(view, "" if attention else f"An RNN has no {what} of attention to show")
+            self.views.setTabToolTip(view, "" if attention else f"This model has no {what} of attention to show")
         for widget in (self.layer_label, self.layer, self.head_label, self.head):
             widget.setVisible(attention)
 
@@ -332,7 +338,8 @@ class AttentionTab(QWidget):
         """What the reader needs to know about the snapshot shown: an RNN's saliency, a text cut to fit."""
         snapshot, notes = self._snapshot, []
         if snapshot is not None and snapshot.kind == "saliency":
-            notes.append(RNN_NOTICE)
+            name, reads = HOW_IT_READS[self._run_family]
+            notes.append(SALIENCY_NOTICE.format(name=name, reads=reads))
         if snapshot is not None and snapshot.dropped:
             T = len(snapshot.tokens)
             window = (f"the model's context is {T} tokens" if snapshot.kind == "attention"
@@ -368,7 +375,7 @@ class AttentionTab(QWidget):
                                      value_name=self._value_name())
         else:
             q = self._focus
-            matrix = self._head_weights()[:, q, :q + 1]
+            matrix = self._head_weights()[:, q, :q + 1 if snapshot.causal else None]  # an encoder's: every key
             if snapshot.kind == "attention":
                 rows, wording = [f"layer {i + 1}" for i in range(len(matrix))], ("layer", "key", "attends most to")
             else:
@@ -400,8 +407,9 @@ class AttentionTab(QWidget):
     def _describe_model(self, snapshot: AttentionSnapshot) -> str:
         n_layer, n_head, T, _ = snapshot.weights.shape
         if snapshot.kind == "saliency":
-            return f"RNN, saliency over {T} tokens"
-        return f"{n_layer} layers × {n_head} heads, {T} tokens"
+            return f"{FAMILY_NAMES[self._run_family]}, saliency over {T} tokens"
+        both_ways = "" if snapshot.causal else " (an encoder: each attends to all, later ones too)"
+        return f"{n_layer} layers × {n_head} heads, {T} tokens{both_ways}"
 
     def _set_focus(self, position: int) -> None:
         self._focus = position

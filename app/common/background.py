@@ -49,6 +49,21 @@ def stop_background(thread: BackgroundThread | None) -> None:
         thread.wait()
 
 
+class WorkerOwner:
+    """Mixed into a widget whose worker lives on the thread in `self._thread` (start_in_background's): shutdown()
+    ends that thread, and so does closing the widget."""
+
+    _thread: BackgroundThread | None
+
+    def shutdown(self) -> None:
+        """End the worker thread (on close; start_in_background does it when the application quits)."""
+        stop_background(self._thread)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.shutdown()
+        super().closeEvent(event)  # type: ignore[misc]  # the widget's, after this mixin in its bases
+
+
 def report_errors(work: Callable[[], None], report: Callable[[str], None]) -> None:
     """Run `work` on the worker's thread, turning any error into a message for `report`: a worker must outlive
     bad input and bugs. Engine and file errors are the user's to fix; anything else is a bug."""

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from lmcore.runs import split_run_name
 
-FAMILY_NAMES = {"transformer": "Transformer", "rnn": "RNN"}
+FAMILY_NAMES = {"transformer": "Transformer", "rnn": "RNN", "encoder": "Encoder (masked LM)", "mlp": "MLP",
+                "conv": "CNN"}
 # Whitespace drawn as a glyph, so a token that is a space or a line break can be seen and pointed at
 VISIBLE_WHITESPACE = {"\n": "⏎", " ": "·", "\t": "⇥", "\r": "␍"}
 EMPTY_TOKEN = "∅"

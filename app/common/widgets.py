@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QHBoxLayout, QPlainTextEdit, QPushButton, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
-from .style import monospace_font
+from .style import monospace_font, set_tone
 
 
 def button(text: str, on_click: Callable | None = None, *, tooltip: str = "", name: str = "") -> QPushButton:
@@ -44,3 +45,29 @@ def row(*items: QWidget | tuple | int) -> QHBoxLayout:
         else:
             layout.addWidget(item)
     return layout
+
+
+def run_header() -> tuple[QFrame, QVBoxLayout, QLabel]:
+    """The framed header of a panel that works with one run: the frame, its layout, and the run's title in it (a
+    long name is cut, rather than widening the panel)."""
+    header = QFrame()
+    header.setObjectName("summary")
+    layout = QVBoxLayout(header)
+    layout.setContentsMargins(10, 6, 10, 6)
+    layout.setSpacing(2)
+    title = QLabel()
+    title.setObjectName("runTitle")
+    title.setMinimumWidth(60)
+    return header, layout, title
+
+
+def banner(tone: str) -> QLabel:
+    """A message box of a tone (info, success, warning, error), hidden until given text: wrapped, and selectable
+    so that an error can be copied."""
+    label = QLabel()
+    label.setObjectName("banner")
+    set_tone(label, tone)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.hide()
+    return label

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from lmcore.ensemble import MEANS
 from lmcore.generation import TOP_CANDIDATES, SamplingSettings, fresh_seed
 from lmcore.runs import RunFolder
 
@@ -21,6 +22,7 @@ CHECKPOINTS = ("best", "last")
 GENERATE, SCORE, CHAT = "generate", "score", "chat"  # the tab's modes, and the jobs the worker does for them
 MODES = (GENERATE, SCORE, CHAT)  # in the order of the tab's pages
 SECOND = "second"  # side by side: the second column's output, from the second model
+FILL = "fill"  # an encoder's fill-in-the-blank: the view such a run gets in place of the modes (fill_mask.py)
 # The token views each model's tokens reach: slot 0 is the run chosen in the runs browser, slot 1 the second column's.
 SLOT_VIEWS = {0: (GENERATE, SCORE, CHAT), 1: (SECOND,)}
 FINISH_REASONS = {"stopped": "stopped", "max tokens": "max tokens reached", "stop string": "stop string found"}
@@ -58,6 +60,16 @@ class ModelSummary:
     tokenizer_line: str
     context_length: int | None
     slot: int = 0  # which of the two models (SLOT_VIEWS)
+    # The loaded tokenizer, which the fill-in-the-blank view cuts the typed text with (one never changes once
+    # loaded, so the GUI thread may use it)
+    tokenizer: object = None
+    members: list[Path] = field(default_factory=list)  # an ensemble's runs, the chosen one first (ensemble.py)
+    mean: str = ""  # ... and how it mixes their distributions (lmcore.ensemble.MEANS)
+
+    @property
+    def fills_blanks(self) -> bool:
+        """An encoder (a masked language model): it fills in blanks rather than continuing text."""
+        return self.family == "encoder"
 
 
 @dataclass
@@ -91,7 +103,7 @@ class GenerationFinished:
 @dataclass
 class JobFailed:
     message: str  # for the user
-    view: str | None = None  # the view of the generation that failed, SCORE, or None: loading model `slot`
+    view: str | None = None  # the view of the generation that failed, SCORE, FILL, or None: loading model `slot`
     slot: int = 0
 
 
@@ -186,6 +198,8 @@ class Actions:
     copy: bool
     send_chat: bool
     side_by_side: bool  # turning it on or off
+    fill: bool  # an encoder's blanks
+    ensemble: bool  # choosing the runs that predict with the chosen one
 
 
 class GenerationSession:
@@ -197,7 +211,7 @@ class GenerationSession:
         self.runs: list[Path | None] = [None, None]  # chosen, per slot (SLOT_VIEWS)
         self.summaries: list[ModelSummary | None] = [None, None]  # loaded; None while loading or none loaded
         self.loaded_runs: list[Path | None] = [None, None]  # whose tokenizers made the ids in the views
-        self.job: str | None = None  # GENERATE (chat included) or SCORE while the worker is at it
+        self.job: str | None = None  # GENERATE (chat included), SCORE or FILL while the worker is at it
         self.pending: set[str] = set()  # the views whose generation the worker has not finished
         self.mode = GENERATE
         self.side_by_side = False
@@ -207,6 +221,9 @@ class GenerationSession:
         self.pinned: int | None = None  # the token the inspector keeps showing, in view `pinned_view`
         self.pinned_view: str | None = None
         self.seed: int | None = None  # of the last generation
+        # The runs ticked to predict with slot 0's run (itself maybe among them, a second time); none: it alone
+        self.ensemble: list[Path] = []
+        self.mean = MEANS[0]  # how the ensemble mixes their distributions
         self._prompts: dict[str, str | None] = {}  # per pending view: the prompt's text; None when continuing
 
     # ---- run and model ------------------------------------------------------------------------------------------
@@ -220,8 +237,15 @@ class GenerationSession:
         return self.summaries[0]
 
     def select_run(self, run_dir: Path | None, slot: int = 0) -> None:
-        self.runs[slot] = Path(run_dir) if run_dir is not None else None
+        run_dir = Path(run_dir) if run_dir is not None else None
+        if slot == 0 and run_dir != self.runs[0]:
+            self.ensemble = []  # its runs shared the tokenizer of the run chosen before
+        self.runs[slot] = run_dir
         self.summaries[slot] = None
+
+    def ensemble_runs(self) -> list[Path]:
+        """The runs slot 0 loads: the chosen run, then the others ticked to predict with it (ensemble.py)."""
+        return [self.runs[0], *self.ensemble] if self.ensemble and self.runs[0] is not None else []
 
     def start_loading(self, slot: int = 0) -> bool:
         """Forget a slot's model until the worker loads its chosen run's; False when no run is chosen."""
@@ -339,6 +363,12 @@ class GenerationSession:
     def start_scoring(self) -> None:
         self.job = SCORE
 
+    def start_filling(self) -> None:
+        self.job = FILL
+
+    def blanks_filled(self) -> None:
+        self.job = None
+
     def text_scored(self, tokens: list[TokenInfo]) -> None:
         self.job = None
         if self.pinned_view == SCORE:
@@ -348,7 +378,7 @@ class GenerationSession:
     def job_failed(self, failure: JobFailed) -> None:
         """The worker reported an error: the job it was at is over (a load's failure leaves its slot with no
         model, see awaiting_model)."""
-        if failure.view == SCORE:
+        if failure.view in (SCORE, FILL):
             self.job = None
         elif failure.view is not None:
             if failure.view == CHAT:
@@ -400,4 +430,6 @@ class GenerationSession:
                        continue_output=ready and paired and all(output.tokens for output in outputs),
                        stop=self.job == GENERATE, choose_checkpoint=chosen, reload=chosen and not busy,
                        send_output=not busy and bool(self.generated), copy=bool(self.output_text()),
-                       send_chat=ready, side_by_side=not busy)
+                       send_chat=ready, side_by_side=not busy,
+                       fill=not busy and self.summaries[0] is not None and self.summaries[0].fills_blanks,
+                       ensemble=ready and not self.summaries[0].fills_blanks)

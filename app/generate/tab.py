@@ -1,10 +1,12 @@
 """Generate tab: sample from a trained run and see into every token, side by side with a second run or checkpoint,
-chat with a model trained on dialogue, or score any text under the model.
+chat with a model trained on dialogue, or score any text under the model; the run alone, or in an ensemble with
+runs that share its tokenizer (ensemble.py).
 
 The tab builds the layout and wires together its sampling controls (controls.py), its session (session.py: the
 state and rules, without Qt; chat.py: the chat's transcript), the saved prompts (prompts.py), the token views
 (views.py) and the worker (worker.py), which runs lmcore.generation, the same engine code as `lmcore sample`, on
-a thread of its own.
+a thread of its own. An encoder run (a masked language model) gets the fill-in-the-blank view (fill_mask.py) in
+place of the modes.
 """
 from __future__ import annotations
 
@@ -24,8 +26,10 @@ from ..common.text import run_label
 from ..common.widgets import button, row, text_editor
 from .chat import DEFAULT_BOT, DEFAULT_USER, Speakers
 from .controls import SamplingControls
+from .ensemble import EnsembleDialog, ScoreTable, ensemble_candidates, score_rows
+from .fill_mask import FillMaskView
 from .prompts import PromptLibrary
-from .session import (CHAT, CHECKPOINTS, GENERATE, MODES, SCORE, SECOND, SLOT_VIEWS, GenerationFinished,
+from .session import (CHAT, CHECKPOINTS, FILL, GENERATE, MODES, SCORE, SECOND, SLOT_VIEWS, GenerationFinished,
                       GenerationRequest, GenerationSession, GenerationStarted, JobFailed, ModelSummary, TokenInfo,
                       checkpoints_to_offer, describe_score)
 from .views import ColourLegend, TokenInspector, TokenView
@@ -46,8 +50,10 @@ class GenerateTab(QWidget):
     send_to_attention = Signal(str)  # prompt + output, for the Attention tab
     # Requests to the worker thread (queued connections: the GUI thread never waits on the model).
     _load_requested = Signal(int, object, str)  # slot, run folder, checkpoint
+    _ensemble_requested = Signal(list, str, str)  # slot 0's runs, checkpoint, mean
     _generate_requested = Signal(object)
     _score_requested = Signal(str)
+    _fill_requested = Signal(str)
 
     def __init__(self, parent=None, prompts_dir: Path | None = None):
         super().__init__(parent)
@@ -87,7 +93,8 @@ class GenerateTab(QWidget):
         # The token views by the name the session gives them, and the status line under each generating one.
         self.views = {GENERATE: self.output_view, SECOND: self.second_view, SCORE: self.score_view,
                       CHAT: self.chat_view}
-        self.statuses = {GENERATE: self.status_label, SECOND: self.second_status, CHAT: self.chat_status}
+        self.statuses = {GENERATE: self.status_label, SECOND: self.second_status, CHAT: self.chat_status,
+                         FILL: self.fill_view.status}
 
         for keys, action in (("Ctrl+Return", self._on_generate), ("Escape", self._on_escape)):
             QShortcut(QKeySequence(keys), self, action, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -106,7 +113,14 @@ class GenerateTab(QWidget):
         self.reload_button.setText("↻")
         self.reload_button.setToolTip("Reload the checkpoint (a run still training saves new ones)")
         self.reload_button.clicked.connect(lambda: self._load(0))
-        layout.addLayout(row((self.run_title, 1), QLabel("Checkpoint"), self.checkpoint_combo, self.reload_button))
+        self.ensemble_button = QToolButton()
+        self.ensemble_button.setText("Ensemble…")
+        self.ensemble_button.setToolTip("Generate and score with this run and others that share its tokenizer, "
+                                        "their next-token distributions mixed")
+        self.ensemble_button.clicked.connect(self._choose_ensemble)
+        self.ensemble_dialog: EnsembleDialog | None = None
+        layout.addLayout(row((self.run_title, 1), QLabel("Checkpoint"), self.checkpoint_combo, self.reload_button,
+                             self.ensemble_button))
         self.summary_label = QLabel()
         self.summary_label.setObjectName("hint")
         self.summary_label.setWordWrap(True)
@@ -134,6 +148,9 @@ class GenerateTab(QWidget):
         self.pages = QStackedWidget()
         for page in (self._build_generate_page(), self._build_score_page(), self._build_chat_page()):
             self.pages.addWidget(page)
+        self.fill_view = FillMaskView()  # an encoder's page, in place of the modes' (_show_fill_mask)
+        self.fill_view.fill_requested.connect(self._on_fill)
+        self.pages.addWidget(self.fill_view)
         layout.addWidget(self.pages, 1)
         return center
 
@@ -209,8 +226,9 @@ class GenerateTab(QWidget):
         self.score_summary.setTextInteractionFlags(self.score_summary.textInteractionFlags()
                                                    | Qt.TextInteractionFlag.TextSelectableByMouse)
         self.score_view = self._token_view(SCORE, "Scored text appears here, each token coloured by its loss.")
-        return _page(self.score_edit, row(self.score_button, (self.score_summary, 1)), (self.score_view, 1),
-                     row(1, ColourLegend(loss=True)))
+        self.score_table = ScoreTable()  # an ensemble's members beside it
+        return _page(self.score_edit, row(self.score_button, (self.score_summary, 1)), self.score_table,
+                     (self.score_view, 1), row(1, ColourLegend(loss=True)))
 
     def _build_chat_page(self) -> QWidget:
         self.user_edit, self.bot_edit = QLineEdit(DEFAULT_USER), QLineEdit(DEFAULT_BOT)
@@ -241,13 +259,16 @@ class GenerateTab(QWidget):
     def _start_worker(self) -> None:
         self.worker = GenerationWorker()
         self._load_requested.connect(self.worker.load)
+        self._ensemble_requested.connect(self.worker.load_ensemble)
         self._generate_requested.connect(self.worker.generate)
         self._score_requested.connect(self.worker.score)
+        self._fill_requested.connect(self.worker.fill)
         self.worker.loaded.connect(self._on_loaded)
         self.worker.started.connect(self._on_started)
         self.worker.tokens.connect(self._on_tokens)
         self.worker.finished.connect(self._on_finished)
         self.worker.scored.connect(self._on_scored)
+        self.worker.filled.connect(self._on_filled)
         self.worker.failed.connect(self._on_failed)
         self._thread = start_in_background(self.worker, "generate-worker", interrupt=self.worker.stop_requested.set)
 
@@ -268,6 +289,7 @@ class GenerateTab(QWidget):
         if run_dir is None:
             self.run_title.setText("No run selected")
             self.summary_label.setText("Pick a trained run in the runs browser to generate from it.")
+            self._show_fill_mask(None)
             self._update_enabled()
             return
         self.run_title.setText(run_dir.name)
@@ -309,7 +331,28 @@ class GenerateTab(QWidget):
         (self.summary_label if slot == 0 else self.second_status).setText("Loading the checkpoint…")
         self._update_enabled()
         combo = self.checkpoint_combo if slot == 0 else self.second_checkpoint_combo
-        self._load_requested.emit(slot, self.session.runs[slot], combo.currentText())
+        ensemble = self.session.ensemble_runs() if slot == 0 else []
+        if ensemble:
+            self._ensemble_requested.emit(ensemble, combo.currentText(), self.session.mean)
+        else:
+            self._load_requested.emit(slot, self.session.runs[slot], combo.currentText())
+
+    def _choose_ensemble(self) -> None:
+        """Ask which runs predict with the chosen one (those sharing its tokenizer) and how they are mixed; on OK,
+        load them on the worker."""
+        first, summary = self.session.run_dir, self.session.summary
+        if first is None or summary is None:
+            return
+        candidates = ensemble_candidates(first, summary.tokenizer.fingerprint(), self.checkpoint_combo.currentText())
+        self.ensemble_dialog = dialog = EnsembleDialog(self, first, candidates, self.session.ensemble,
+                                                       self.session.mean)
+        dialog.accepted.connect(lambda: self._set_ensemble(dialog.chosen(), dialog.chosen_mean()))
+        dialog.open()
+
+    def _set_ensemble(self, runs: list[Path], mean: str) -> None:
+        if (runs, mean) != (self.session.ensemble, self.session.mean):
+            self.session.ensemble, self.session.mean = runs, mean
+            self._load(0)
 
     def _on_loaded(self, summary: ModelSummary) -> None:
         outcome = self.session.model_loaded(summary)
@@ -318,6 +361,7 @@ class GenerateTab(QWidget):
         if outcome == "new run":
             self._clear_views(SLOT_VIEWS[summary.slot])
         if summary.slot == 0:
+            self._show_fill_mask(summary)
             self.summary_label.setText(f"{summary.description}\n{summary.checkpoint_line} · {summary.tokenizer_line}")
             self.first_title.setText(f"{run_label(summary.run_dir.name)} · {summary.checkpoint}")
             self.first_title.setToolTip(f"{self.first_title.text()}\n{summary.description}")
@@ -334,6 +378,7 @@ class GenerateTab(QWidget):
                 self.statuses[name].clear()
         if SCORE in names:
             self.score_summary.clear()
+            self.score_table.show_rows([])
         self._show_pin()
 
     def _set_side_by_side(self, on: bool) -> None:
@@ -350,7 +395,9 @@ class GenerateTab(QWidget):
 
     # ---- generating ---------------------------------------------------------------------------
     def _on_generate(self) -> None:
-        if self.session.mode == SCORE:
+        if self.pages.currentWidget() is self.fill_view:
+            self.fill_view.request_fill()
+        elif self.session.mode == SCORE:
             self._on_score()
         elif self.session.mode == CHAT:
             self._on_send()
@@ -470,13 +517,37 @@ class GenerateTab(QWidget):
         self.score_summary.setText("Scoring…")
         self._score_requested.emit(self.score_edit.toPlainText())
 
-    def _on_scored(self, result, tokens: list[TokenInfo]) -> None:
+    def _on_scored(self, result, tokens: list[TokenInfo], members: list) -> None:
         self.session.text_scored(tokens)
         self._update_enabled()
         self.score_view.clear_tokens()
         self.score_view.add_tokens(tokens, _probability)
         self.score_summary.setText(describe_score(result))
+        self.score_table.show_rows(score_rows(self.session.summary, members, result))
         self._show_pin()
+
+    # ---- an encoder's blanks -------------------------------------------------------------------
+    def _show_fill_mask(self, summary: ModelSummary | None) -> None:
+        """An encoder gets the fill-in-the-blank view, without the modes, the sampling controls and the token
+        inspector, which mean nothing for it; any other model (or none) the modes."""
+        on = summary is not None and summary.fills_blanks
+        for widget in (self.controls, self.inspector, self.ensemble_button, *self.mode_group.buttons()):
+            widget.setVisible(not on)
+        self.pages.setCurrentWidget(self.fill_view if on else self.pages.widget(MODES.index(self.session.mode)))
+        if on:
+            self.fill_view.set_model(summary.tokenizer, summary.context_length)
+
+    def _on_fill(self, text: str) -> None:
+        self._hide_message()
+        self.session.start_filling()
+        self._update_enabled()
+        self.fill_view.status.setText("Filling…")
+        self._fill_requested.emit(text)
+
+    def _on_filled(self, text: str, found: list) -> None:
+        self.session.blanks_filled()
+        self._update_enabled()
+        self.fill_view.show_results(text, found)
 
     # ---- inspecting tokens --------------------------------------------------------------------
     def _on_hover(self, view_name: str, index: int) -> None:
@@ -511,7 +582,8 @@ class GenerateTab(QWidget):
                                 (self.checkpoint_combo, actions.choose_checkpoint),
                                 (self.reload_button, actions.reload), (self.attention_button, actions.send_output),
                                 (self.copy_button, actions.copy), (self.send_button, actions.send_chat),
-                                (self.side_by_side_check, actions.side_by_side)):
+                                (self.side_by_side_check, actions.side_by_side),
+                                (self.fill_view.fill_button, actions.fill), (self.ensemble_button, actions.ensemble)):
             widget.setEnabled(enabled)
 
     def _on_failed(self, failure: JobFailed) -> None:
@@ -521,10 +593,13 @@ class GenerateTab(QWidget):
             self.statuses[failure.view].clear()
         elif failure.view == SCORE:
             self.score_summary.clear()
+            self.score_table.show_rows([])
         elif self.session.awaiting_model(failure.slot):
             (self.summary_label if failure.slot == 0 else self.second_status).setText("No model loaded.")
         if failure.slot == 1:
             message = f"Second column: {message}"
+        elif failure.view is None:  # no ensemble is loaded (an ensemble's failure leaves the run alone loaded)
+            self.session.ensemble = []
         self._update_enabled()
         self._show_message(message)
 

@@ -19,6 +19,7 @@ from lmcore.runs import RunInfo, delete_run, list_runs, rename_run
 from ..common.style import MUTED, status_icon
 from ..common.text import FAMILY_NAMES, format_count, label_parts
 from ..common.widgets import row
+from .interop import ExportDialog
 from .table import ConfigDiffDialog, RunsTable
 
 RESUMABLE = ("stopped", "failed", "interrupted")
@@ -166,6 +167,7 @@ class RunsBrowser(QWidget):
     compare_changed = Signal(list)  # [Path]: the ticked runs
     resume_requested = Signal(object)  # Path
     fine_tune_requested = Signal(object)  # Path
+    distill_requested = Signal(object)  # Path: the teacher of a new, smaller run
     run_removed = Signal(object)  # Path: deleted, or renamed away from
     table_mode_changed = Signal(bool)  # the table wants more width than the list: the window may give it
 
@@ -211,6 +213,9 @@ class RunsBrowser(QWidget):
         self.resume_button.setToolTip("Continue a stopped, failed or interrupted run from its last checkpoint.")
         self.fine_tune_button = QPushButton("Fine-tune…")
         self.fine_tune_button.setToolTip("Train this run's model further on new text, as a new run.")
+        self.distill_button = QPushButton("Distil from run…")
+        self.distill_button.setToolTip("Train a smaller model that learns from this run's predictions as well as "
+                                       "from its text, as a new run.")
         self.rename_button = QPushButton("Rename…")
         self.rename_button.setToolTip("Give the run folder a new name.")
         self.delete_button = QPushButton("Delete…")
@@ -227,7 +232,7 @@ class RunsBrowser(QWidget):
         layout.addLayout(row(title, 1, self.list_button, self.table_button))
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.empty_hint)
-        for group in ((self.resume_button, self.fine_tune_button),  # training it further; then the folder
+        for group in ((self.resume_button, self.fine_tune_button, self.distill_button),  # training on; the folder
                       (self.rename_button, self.delete_button, self.open_button)):
             actions = ButtonRows()
             for button in group:
@@ -239,6 +244,7 @@ class RunsBrowser(QWidget):
         self.tree.customContextMenuRequested.connect(self._show_menu)
         self.resume_button.clicked.connect(lambda: self._emit_for_selected(self.resume_requested))
         self.fine_tune_button.clicked.connect(lambda: self._emit_for_selected(self.fine_tune_requested))
+        self.distill_button.clicked.connect(lambda: self._emit_for_selected(self.distill_requested))
         self.rename_button.clicked.connect(self.rename_selected)
         self.delete_button.clicked.connect(self.delete_selected)
         self.open_button.clicked.connect(self.open_selected)
@@ -420,6 +426,7 @@ class RunsBrowser(QWidget):
         idle_other = info is not None and run != self.active_run
         self.resume_button.setEnabled(idle_other and not self.training and status in RESUMABLE)
         self.fine_tune_button.setEnabled(idle_other and not self.training and status in FINE_TUNABLE)
+        self.distill_button.setEnabled(self.fine_tune_button.isEnabled())  # a teacher is any run one could tune
         self.rename_button.setEnabled(idle_other)
         self.delete_button.setEnabled(idle_other)
         self.open_button.setEnabled(info is not None)
@@ -471,6 +478,12 @@ class RunsBrowser(QWidget):
         if run is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(run)))
 
+    def export_selected(self) -> None:
+        """The selected run's model to Hugging Face, ONNX or safetensors (ExportDialog)."""
+        run = self.selected_run()
+        if run is not None:
+            ExportDialog(run, self).open()
+
     def compare_selected(self) -> None:
         """With two runs selected in the table, show the settings in which they differ."""
         rows = self.table.compared_rows()
@@ -484,12 +497,13 @@ class RunsBrowser(QWidget):
 
     def _actions_menu(self) -> QMenu:
         menu = QMenu(self)
-        for button in (self.resume_button, self.fine_tune_button, None, self.rename_button, self.delete_button,
+        for button in (self.resume_button, self.fine_tune_button, self.distill_button, None, self.rename_button, self.delete_button,
                        None, self.open_button):
             if button is None:
                 menu.addSeparator()
             else:
                 menu.addAction(button.text(), button.click).setEnabled(button.isEnabled())
+        menu.addAction("Export…", self.export_selected).setEnabled(self.open_button.isEnabled())
         return menu
 
     def _show_menu(self, position) -> None:

@@ -9,6 +9,8 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPla
 
 from lmcore.corpus import CorpusSummary
 
+TEXT_FILES, LABELLED_FILES = "Text files (*.txt);;All files (*)", "Labelled texts (*.tsv *.csv *.jsonl);;All files (*)"
+
 from ..common.fonts import missing_fonts_message
 from ..common.style import monospace_font, set_invalid
 from ..common.text import format_bytes
@@ -21,13 +23,14 @@ class CorpusPicker(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.labelled = False  # a classifier's corpus: a file of texts and labels
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("A .txt file or a folder of .txt files")
         self.path_edit.setToolTip("The text to train on: a UTF-8 .txt file, or a folder whose .txt files are "
                                   "joined. A few hundred kB trains a toy model; tens of MB train a useful one.")
         file_button = QPushButton("File…")
         file_button.setToolTip("Choose one text file.")
-        folder_button = QPushButton("Folder…")
+        self.folder_button = folder_button = QPushButton("Folder…")
         folder_button.setToolTip("Choose a folder: every .txt file inside it (and its subfolders) is used.")
         self.info = QLabel()
         self.info.setObjectName("hint")
@@ -76,6 +79,13 @@ class CorpusPicker(QWidget):
             self.path_edit.setText(text)
             self.paths_changed.emit(self.paths())
 
+    def set_labelled(self, labelled: bool) -> None:
+        """Ask for a labelled file (.tsv, .csv or .jsonl: a text and a label per row), for a classifier, or for text."""
+        self.labelled = labelled
+        self.path_edit.setPlaceholderText("A labelled .tsv, .csv or .jsonl file (a text and a label per row)"
+                                          if labelled else "A .txt file or a folder of .txt files")
+        self.folder_button.setVisible(not labelled)
+
     def show_summary(self, summary: CorpusSummary, problem: str | None) -> None:
         """`problem` is the summary's own or the form's (e.g. too short for the chosen context)."""
         if summary.chars:
@@ -98,7 +108,8 @@ class CorpusPicker(QWidget):
 
     def _browse_file(self) -> None:
         start = self.paths()[0] if self.paths() else str(Path.home())
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a text file", start, "Text files (*.txt);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a labelled file" if self.labelled else "Choose a text file",
+                                              start, LABELLED_FILES if self.labelled else TEXT_FILES)
         if path:
             self.set_paths([path])
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLineEdit, QSpinBox, QStyle
 
 import torch
 
@@ -16,10 +17,16 @@ from lmcore.config import setting_field
 from lmcore.device import DEVICE_CHOICES, pick_device
 from lmcore.errors import ConfigError
 
+from .corpus_picker import LABELLED_FILES
+
 BY_STEPS, BY_EPOCHS = "steps", "epochs"
 TRAIN_BY = "train.by"  # a form-only choice: whether train.max_steps or train.epochs sets the length
 GPUS = "launch.gpus"  # a form-only choice: how many processes (one per GPU) torchrun starts
-FORM_ONLY = (TRAIN_BY, GPUS)
+# A form-only choice: what the model learns. A masked language model is task "lm" with an encoder, offered as a
+# task of its own since that is how people name it
+TASK = "run.task"
+LANGUAGE_MODEL, MASKED_LM, CLASSIFIER = "lm", "masked", "classify"
+FORM_ONLY = (TRAIN_BY, GPUS, TASK)
 WIDE = 1_000_000_000  # a spin box's top where a setting has no upper bound
 
 
@@ -27,12 +34,13 @@ WIDE = 1_000_000_000  # a spin box's top where a setting has no upper bound
 class Field:
     key: str  # "section.name" in RunConfig (model.* are the model table's keys)
     label: str
-    editor: str = "int"  # "int" | "number" | "choice" | "bool" | "text"
+    editor: str = "int"  # "int" | "number" | "choice" | "bool" | "text" | "list" | "file"
     choices: tuple[tuple[str, str], ...] = ()  # (value, label) for "choice"
     show_if: tuple[str, tuple[str, ...]] | None = None  # (key, values): shown while that field holds one
     thousands: bool = True  # "int": show 2,000 rather than 2000 (not for a seed, which is a name)
     tip: str = ""  # a form-only choice's help; a setting's is lmcore's
     high: int = WIDE  # a form-only count's largest value; a setting's range is lmcore's
+    files: str = ""  # "file": the file dialog's filter
 
 
 def field_tip(field: Field, family: str = "transformer") -> str:
@@ -76,19 +84,46 @@ WORD = ("tokenizer.kind", ("word",))
 SPM = ("tokenizer.kind", ("sentencepiece",))
 TRANSFORMER = ("model.family", ("transformer", "encoder"))  # an encoder is built of the same blocks
 RNN = ("model.family", ("rnn",))
+MLP = ("model.family", ("mlp",))
+CONV = ("model.family", ("conv",))
+HIDDEN_LAYERS = ("model.family", ("rnn", "mlp"))
+TIED = ("model.family", ("transformer", "encoder", "rnn", "conv"))  # the MLP's output reads no embedding table
+CLASSIFYING = (TASK, (CLASSIFIER,))
 
 SECTIONS: tuple[tuple[str, bool, tuple[Field, ...]], ...] = (  # (title, expanded at start, fields)
     ("Run", True, (
         Field("name", "Name", "text"),
+        Field(TASK, "Task", "choice", ((LANGUAGE_MODEL, "Language model"), (MASKED_LM, "Masked language model"),
+                                       (CLASSIFIER, "Classifier")),
+              tip="What the model learns: to continue text (a GPT or an RNN), to fill in masked tokens (an encoder, "
+                  "BERT-style), or to label texts (a classifier, trained on a labelled .tsv, .csv or .jsonl file; "
+                  "its body is new, or a trained run's: select that run and press Fine-tune)."),
     )),
     ("Corpus", True, (  # the corpus picker itself is placed above these
         Field("data.encoding_errors", "Bad bytes", "choice", (("strict", "Stop and explain"),
                                                               ("replace", "Replace with �"))),
         Field("data.val_fraction", "Validation share", "number"),
+        Field("data.val", "Validation file", "file", show_if=CLASSIFYING, files=LABELLED_FILES),
+    )),
+    ("Classifier", True, (
+        Field("classify.pooling", "Pooling", "choice", (("auto", "Auto"), ("cls", "[CLS] token"),
+                                                        ("last", "Last token"), ("mean", "Mean of tokens"),
+                                                        ("final", "Final state (RNN)")), show_if=CLASSIFYING),
+        Field("classify.freeze_body", "Freeze body", "bool", show_if=CLASSIFYING),
+        Field("classify.body_lr_scale", "Body LR scale", "number", show_if=CLASSIFYING),
+        Field("classify.class_weights", "Balance classes", "bool", show_if=CLASSIFYING),
+        Field("classify.early_stopping", "Early stopping", show_if=CLASSIFYING),
+        Field("classify.metric", "Best by", "choice", (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")),
+              show_if=CLASSIFYING),
+        Field("classify.labels", "Labels", "list", show_if=CLASSIFYING),
+        Field("classify.text_field", "Text column", "text", show_if=CLASSIFYING),
+        Field("classify.label_field", "Label column", "text", show_if=CLASSIFYING),
+        Field("classify.test", "Test file", "file", show_if=CLASSIFYING, files=LABELLED_FILES),
     )),
     ("Tokenizer", False, (
         Field("tokenizer.kind", "Tokens", "choice",
-              (("char", "Characters"), ("word", "Words"), ("sentencepiece", "Subwords (SentencePiece)"))),
+              (("char", "Characters"), ("word", "Words"), ("sentencepiece", "Subwords (SentencePiece)"),
+               ("huggingface", "Imported (Hugging Face)"))),
         Field("tokenizer.lowercase", "Lower-case", "bool", show_if=WORD),
         Field("tokenizer.max_vocab", "Max words", show_if=WORD),
         Field("tokenizer.min_count", "Min count", show_if=WORD),
@@ -101,20 +136,27 @@ SECTIONS: tuple[tuple[str, bool, tuple[Field, ...]], ...] = (  # (title, expande
     ("Model", True, (
         Field("model.family", "Family", "choice", (("transformer", "Transformer (GPT)"),
                                                    ("rnn", "Recurrent (LSTM, GRU)"),
-                                                   ("encoder", "Encoder (BERT, masked LM)"))),
+                                                   ("encoder", "Encoder (BERT, masked LM)"),
+                                                   ("mlp", "Feed-forward n-gram (MLP)"),
+                                                   ("conv", "Convolutional (gated CNN)")),
+              show_if=(TASK, (LANGUAGE_MODEL, CLASSIFIER))),  # a masked LM is an encoder
         Field("model.cell", "Cell", "choice",
               (("lstm", "LSTM"), ("gru", "GRU"), ("rnn_tanh", "RNN (tanh)"), ("rnn_relu", "RNN (ReLU)")),
               show_if=RNN),
+        Field("model.n_gram", "n-gram", show_if=MLP),
         Field("model.n_layer", "Layers"),
         Field("model.n_head", "Heads", show_if=TRANSFORMER),
         Field("model.n_embd", "Embedding"),
-        Field("model.n_hidden", "Hidden size", show_if=RNN),
+        Field("model.n_hidden", "Hidden size", show_if=HIDDEN_LAYERS),
+        Field("model.kernel_size", "Kernel", show_if=CONV),
+        Field("model.dilation_cycle", "Dilation cycle", show_if=CONV),
         Field("model.dropout", "Dropout", "number"),
         Field("model.positional", "Positions", "choice",
               (("learned", "Learned"), ("sinusoidal", "Sinusoidal"), ("rotary", "Rotary (RoPE)")),
               show_if=TRANSFORMER),
         Field("model.bias", "Biases", "bool", show_if=TRANSFORMER),
-        Field("model.tie_embeddings", "Tie embeddings", "bool"),
+        Field("model.direct", "Direct links", "bool", show_if=MLP),
+        Field("model.tie_embeddings", "Tie embeddings", "bool", show_if=TIED),
     )),
     ("Optimizer", False, (
         Field("optim.name", "Optimizer", "choice", (("adamw", "AdamW"), ("adam", "Adam"), ("sgd", "SGD"))),
@@ -144,6 +186,11 @@ SECTIONS: tuple[tuple[str, bool, tuple[Field, ...]], ...] = (  # (title, expande
         *gpu_fields(),
         Field("train.seed", "Seed", thousands=False),
         Field("train.tensorboard", "TensorBoard", "bool"),
+    )),
+    ("Distillation", False, (
+        Field("distill.teacher", "Teacher run", "text"),
+        Field("distill.alpha", "Text weight", "number"),
+        Field("distill.temperature", "Temperature", "number"),
     )),
 )
 FIELDS = {field.key: field for _, _, fields in SECTIONS for field in fields}
@@ -238,8 +285,41 @@ class TextEditor(Editor, QLineEdit):
         self.setText(str(value))
 
 
+class ListEditor(TextEditor):
+    """A list of names, typed with SEPARATOR between them."""
+
+    SEPARATOR = ","
+
+    def config_value(self) -> list[str]:
+        return [name.strip() for name in self.text().split(self.SEPARATOR) if name.strip()]
+
+    def show_value(self, value) -> None:
+        self.setText(f"{self.SEPARATOR} ".join(value))
+
+
+class FileEditor(ListEditor):
+    """A file's path, typed or chosen with the folder button at its end (several typed with "; " between them)."""
+
+    SEPARATOR = ";"
+
+    def __init__(self, field: Field):
+        super().__init__(field)
+        self.files = field.files
+        self.setPlaceholderText("None")
+        self.browse = self.addAction(self.style().standardIcon(QStyle.StandardPixmap.SP_DirOpenIcon),
+                                     QLineEdit.ActionPosition.TrailingPosition)
+        self.browse.setToolTip("Choose a file")
+        self.browse.triggered.connect(self._choose)
+
+    def _choose(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a file", self.text().strip() or str(Path.home()),
+                                              self.files)
+        if path:
+            self.setText(path)
+
+
 EDITORS = {"int": IntEditor, "number": NumberEditor, "choice": ChoiceEditor, "bool": CheckEditor,
-           "text": TextEditor}
+           "text": TextEditor, "list": ListEditor, "file": FileEditor}
 
 
 def make_editor(field: Field):

@@ -27,7 +27,8 @@ from lmcore.runs import RunFolder
 from lmcore.tokenizers import UNKNOWN_SHARE_LIMIT, Tokenizer, load_tokenizer, long_words_warning
 
 from .corpus_picker import CorpusPicker
-from .fields import BY_EPOCHS, BY_STEPS, FIELDS, FORM_ONLY, GPUS, SECTIONS, TRAIN_BY, Field, field_tip, make_editor
+from .fields import (BY_EPOCHS, BY_STEPS, CLASSIFIER, FIELDS, FORM_ONLY, GPUS, LANGUAGE_MODEL, MASKED_LM, SECTIONS,
+                     TASK, TRAIN_BY, Field, field_tip, make_editor)
 from ..common.style import fix_size, set_invalid, set_tone
 from ..common.text import format_bytes, format_count, format_duration
 
@@ -100,16 +101,19 @@ class Section(QFrame):
 
 
 class Summary(QFrame):
-    """What the run will cost: parameters, tokens per step, memory, and time per step once training tells."""
+    """What the run will cost: parameters, tokens per step, memory, and time per step once training tells; and how
+    far back each prediction can see."""
 
-    NAMES = ("Parameters", "Tokens / step", "Memory (est.)", "Time / step")
+    NAMES = ("Parameters", "Tokens / step", "Memory (est.)", "Time / step", "Receptive field")
 
     def __init__(self):
         super().__init__()
         self.setObjectName("summary")
         self.setToolTip("Estimated from the settings before training: the parameter count is exact, memory is "
                         "a rough fp32 figure (weights, gradients, optimizer state, activations). Time per step "
-                        "appears once a run is training.")
+                        "appears once a run is training. The receptive field is how many tokens each prediction "
+                        "can see, its own included: a Transformer's context, the MLP's n - 1, the reach of the "
+                        "CNN's convolutions; an RNN's state carries everything before.")
         grid = QGridLayout(self)
         grid.setContentsMargins(10, 8, 10, 8)
         grid.setVerticalSpacing(0)
@@ -127,13 +131,16 @@ class Summary(QFrame):
         self.warning.setObjectName("banner")
         self.warning.setWordWrap(True)
         set_tone(self.warning, "warning")
-        grid.addWidget(self.warning, 4, 0, 1, 2)
+        grid.addWidget(self.warning, 2 * len(self.NAMES), 0, 1, 2)
         self.warning.hide()
 
     def show_estimate(self, estimate: RunEstimate | None) -> None:
         self.values["Parameters"].setText(format_count(estimate.parameters) if estimate else "–")
         self.values["Tokens / step"].setText(f"{estimate.tokens_per_step:,}" if estimate else "–")
         self.values["Memory (est.)"].setText(f"≈ {format_bytes(estimate.memory_bytes)}" if estimate else "–")
+        field = estimate.receptive_field if estimate else None
+        self.values["Receptive field"].setText("–" if estimate is None else "all before" if field is None
+                                               else f"{field:,} tokens")
 
     def show_warning(self, message: str | None) -> None:
         self.warning.setText(message or "")
@@ -217,6 +224,8 @@ class TrainForm(QWidget):
         for editor in self.editors.values():
             editor.edited.connect(self._on_edited)
         self.corpus.paths_changed.connect(self._on_edited)
+        self.editors[TASK].edited.connect(self._on_task_chosen)
+        self.editors["model.family"].edited.connect(self._on_family_chosen)
         self.preset.currentIndexChanged.connect(self._on_preset_chosen)
         save_preset.clicked.connect(self.save_preset)
         self.leave_fine_tune_button.clicked.connect(self.leave_fine_tune)
@@ -271,14 +280,16 @@ class TrainForm(QWidget):
             self.load_preset(Path(self.preset.itemData(index)))
 
     def load_preset(self, path: Path) -> None:
-        """Every setting from the preset, except the corpus (unless none is chosen yet)."""
+        """Every setting from the preset, except the corpus (unless none is chosen yet, or the preset is for another
+        task: a classifier reads labelled files, a language model text)."""
         try:
             config = load_config(path)
         except LMCoreError as exc:
             QMessageBox.warning(self, "Cannot load preset", str(exc))
             return
         self.leave_fine_tune()
-        self.load_settings(config_to_dict(config), keep_corpus=bool(self.corpus.paths()))
+        same_task = (config.task == "classify") == (self.task() == CLASSIFIER)
+        self.load_settings(config_to_dict(config), keep_corpus=bool(self.corpus.paths()) and same_task)
         self.show_preset(path)
 
     def show_preset(self, path: Path | None) -> None:
@@ -322,6 +333,8 @@ class TrainForm(QWidget):
         self._on_edited()
 
     def _value_in(self, raw: dict[str, Any], key: str, family: str) -> Any:
+        if key == TASK:
+            return CLASSIFIER if raw.get("task") == "classify" else MASKED_LM if family == "encoder" else LANGUAGE_MODEL
         epochs = raw.get("train", {}).get("epochs", 0)
         if key == TRAIN_BY:
             return BY_EPOCHS if epochs > 0 else BY_STEPS
@@ -341,6 +354,7 @@ class TrainForm(QWidget):
         raw = copy.deepcopy(self.base)
         raw["data"]["train"] = self.corpus.paths()
         raw["init_from"] = str(self.fine_tune_source) if self.fine_tune_source else ""
+        raw["task"] = "classify" if self.task() == CLASSIFIER else "lm"
         family = self.editors["model.family"].config_value()
         if self.fine_tune_source is None:
             raw["model"] = {"family": family}
@@ -361,6 +375,23 @@ class TrainForm(QWidget):
     def processes(self) -> int:
         """Training processes to start: the GPUs field where the machine has several GPUs, else one."""
         return self.editors[GPUS].config_value() if GPUS in self.editors and self.is_shown(GPUS) else 1
+
+    def task(self) -> str:
+        """The task chosen: LANGUAGE_MODEL, MASKED_LM or CLASSIFIER."""
+        return self.editors[TASK].config_value()
+
+    def _on_task_chosen(self) -> None:
+        """A masked language model is an encoder; a language model that continues text is not."""
+        family = self.editors["model.family"]
+        if self.task() == MASKED_LM:
+            family.show_value("encoder")
+        elif self.task() == LANGUAGE_MODEL and family.config_value() == "encoder":
+            family.show_value("transformer")
+        self.corpus.set_labelled(self.task() == CLASSIFIER)
+
+    def _on_family_chosen(self) -> None:
+        if self.task() == LANGUAGE_MODEL and self.editors["model.family"].config_value() == "encoder":
+            self.editors[TASK].show_value(MASKED_LM)  # an encoder learns to fill in blanks, not to continue text
 
     def is_shown(self, key: str) -> bool:
         condition = FIELDS[key].show_if
@@ -394,6 +425,27 @@ class TrainForm(QWidget):
         self.leave_fine_tune_button.show()
         self.sections["Corpus"].expand()
 
+    def enter_distill(self, run_dir: Path) -> None:
+        """A new run of half the teacher's layers and width (at least one layer, one head's worth), on the teacher's
+        text with its tokenizer settings, distilled from it."""
+        try:
+            teacher = RunFolder(run_dir).load_config()
+        except LMCoreError as exc:
+            QMessageBox.warning(self, "Cannot distil", str(exc))
+            return
+        self.leave_fine_tune()
+        raw = config_to_dict(teacher)
+        model = raw["model"]
+        for key in ("n_layer", "n_embd", "n_hidden"):  # a tied RNN's n_embd and n_hidden stay equal
+            if key in model:
+                model[key] = max(1, model[key] // 2)
+        if "n_head" in model:  # the width must still divide by the heads
+            model["n_embd"] = max(model["n_head"], model["n_embd"] // model["n_head"] * model["n_head"])
+        raw["name"] = f"{teacher.name}-student"
+        raw["distill"] = {**raw["distill"], "teacher": str(run_dir)}
+        self.load_settings(raw)
+        self.sections["Distillation"].expand()
+
     def leave_fine_tune(self) -> None:
         if self.fine_tune_source is None:
             return
@@ -412,6 +464,8 @@ class TrainForm(QWidget):
     def _update_visibility(self) -> None:
         for key, (form, row, _) in self._rows.items():
             form.setRowVisible(row, self.is_shown(key))
+        for title, _, fields in SECTIONS:  # a section none of whose fields apply (a classifier's) is left out
+            self.sections[title].setVisible(any(self.is_shown(field.key) for field in fields))
         family = self.editors["model.family"].config_value()
         if family != self._tips_family:  # e.g. the number of layers means a little else in an RNN
             self._tips_family = family
@@ -447,7 +501,8 @@ class TrainForm(QWidget):
             errors.setdefault("", f"These settings cannot be checked ({type(exc).__name__}: {exc}); change the "
                                   "setting you last edited.")
         problem = corpus.problem
-        if not problem and config is not None and not config.data.val:  # the split needs a valid val_fraction
+        # a language model's text is split at a point, which needs a valid val_fraction; a classifier's rows are split
+        if not problem and config is not None and not config.data.val and config.task == "lm":
             problem = corpus_length_problem(corpus.chars, config.data.val_fraction, config.train.context)
         self.corpus.show_summary(corpus, problem)
         if problem:

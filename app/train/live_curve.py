@@ -155,8 +155,9 @@ class MarkerSeries:
     """Points that change now and then (validation losses): one item, kept as a picture between changes. Has a
     LiveCurve's interface, so that the plots can treat every curve alike."""
 
-    def __init__(self, **options):
-        self.item = keep_as_picture(pg.PlotDataItem(pen=None, antialias=True, **options))
+    def __init__(self, pen=None, **options):
+        """`pen`: a line joining the points (none by default: markers alone)."""
+        self.item = keep_as_picture(pg.PlotDataItem(pen=pen, antialias=True, **options))
 
     @property
     def items(self) -> tuple[pg.GraphicsObject, ...]:

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QToolButton, QWidget
 
 from .series import EVAL_FIELDS, STEP_FIELDS, RunSeries
 
-CSV_COLUMNS = ["run", "kind", *STEP_FIELDS, "val_loss", "val_bits_per_char"]
+CSV_COLUMNS = ["run", "kind", *STEP_FIELDS, *(name for name in EVAL_FIELDS if name not in STEP_FIELDS)]
 
 
 def export_button(parent: QWidget, export_png: Callable[[Path], None],
@@ -38,18 +38,18 @@ def _ask(parent: QWidget, export: Callable[[Path], None], title: str, name: str,
 
 def write_metrics_csv(path: Path, runs: Iterable[RunSeries]) -> None:
     """A row for each step and each evaluation of each run; an evaluation's row leaves the steps' metrics empty,
-    and its bits per character when it has none (it covered only part of the validation split)."""
+    and a row any value it lacks: its bits per character when it covered only part of the validation split, the
+    loss parts of a run without a teacher."""
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.DictWriter(out, CSV_COLUMNS, restval="")
         writer.writeheader()
         for series in runs:
-            for i in range(series.steps.size):
-                writer.writerow({"run": series.name, "kind": "step",
-                                 **{name: _plain(series.steps[name][i]) for name in STEP_FIELDS}})
-            for i in range(series.evals.size):
-                values = {name: series.evals[name][i] for name in EVAL_FIELDS}
-                writer.writerow({"run": series.name, "kind": "eval",  # a value it lacks (NaN): restval, empty
-                                 **{name: _plain(value) for name, value in values.items() if not math.isnan(value)}})
+            for kind, columns, names in (("step", series.steps, STEP_FIELDS), ("eval", series.evals, EVAL_FIELDS)):
+                for i in range(columns.size):
+                    values = {name: columns[name][i] for name in names}
+                    writer.writerow({"run": series.name, "kind": kind,  # a value it lacks (NaN): restval, empty
+                                     **{name: _plain(value) for name, value in values.items()
+                                        if not math.isnan(value)}})
 
 
 def _plain(value: float) -> int | float:

@@ -12,7 +12,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QTextDocumentFragment
 from PySide6.QtWidgets import QLabel
 
-from .series import X_AXES, RunSeries
+from .series import LOSS_PARTS, X_AXES, RunSeries
 from ..common.style import MUTED
 from ..common.text import run_label
 
@@ -83,7 +83,8 @@ class Crosshair:
 
 def values_at(x: float, x_key: str, runs: Mapping[Path, RunSeries], colours: Mapping[Path, str]) -> list[str]:
     """The crosshair's reading, in rich-text pieces: x, then for each run (in its colour) the metrics at the step
-    nearest to x, and its validation loss (with bits per character) at the evaluation nearest to x."""
+    nearest to x (a distilled run's with the two parts of its loss), and its validation loss (with bits per
+    character, or accuracy) at the evaluation nearest to x."""
     parts = [f"{X_AXES[x_key]} {x:,.0f}"]
     for path, series in runs.items():
         xs = series.steps[x_key]
@@ -92,6 +93,8 @@ def values_at(x: float, x_key: str, runs: Mapping[Path, RunSeries], colours: Map
         i = nearest(xs, x)
         text = (f"loss {series.steps['loss'][i]:.3f} (smoothed {series.smoothed.values['loss'][i]:.3f}), "
                 f"lr {series.steps['lr'][i]:.2e}")
+        if series.is_distilled():
+            text += "".join(f", {label} {series.steps[name][i]:.3f}" for name, label in LOSS_PARTS.items())
         x_evals = series.evals[x_key]
         if len(x_evals):
             j = nearest(x_evals, x)
@@ -99,6 +102,9 @@ def values_at(x: float, x_key: str, runs: Mapping[Path, RunSeries], colours: Map
             bits = series.evals["val_bits_per_char"][j]
             if np.isfinite(bits):  # only an evaluation of the whole validation split has it
                 text += f" ({bits:.3f} bits/char)"
+            accuracy = series.evals["val_accuracy"][j]
+            if np.isfinite(accuracy):  # a masked LM's or a classifier's
+                text += f", accuracy {accuracy:.1%}"
         parts.append(f"<span style='color:{colours[path]}'>■</span> {html.escape(run_label(series.name))}: {text}")
     return parts
 

@@ -1,4 +1,5 @@
-"""Live training plots: loss (raw and smoothed) with validation markers, learning rate, gradient norm, tokens/s.
+"""Live training plots: loss (raw and smoothed) with validation markers, learning rate, gradient norm, tokens/s;
+for a distilled run also the two parts of its loss, dashed and dotted.
 
 Data arrives in batches and is only copied into growing numpy columns (series.py); a timer redraws at a steady
 10 Hz whatever the step rate, and pyqtgraph's peak downsampling and clip-to-view keep 100,000+ points smooth. Each
@@ -27,7 +28,8 @@ from .live_curve import LiveCurve, MarkerSeries
 from .plot_export import export_button, write_metrics_csv
 from .plot_items import add_plot
 from .plot_readout import Crosshair, values_at
-from .series import CURVES, DEFAULT_SMOOTHING, DETAIL_CURVES, VAL_AXES, X_AXES, RunSeries, ShownRuns, load_series
+from .series import (CURVES, DEFAULT_SMOOTHING, DETAIL_CURVES, EVAL_CURVES, LOSS_PARTS, VAL_AXES, X_AXES, RunSeries,
+                     ShownRuns, load_series)
 from ..common.background import BackgroundThread, report_errors, start_in_background, stop_background
 from ..common.style import MUTED, run_colour
 from ..common.text import run_label
@@ -51,9 +53,11 @@ BITS = "val_bits_per_char"  # the validation curve in bits per character (series
 # (docs/performance.md, the tenth look).
 SETTLE_REFRESHES = 2
 # Each run's curves (series.CURVES), and the plot (TrainingPlots attribute) each is drawn in.
-CURVE_PLOTS = {"raw_loss": "loss_plot", "smoothed_loss": "loss_plot", "val_loss": "loss_plot",
-               "lr": "lr_plot", "grad_norm": "grad_plot", "tokens_per_s": "speed_plot"}
+CURVE_PLOTS = {"raw_loss": "loss_plot", "smoothed_loss": "loss_plot", "text_loss": "loss_plot",
+               "teacher_loss": "loss_plot", "val_loss": "loss_plot",
+               "lr": "lr_plot", "grad_norm": "grad_plot", "tokens_per_s": "speed_plot", "val_accuracy": "accuracy_plot"}
 EVERY_CURVE = frozenset(CURVES)
+PART_STYLES = {"text_loss": Qt.PenStyle.DashLine, "teacher_loss": Qt.PenStyle.DotLine}  # series.LOSS_PARTS' lines
 LOSS_CURVES = EVERY_CURVE - frozenset(DETAIL_CURVES)  # what a refresh without the small plots draws
 
 
@@ -61,10 +65,13 @@ LOSS_CURVES = EVERY_CURVE - frozenset(DETAIL_CURVES)  # what a refresh without t
 class RunCurves:
     raw_loss: LiveCurve
     smoothed_loss: LiveCurve
+    text_loss: LiveCurve
+    teacher_loss: LiveCurve
     val_loss: MarkerSeries
     lr: LiveCurve
     grad_norm: LiveCurve
     tokens_per_s: LiveCurve
+    val_accuracy: MarkerSeries
 
     def items(self) -> dict[str, LiveCurve | MarkerSeries]:
         return {name: getattr(self, name) for name in CURVE_PLOTS}
@@ -89,6 +96,8 @@ class TrainingPlots(QWidget):
 
     exported = Signal(str)  # a message for the status bar
     load_failed = Signal(str)  # a message for the status bar: a ticked run could not be read
+    run_read = Signal(object, object)  # a ticked run read back and shown: its folder, its RunSeries
+    run_removed = Signal(object)  # a run no longer shown: its folder
     _load_requested = Signal(int, object, float, bool)  # to the loader: request id, run folder, smoothing, metrics
 
     def __init__(self, parent: QWidget | None = None):
@@ -150,11 +159,14 @@ class TrainingPlots(QWidget):
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.ci.setSpacing(6)
-        self.loss_plot = self._add_plot(0, 0, "Loss", "loss (nats/token)", colspan=3)
+        self.loss_plot = self._add_plot(0, 0, "Loss", "loss (nats/token)", colspan=4)
         self.lr_plot = self._add_plot(1, 0, "Learning rate", "")
         self.grad_plot = self._add_plot(1, 1, "Gradient norm", "")
         self.speed_plot = self._add_plot(1, 2, "Tokens per second", "")
-        self._plots = (self.loss_plot, self.lr_plot, self.grad_plot, self.speed_plot)
+        # In the layout only while a shown run measures accuracy (_show_accuracy_plot): else its column is empty
+        self.accuracy_plot = self._add_plot(1, 3, "Validation accuracy", "")
+        self.graphics.ci.removeItem(self.accuracy_plot)
+        self._plots = (self.loss_plot, self.lr_plot, self.grad_plot, self.speed_plot, self.accuracy_plot)
         for plot in self._plots:
             self._curves_in[plot] = tuple(name for name in CURVE_PLOTS if self._plot_of(name) is plot)
         self.graphics.ci.layout.setRowStretchFactor(0, 5)
@@ -165,6 +177,10 @@ class TrainingPlots(QWidget):
         # One entry per run (its smoothed loss), and one saying what the markers are.
         self._validation_key = pg.PlotDataItem([0], [0], symbol="o", symbolSize=7, pen=None, antialias=True,
                                                symbolPen=pg.mkPen(MUTED, width=1.5), symbolBrush="#ffffff")
+        # ... and, while a distilled run is shown, what its loss parts' lines are
+        self._part_keys = {name: pg.PlotDataItem([0, 1], [0, 0], pen=pg.mkPen(MUTED, width=1.5, style=style))
+                           for name, style in PART_STYLES.items()}
+        self._part_keys_shown = False
         self.crosshair = Crosshair(self.loss_plot, self.values_at)
 
         layout = QVBoxLayout(self)
@@ -310,6 +326,7 @@ class TrainingPlots(QWidget):
         else:
             self.series.put(path, series)
             self._settling = SETTLE_REFRESHES
+            self.run_read.emit(path, series)
 
     def _on_load_failed(self, request_id: int, path: Path, message: str) -> None:
         if self._reading == (path, request_id):
@@ -319,6 +336,7 @@ class TrainingPlots(QWidget):
 
     def _remove(self, path: Path) -> None:
         self.series.remove(path)
+        self.run_removed.emit(path)
         self._to_read.pop(path, None)
         if self._reading is not None and self._reading[0] == path:
             self._reading = None  # its answer will be dropped
@@ -330,8 +348,7 @@ class TrainingPlots(QWidget):
                     self._plot_of(name).removeItem(item)
             for item in (curves.smoothed_loss.history, curves.val_loss.item):  # whichever the legend shows
                 self.legend.removeItem(item)
-            if not self.curves:
-                self.legend.removeItem(self._validation_key)
+            self._add_keys()
 
     # ---- drawing ---------------------------------------------------------------------------------
     def _redraw_after_zoom(self, plot: pg.PlotItem) -> None:
@@ -357,11 +374,15 @@ class TrainingPlots(QWidget):
             curves = RunCurves(
                 raw_loss=_noisy_curve(pg.mkPen(faint, width=1)),
                 smoothed_loss=_smooth_curve(pg.mkPen(colour, width=2)),
+                **{name: _smooth_curve(pg.mkPen(colour, width=1.5, style=style))
+                   for name, style in PART_STYLES.items()},
                 val_loss=MarkerSeries(symbol="o", symbolSize=7, symbolPen=pg.mkPen(colour, width=1.5),
                                       symbolBrush=pg.mkBrush("#ffffff")),
                 lr=_smooth_curve(pg.mkPen(colour, width=1.5)),
                 grad_norm=_noisy_curve(pg.mkPen(colour, width=1)),
                 tokens_per_s=_noisy_curve(pg.mkPen(colour, width=1)),
+                val_accuracy=MarkerSeries(pen=pg.mkPen(colour, width=1.5), symbol="o", symbolSize=5,
+                                          symbolPen=pg.mkPen(colour, width=1.5), symbolBrush=pg.mkBrush("#ffffff")),
             )
             for name, curve in curves.items().items():
                 for item in curve.items:
@@ -370,10 +391,8 @@ class TrainingPlots(QWidget):
                     curve.history.setDownsampling(auto=True, method="mean")
             self.curves[path] = curves
             self._style_for_y_axis(path)
-            self.legend.removeItem(self._validation_key)  # keep the key last, after the runs
             self.legend.addItem(self._legend_item(path), self._legend_text(path))
-            if not self._in_bits():
-                self.legend.addItem(self._validation_key, "validation")
+            self._add_keys()  # last, after the runs
         return self.curves[path]
 
     # ---- the y axis: loss per token, or validation bits per character ---------------------------
@@ -406,10 +425,10 @@ class TrainingPlots(QWidget):
         self._keep_in_view(self.loss_plot, tight=True)
 
     def _style_for_y_axis(self, path: Path) -> None:
-        """In bits per character the training loss, which has none, is hidden, and the validation markers are
-        joined into a curve."""
+        """In bits per character the training loss and its parts, which have none, are hidden, and the validation
+        markers are joined into a curve."""
         curves, bits = self.curves[path], self._in_bits()
-        for curve in (curves.raw_loss, curves.smoothed_loss):
+        for curve in (curves.raw_loss, curves.smoothed_loss, curves.text_loss, curves.teacher_loss):
             for item in curve.items:
                 item.setVisible(not bits)
         markers = curves.val_loss.item
@@ -419,12 +438,26 @@ class TrainingPlots(QWidget):
 
     def _fill_legend(self) -> None:
         """One entry per run, in the order shown (its smoothed loss, or in bits per character its validation
-        curve), then, with the loss, one saying what the markers are."""
+        curve), then the keys (_add_keys)."""
         self.legend.clear()
         for path in [p for p in self.series if p in self.curves]:
             self.legend.addItem(self._legend_item(path), self._legend_text(path))
+        self._add_keys()
+
+    def _add_keys(self) -> None:
+        """Put the keys after the runs' entries: with the loss, one saying what the markers are, and while a
+        distilled run is shown, one for each of its loss parts' lines."""
+        for key in (self._validation_key, *self._part_keys.values()):
+            self.legend.removeItem(key)
         if self.curves and not self._in_bits():
             self.legend.addItem(self._validation_key, "validation")
+        self._part_keys_shown = self._wants_part_keys()
+        if self._part_keys_shown:
+            for name, key in self._part_keys.items():
+                self.legend.addItem(key, LOSS_PARTS[name])
+
+    def _wants_part_keys(self) -> bool:
+        return bool(self.curves) and not self._in_bits() and self.series.any_distilled()
 
     def _legend_item(self, path: Path) -> pg.PlotDataItem:
         curves = self.curves[path]
@@ -469,17 +502,32 @@ class TrainingPlots(QWidget):
             sources, curves = series.sources(self.series.val_field), self._curves_for(path)
             for name, grown in changed:
                 curve, (xs, ys, field) = getattr(curves, name), sources[name]
-                if name == "val_loss":  # a few points; in bits per character some may have none
+                if name in LOSS_PARTS and not series.is_distilled():
+                    continue  # no parts to draw
+                if name in EVAL_CURVES:  # a few points; some may have none (bits per character, accuracy)
                     curve.replace(*_finite(xs[self.x_key], ys[field]))
-                    if self._in_bits():
+                    if name == "val_loss" and self._in_bits():
                         self._update_legend_text(path)
                 else:
                     (curve.extend if grown else curve.replace)(xs[self.x_key], ys[field])
                 redrawn.add(self._plot_of(name))
+        self._show_accuracy_plot(self.series.any_accuracy())
+        if self._part_keys_shown != self._wants_part_keys():
+            self._add_keys()  # a distilled run's first steps arrived, or its curves were removed
         for plot in redrawn:
             self._keep_in_view(plot)
         self._settling = max(self._settling - 1, 0)
         self._read_next()
+
+    def _show_accuracy_plot(self, on: bool) -> None:
+        """Put the accuracy plot in the small plots' row, or take it out (a run without accuracy leaves no empty
+        plot)."""
+        layout = self.graphics.ci
+        if on != (self.accuracy_plot in layout.items):
+            if on:
+                layout.addItem(self.accuracy_plot, row=1, col=3)
+            else:
+                layout.removeItem(self.accuracy_plot)
 
     def _keep_in_view(self, plot: pg.PlotItem, tight: bool = False) -> None:
         """Keep all the data in view while the plot follows it, moving the view in steps (with headroom past

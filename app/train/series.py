@@ -19,19 +19,25 @@ from pathlib import Path
 import numpy as np
 
 from lmcore.errors import LMCoreError
-from lmcore.events import EvalMetrics, StepMetrics
+from lmcore.events import ClassifyMetrics, EvalMetrics, StepMetrics
 from lmcore.metrics import metric_event
 from lmcore.runs import RunFolder
 
-STEP_FIELDS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm", "tokens_per_s")
-EVAL_FIELDS = ("step", "tokens", "elapsed", "val_loss", "val_bits_per_char")  # NaN: no bits per character
+# text_loss and teacher_loss: the two parts of a distilled run's loss (lmcore.distill), NaN in any other run's steps
+STEP_FIELDS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm", "tokens_per_s", "text_loss", "teacher_loss")
+# NaN: no bits per character (part of the split evaluated, or a masked LM), no accuracy (a run that predicts text)
+EVAL_FIELDS = ("step", "tokens", "elapsed", "val_loss", "val_bits_per_char", "val_accuracy")
 X_AXES = {"step": "Step", "tokens": "Tokens seen", "elapsed": "Training time (s)"}  # the x columns, and their labels
 # The validation curve's y choices (evaluation columns), and their axis labels
 VAL_AXES = {"val_loss": "loss (nats/token)", "val_bits_per_char": "bits per character"}
 DEFAULT_SMOOTHING = 0.6
-CURVES = ("raw_loss", "smoothed_loss", "val_loss", "lr", "grad_norm", "tokens_per_s")  # each run's
+# A distilled run's loss parts, each drawn smoothed as its loss is, and their legend labels
+LOSS_PARTS = {"text_loss": "CE (labels)", "teacher_loss": "KL (teacher)"}
+CURVES = ("raw_loss", "smoothed_loss", *LOSS_PARTS, "val_loss", "lr", "grad_norm", "tokens_per_s",
+          "val_accuracy")  # each run's
 DETAIL_CURVES = ("lr", "grad_norm", "tokens_per_s")  # the small plots'
-STEP_CURVES = ("raw_loss", "smoothed_loss", *DETAIL_CURVES)  # the curves new steps extend
+STEP_CURVES = ("raw_loss", "smoothed_loss", *LOSS_PARTS, *DETAIL_CURVES)  # the curves new steps extend
+EVAL_CURVES = ("val_loss", "val_accuracy")  # ... and new evaluations
 READ_BATCH = 4096  # events read from a metrics file before they are copied into columns and let go
 
 
@@ -90,7 +96,8 @@ class SmoothedLoss:
 
 
 class RunSeries:
-    """One run's metrics, as plotted: training steps, evaluations and the smoothed loss."""
+    """One run's metrics, as plotted: training steps, evaluations and the smoothed loss (and for a distilled run,
+    its smoothed parts)."""
 
     def __init__(self, name: str, smoothing: float = DEFAULT_SMOOTHING):
         self.name = name
@@ -98,6 +105,8 @@ class RunSeries:
         self.steps = Columns(STEP_FIELDS)
         self.evals = Columns(EVAL_FIELDS)
         self.smoothed = SmoothedLoss(smoothing)
+        self.smoothed_parts = self._smoothed_parts(smoothing)
+        self.classified: list[ClassifyMetrics] = []  # a classifier's evaluations (classify_plots.py draws them)
 
     @classmethod
     def from_events(cls, name: str, events: Iterable, smoothing: float = DEFAULT_SMOOTHING) -> RunSeries:
@@ -112,12 +121,16 @@ class RunSeries:
                 steps.clear()
         series.add_steps(steps)
         series.add_evals([e for e in evals if isinstance(e, EvalMetrics)])
+        series.classified = [e for e in evals if isinstance(e, ClassifyMetrics)]
         return series
 
     def add_steps(self, events: list[StepMetrics]) -> None:
-        rows = [tuple(getattr(event, name) for name in STEP_FIELDS) for event in events]
+        rows = [tuple(getattr(event, name) for name in STEP_FIELDS) for event in events]  # None: NaN in a column
         self.steps.extend(rows)
         self.smoothed.extend(row[3] for row in rows)
+        if self.is_distilled():  # a run has the parts at every step or at none
+            for name, smoothed in self.smoothed_parts.items():
+                smoothed.extend(getattr(event, name) for event in events)
 
     def add_evals(self, events: list[EvalMetrics]) -> None:
         self.evals.extend([tuple(_number(getattr(event, name)) for name in EVAL_FIELDS) for event in events])
@@ -125,6 +138,19 @@ class RunSeries:
     def set_smoothing(self, weight: float) -> None:
         self.smoothed = SmoothedLoss(weight)
         self.smoothed.extend(self.steps["loss"])
+        self.smoothed_parts = self._smoothed_parts(weight)
+
+    def _smoothed_parts(self, weight: float) -> dict[str, SmoothedLoss]:
+        """The loss parts of the steps so far, smoothed; none for a run without a teacher."""
+        parts = {name: SmoothedLoss(weight) for name in LOSS_PARTS}
+        if self.is_distilled():
+            for name, smoothed in parts.items():
+                smoothed.extend(self.steps[name])
+        return parts
+
+    def is_distilled(self) -> bool:
+        """Whether the run's steps have the two parts of a distilled run's loss."""
+        return bool(np.isfinite(self.steps.bounds("text_loss")[0]))
 
     def evals_without(self, field: str) -> int:
         """How many evaluations have no value in this column (bits per character of part of the split)."""
@@ -136,7 +162,13 @@ class RunSeries:
         steps = self.steps
         return {"raw_loss": (steps, steps, "loss"), "smoothed_loss": (steps, self.smoothed.values, "loss"),
                 "val_loss": (self.evals, self.evals, val_field), "lr": (steps, steps, "lr"),
-                "grad_norm": (steps, steps, "grad_norm"), "tokens_per_s": (steps, steps, "tokens_per_s")}
+                "grad_norm": (steps, steps, "grad_norm"), "tokens_per_s": (steps, steps, "tokens_per_s"),
+                "val_accuracy": (self.evals, self.evals, "val_accuracy"),
+                **{name: (steps, smoothed.values, "loss") for name, smoothed in self.smoothed_parts.items()}}
+
+    def has_accuracy(self) -> bool:
+        """Whether any evaluation measured accuracy (a masked LM's masked tokens, a classifier's texts)."""
+        return self.evals_without("val_accuracy") < self.evals.size
 
 
 def _number(value: float | None) -> float:
@@ -227,6 +259,14 @@ class ShownRuns(Mapping):
         compared."""
         return len({series.tokenizer for series in self._series.values() if series.tokenizer}) > 1
 
+    def any_distilled(self) -> bool:
+        """Whether a shown run is distilled: then the legend says what its loss parts' lines are."""
+        return any(series.is_distilled() for series in self._series.values())
+
+    def any_accuracy(self) -> bool:
+        """Whether a shown run measures accuracy: then the plots show it."""
+        return any(series.has_accuracy() for series in self._series.values())
+
     def set_val_field(self, field: str) -> None:
         self.val_field = field
         self.mark_all_stale(curves=("val_loss",))
@@ -241,7 +281,7 @@ class ShownRuns(Mapping):
 
     def add_evals(self, path: Path, events: list[EvalMetrics]) -> None:
         self._series[path].add_evals(events)
-        self.mark_stale(path, curves=("val_loss",), grown=True)
+        self.mark_stale(path, curves=EVAL_CURVES, grown=True)
 
     def set_smoothing(self, weight: float) -> None:
         self.smoothing = weight

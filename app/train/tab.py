@@ -9,10 +9,12 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMessageBox, QPushButton, QScrollArea, QSplitter, QVBoxLayout,
                                QWidget)
 
+from lmcore.events import ClassifyMetrics
 from lmcore.metrics import read_metric_events
 from lmcore.progress import RemainingTime, mfu
 from lmcore.runs import RunFolder
 
+from .classify_plots import ClassifierPlots
 from .plots import TrainingPlots
 from ..common.style import ACCENT, BORDER, PANEL, TEXT, WINDOW, set_tone
 from ..common.text import format_duration, run_label
@@ -86,6 +88,7 @@ class TrainTab(QWidget):
         self.form = TrainForm(preset_dirs, user_presets_dir)
         self.plots = TrainingPlots()
         _let_plot_controls_give_way(self.plots)
+        self.classifier_plots = ClassifierPlots()  # below the loss, while a classifier run is shown
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("primary")
         self.pause_button = QPushButton("Pause")
@@ -133,7 +136,12 @@ class TrainTab(QWidget):
         right_layout.addLayout(header)
         right_layout.addWidget(self.progress)
         right_layout.addWidget(self.banner)
-        right_layout.addWidget(self.plots, 1)
+        self.plots_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.plots_splitter.addWidget(self.plots)
+        self.plots_splitter.addWidget(self.classifier_plots)
+        self.plots_splitter.setStretchFactor(0, 3)
+        self.plots_splitter.setStretchFactor(1, 2)
+        right_layout.addWidget(self.plots_splitter, 1)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
@@ -149,6 +157,8 @@ class TrainTab(QWidget):
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop)
         self.form.validated.connect(lambda _: self._update_controls())
+        self.plots.run_read.connect(self._on_run_read)
+        self.plots.run_removed.connect(self.classifier_plots.remove)
         self._update_controls()
 
     # ---- starting --------------------------------------------------------------------------------
@@ -177,6 +187,11 @@ class TrainTab(QWidget):
         if self.state == IDLE:
             self.form.enter_fine_tune(run_dir)
 
+    def distill(self, run_dir: Path) -> None:
+        """Set the form up to train a smaller student of the run; Start begins it."""
+        if self.state == IDLE:
+            self.form.enter_distill(run_dir)
+
     def train(self, worker: TrainingWorker) -> None:
         """Start the worker's run and show it live."""
         self.worker = worker
@@ -186,6 +201,7 @@ class TrainTab(QWidget):
         worker.steps.connect(self._on_steps)
         worker.evals.connect(self.plots.add_evals)
         worker.evals.connect(self._on_evals)
+        worker.classified.connect(lambda events: self.classifier_plots.add(self.plots.pinned, events))
         worker.paused.connect(self._on_paused)
         worker.resumed.connect(lambda _: self._set_state(RUNNING))
         worker.finished.connect(self._on_finished)
@@ -270,10 +286,12 @@ class TrainTab(QWidget):
             history = [e for e in read_metric_events(RunFolder(event.run_dir).metrics_path)
                        if e.step <= event.start_step]
         self.plots.begin_live_run(Path(event.run_dir), history, event.max_steps, event.tokens_per_step)
+        config = RunFolder(event.run_dir).load_config()
+        if config.task == "classify":
+            self.classifier_plots.show_run(Path(event.run_dir), [e for e in history if isinstance(e, ClassifyMetrics)])
         self._max_steps, self._tokens_per_step = event.max_steps, event.tokens_per_step
         self._flops = (event.flops_per_token, event.peak_flops)
-        eval_interval = RunFolder(event.run_dir).load_config().train.eval_interval
-        self._remaining = RemainingTime(event.max_steps, eval_interval)
+        self._remaining = RemainingTime(event.max_steps, config.train.eval_interval)
         self._show_step(event.start_step)
         self.banner.hide()
         if self.state == PREPARING:
@@ -301,6 +319,12 @@ class TrainTab(QWidget):
         """The live run's model FLOPs utilisation at this speed; None where its device's peak is unknown."""
         return mfu(tokens_per_s, *self._flops)
 
+    def _on_run_read(self, run_dir: Path, series) -> None:
+        """A ticked classifier run is drawn beside the loss, unless a classifier is training (it keeps its place)."""
+        if series.classified:
+            training_one = self.worker is not None and self.plots.pinned in self.classifier_plots.runs
+            self.classifier_plots.show_run(run_dir, series.classified, draw=not training_one)
+
     def _on_evals(self, events: list) -> None:
         self._remaining.evaluated(time.monotonic(), events[-1].step)
 
@@ -315,7 +339,8 @@ class TrainTab(QWidget):
         self._show_step(event.step)
         best = f" Best validation loss {event.best_val_loss:.3f}." if event.best_val_loss is not None else ""
         if event.status == "finished":
-            self._show_banner(f"Finished at step {event.step:,}.{best} Try it in the Generate tab, or tick it in "
+            where = "Classify" if self.plots.pinned in self.classifier_plots.runs else "Generate"
+            self._show_banner(f"Finished at step {event.step:,}.{best} Try it in the {where} tab, or tick it in "
                               "the runs list to compare it with others.", "success")
         else:
             self._show_banner(f"Stopped at step {event.step:,}; a checkpoint was saved.{best} Select the run in "

@@ -57,6 +57,7 @@ class TrainingWorker(QObject):
     started = Signal(object)  # Started
     steps = Signal(list)  # [StepMetrics, ...]
     evals = Signal(list)  # [EvalMetrics, ...]
+    classified = Signal(list)  # [ClassifyMetrics, ...]: a classifier's evaluations, each after its EvalMetrics
     checkpoint_saved = Signal(object)  # CheckpointSaved
     paused = Signal(object)  # Paused
     resumed = Signal(object)  # Resumed
@@ -77,7 +78,7 @@ class TrainingWorker(QObject):
         self._unsent: list[str] = []  # control lines given before the child started
         self._thread: QThread | None = None
         self._reader: StreamReader | None = None
-        self._batched = {ev.StepMetrics: self.steps, ev.EvalMetrics: self.evals}
+        self._batched = {ev.StepMetrics: self.steps, ev.EvalMetrics: self.evals, ev.ClassifyMetrics: self.classified}
         self._single = {ev.Launched: self._on_launched, ev.Started: self.started.emit,
                         ev.CheckpointSaved: self.checkpoint_saved.emit, ev.Paused: self.paused.emit,
                         ev.Resumed: self.resumed.emit, ev.Finished: self._on_ended, ev.Failed: self._on_ended,

@@ -1,5 +1,5 @@
-"""The three model families (GPT-style Transformer, recurrent network, BERT-style encoder), and building one
-from its config."""
+"""The model families (GPT-style Transformer, recurrent network, BERT-style encoder, feed-forward n-gram MLP,
+gated convolutional network), and building one from its config."""
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -8,25 +8,30 @@ from typing import Any
 from ..errors import ConfigError
 from ..settings import from_table
 from .common import LanguageModel, ModelOutput
+from .conv import ConvConfig, ConvLM
 from .encoder import IGNORE_INDEX, EncoderConfig, EncoderLM
+from .mlp import MLPConfig, MLPLM
 from .rnn import RNNConfig, RNNLM
 from .transformer import KVCache, TransformerConfig, TransformerLM
 
-__all__ = ["EncoderConfig", "EncoderLM", "IGNORE_INDEX", "KVCache", "LanguageModel", "ModelConfig", "ModelOutput",
+__all__ = ["ConvConfig", "ConvLM", "EncoderConfig", "EncoderLM", "MLPConfig", "MLPLM", "IGNORE_INDEX", "KVCache", "LanguageModel", "ModelConfig", "ModelOutput",
            "RNNConfig", "RNNLM", "TransformerConfig", "TransformerLM", "MODEL_CONFIGS", "build_model",
            "model_config_from_dict", "model_config_to_dict"]
 
 # An EncoderConfig is a TransformerConfig (the same settings), so code that reads a Transformer's sizes reads both.
-ModelConfig = TransformerConfig | EncoderConfig | RNNConfig
-MODEL_CONFIGS: dict[str, type[TransformerConfig] | type[RNNConfig]] = {"transformer": TransformerConfig,
-                                                                       "rnn": RNNConfig,
-                                                                       "encoder": EncoderConfig}
+ModelConfig = TransformerConfig | EncoderConfig | RNNConfig | MLPConfig | ConvConfig
+MODEL_CONFIGS: dict[str, type[TransformerConfig] | type[RNNConfig] | type[MLPConfig] | type[ConvConfig]] = {
+    "transformer": TransformerConfig, "rnn": RNNConfig, "encoder": EncoderConfig, "mlp": MLPConfig, "conv": ConvConfig}
 
 
 def build_model(config: ModelConfig) -> LanguageModel:
     """A freshly initialised model; raises ConfigError if the config does not validate."""
     if isinstance(config, EncoderConfig):
         return EncoderLM(config)
+    if isinstance(config, MLPConfig):
+        return MLPLM(config)
+    if isinstance(config, ConvConfig):
+        return ConvLM(config)
     return TransformerLM(config) if isinstance(config, TransformerConfig) else RNNLM(config)
 
 

@@ -12,6 +12,8 @@ from torch import Tensor
 from ..settings import setting
 
 if TYPE_CHECKING:
+    from .conv import ConvConfig
+    from .mlp import MLPConfig
     from .rnn import RNNConfig
     from .transformer import TransformerConfig
 
@@ -78,16 +80,40 @@ class LanguageModel(nn.Module):
 
     family: str
     supports_kv_cache: bool
-    config: TransformerConfig | RNNConfig
+    config: TransformerConfig | RNNConfig | MLPConfig | ConvConfig
     output: SoftmaxOutput | AdaptiveSoftmaxOutput
 
     def init_state(self, batch_size: int, device) -> Any:
-        """What a forward pass carries from one call to the next: the RNN's hidden state, a Transformer's KV cache;
-        nothing (None) for the encoder, which reads each sequence whole."""
+        """What a forward pass carries from one call to the next: the RNN's hidden state, a Transformer's KV cache,
+        the MLP's last embeddings, the CNN's last inputs to each block; nothing (None) for the encoder, which reads
+        each sequence whole."""
         raise NotImplementedError
+
+    def receptive_field(self) -> int | None:
+        """Tokens a prediction can see, its own included; None where nothing bounds it (an RNN's state)."""
+        return None
 
     def lookup_tables(self) -> list[Tensor]:
         """Embedding tables that are only indexed, never multiplied (so they cost no FLOPs)."""
+        raise NotImplementedError
+
+    @property
+    def uses_every_parameter(self) -> bool:
+        """Whether every step gives every trainable weight a gradient (DistributedDataParallel asks)."""
+        return self.output.uses_every_parameter
+
+    def hidden_states(self, idx: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        """The last layer's outputs [B, T, hidden_size] before the LM head: what a classifier pools.
+        padding_mask [B, T] is True at padding, which only ever follows the text."""
+        raise NotImplementedError
+
+    @property
+    def hidden_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def token_embedding(self) -> nn.Embedding:
+        """The input embedding table (a classifier's explanations take gradients at its outputs)."""
         raise NotImplementedError
 
     def flops_per_token(self) -> float:

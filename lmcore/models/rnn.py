@@ -94,6 +94,18 @@ class RNNLM(LanguageModel):
         logits, loss = self.output(self.drop(h), targets, last_only)
         return ModelOutput(logits, loss, state, None)
 
+    def hidden_states(self, idx: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        """The top layer's output at every position; padding at the end never reaches the text before it."""
+        return self.rnn(self.drop(self.encoder(idx)))[0]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.n_hidden
+
+    @property
+    def token_embedding(self) -> nn.Embedding:
+        return self.encoder
+
     def init_state(self, batch_size: int, device) -> RNNState:
         weight = self.encoder.weight
         h = torch.zeros(self.config.n_layer, batch_size, self.config.n_hidden, device=device, dtype=weight.dtype)

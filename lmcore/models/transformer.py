@@ -16,6 +16,7 @@ from ..settings import check_settings, setting
 from .common import MAX_LAYERS, MAX_WIDTH, LanguageModel, ModelOutput, SoftmaxOutput, vocab_size_setting
 
 POSITIONAL_CHOICES = ("learned", "sinusoidal", "rotary")
+ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}  # name -> F.gelu's approximate
 
 
 @dataclass
@@ -41,6 +42,9 @@ class TransformerConfig:
                               choices=POSITIONAL_CHOICES)
     tie_embeddings: bool = setting(True, "Share the input embedding with the output layer: fewer parameters, "
                                          "usually lower loss.")
+    activation: str = setting("gelu", "The MLP's non-linearity. gelu: exact (nanoGPT); gelu_tanh: the tanh "
+                                      "approximation GPT-2 was trained with (imported GPT-2 models use it).",
+                              choices=tuple(ACTIVATIONS))
 
     def validate(self) -> None:
         """Not run on construction, so the GUI can hold an invalid config and show these messages."""
@@ -154,9 +158,10 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
+        self.approximate = ACTIVATIONS[config.activation]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate=self.approximate)))
 
 
 class Block(nn.Module):
@@ -249,6 +254,22 @@ class TransformerBase(LanguageModel):
         if state is not None:
             state.length += T
         return self.ln_f(x), torch.stack(maps) if capture_attention else None
+
+    def hidden_states(self, idx: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        # Causal attention never lets text see the padding after it; an encoder's must be told to ignore it.
+        keep = None if padding_mask is None or self.causal else ~padding_mask[:, None, None, :]
+        return self.trunk(idx, None, False, keep)[0]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.n_embd
+
+    @property
+    def token_embedding(self) -> nn.Embedding:
+        return self.wte
+
+    def receptive_field(self) -> int:
+        return self.config.context_length
 
     def lookup_tables(self) -> list[Tensor]:
         tables = [self.wpe.weight] if self.config.positional == "learned" else []

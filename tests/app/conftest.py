@@ -13,13 +13,14 @@ keep_none_alive()  # else a long session of Qt tests can abort with "deallocatin
 
 @pytest.fixture
 def stub_tabs(monkeypatch):
-    """Stand-ins for the Generate and Attention tabs (app_helpers.RecordingTab) that record what the main
+    """Stand-ins for the Generate, Attention and Classify tabs (app_helpers.RecordingTab) that record what the main
     window tells them, and keep these tests independent of those tabs' own work."""
     from app_helpers import RecordingTab
     import app.main_window
 
     monkeypatch.setattr(app.main_window, "GenerateTab", RecordingTab)
     monkeypatch.setattr(app.main_window, "AttentionTab", RecordingTab)
+    monkeypatch.setattr(app.main_window, "ClassifyTab", RecordingTab)
 
 
 @pytest.fixture

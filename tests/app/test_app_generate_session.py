@@ -11,7 +11,7 @@ import pytest
 
 from app.generate.chat import ChatTranscript, Speakers
 from app.generate.prompts import PromptLibrary, PromptLibraryError
-from app.generate.session import (CHAT, CHECKPOINTS, GENERATE, SCORE, SECOND, Actions, Candidate, CandidateRow,
+from app.generate.session import (CHAT, CHECKPOINTS, FILL, GENERATE, SCORE, SECOND, Actions, Candidate, CandidateRow,
                                   GenerationFinished, GenerationSession, GenerationStarted, JobFailed, ModelSummary,
                                   TokenInfo, candidate_rows, checkpoints_to_offer, describe_sampling, describe_score)
 from lmcore.generation import PRESETS, SamplingSettings
@@ -55,7 +55,8 @@ def test_the_session_module_imports_no_qt():
 
 
 NOTHING = Actions(generate=False, score=False, continue_output=False, stop=False, choose_checkpoint=False,
-                  reload=False, send_output=False, copy=False, send_chat=False, side_by_side=True)
+                  reload=False, send_output=False, copy=False, send_chat=False, side_by_side=True, fill=False,
+                  ensemble=False)
 
 
 def test_which_actions_each_state_allows():
@@ -67,7 +68,7 @@ def test_which_actions_each_state_allows():
     assert session.actions() == loading
     session.model_loaded(summary("runs/a"))
     assert not session.awaiting_model()
-    ready = replace(loading, generate=True, score=True, send_chat=True)
+    ready = replace(loading, generate=True, score=True, send_chat=True, ensemble=True)
     assert session.actions() == ready
     session.generate("AB", SETTINGS)
     assert session.actions() == replace(loading, stop=True, reload=False, side_by_side=False)
@@ -77,6 +78,23 @@ def test_which_actions_each_state_allows():
     assert session.actions() == replace(ready, continue_output=True, send_output=True, copy=True)
     session.start_scoring()
     assert session.actions() == replace(loading, reload=False, copy=True, side_by_side=False)
+
+
+def test_an_encoder_fills_blanks_one_job_at_a_time():
+    session = GenerationSession()
+    session.select_run(Path("runs/bert"))
+    session.start_loading()
+    session.model_loaded(replace(summary("runs/bert"), family="encoder"))
+    assert session.summary.fills_blanks and session.actions().fill
+    session.start_filling()
+    assert not session.actions().fill and not session.actions().reload and session.escape_action() is None
+    session.blanks_filled()
+    assert session.actions().fill
+    session.start_filling()
+    session.job_failed(JobFailed("The text has no [MASK]", FILL))
+    assert session.job is None and session.actions().fill
+    session.model_loaded(summary("runs/bert"))  # a model that continues text (reloaded) has no blanks to fill
+    assert not session.summary.fills_blanks and not session.actions().fill
 
 
 def test_copy_is_disabled_while_there_is_nothing_to_copy():

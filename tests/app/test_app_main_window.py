@@ -34,7 +34,8 @@ def test_opens_on_the_sample_corpus_with_baby_gpt_char_ready_to_start(make_windo
     assert window.device_label.text().startswith("Device: ") and ("CPU" in window.device_label.text()
                                                                    or "GiB" in window.device_label.text())
     assert (window.width(), window.height()) == (1280, 800)
-    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Train", "Generate", "Attention"]
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Train", "Generate", "Attention",
+                                                                            "Classify"]
 
 
 def test_remembers_geometry_corpus_and_settings(make_window, small_corpus, tmp_path):

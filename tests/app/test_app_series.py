@@ -49,7 +49,7 @@ def test_a_shown_run_is_drawn_afresh_once_then_only_its_new_points():
     runs.add_steps(a, steps(6, 3))
     assert taken(runs) == {a: dict.fromkeys(STEP_CURVES, True)}  # only grown; not the validation markers
     runs.add_evals(a, [evaluation(8, 2.4)])
-    assert taken(runs) == {a: {"val_loss": True}}
+    assert taken(runs) == {a: {"val_loss": True, "val_accuracy": True}}  # the evaluations' curves
 
 
 def test_curves_not_due_stay_stale_until_a_refresh_that_draws_them():
@@ -58,11 +58,11 @@ def test_curves_not_due_stay_stale_until_a_refresh_that_draws_them():
     taken(runs)
     runs.add_steps(a, steps(1, 3))
     loss_only = EVERY_CURVE - set(DETAIL_CURVES)
-    assert taken(runs, loss_only) == {a: {"raw_loss": True, "smoothed_loss": True}}
+    loss = {"raw_loss": True, "smoothed_loss": True, "text_loss": True, "teacher_loss": True}  # parts: if any
+    assert taken(runs, loss_only) == {a: loss}
     runs.add_steps(a, steps(4, 3))
     runs.mark_all_stale(curves=("lr",))  # e.g. a zoom in on the learning rate's plot
-    assert taken(runs) == {a: {"raw_loss": True, "smoothed_loss": True, "lr": False, "grad_norm": True,
-                               "tokens_per_s": True}}
+    assert taken(runs) == {a: {**loss, "lr": False, "grad_norm": True, "tokens_per_s": True}}
 
 
 def test_runs_keep_the_order_they_were_shown_in_and_a_removed_run_is_forgotten():

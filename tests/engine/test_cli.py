@@ -66,7 +66,7 @@ def test_tokenizer_train_writes_a_loadable_tokenizer(tmp_path, capsys):
     assert main(["tokenizer", "train", str(corpus), "--out", str(out), "--kind", "sentencepiece",
                  "--vocab-size", "400"]) == 0
     assert "400 tokens" in capsys.readouterr().out
-    assert (out / "tokenizer.json").is_file() and (out / "tokenizer.model").is_file()
+    assert (out / "lmcore-tokenizer.json").is_file() and (out / "tokenizer.model").is_file()
 
 
 def test_tokenizer_train_takes_its_defaults_and_choices_from_the_tokenizer_config(capsys):

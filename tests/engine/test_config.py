@@ -7,7 +7,7 @@ import pytest
 from lmcore.config import (RunConfig, apply_override, config_from_dict, config_to_dict, load_config, save_config,
                            setting_groups, settings_markdown)
 from lmcore.errors import ConfigError
-from lmcore.models import EncoderConfig, RNNConfig, TransformerConfig
+from lmcore.models import ConvConfig, EncoderConfig, MLPConfig, RNNConfig, TransformerConfig
 from lmcore.settings import range_text
 from lmcore.tokenizers import KIND_SETTINGS
 
@@ -23,7 +23,7 @@ def test_every_preset_loads_validates_and_points_at_the_bundled_corpus(preset):
 
 def test_presets_cover_every_family_and_three_tokenizers():
     configs = [load_config(p) for p in PRESETS]
-    assert {c.family for c in configs} == {"transformer", "rnn", "encoder"}
+    assert {c.family for c in configs} == {"transformer", "rnn", "encoder", "mlp", "conv"}
     assert {c.tokenizer.kind for c in configs} == {"char", "word", "sentencepiece"}
 
 
@@ -108,8 +108,8 @@ def test_relative_corpus_paths_resolve_against_the_config_file(tmp_path):
 def test_the_model_section_is_typed_from_the_moment_the_file_is_read(preset):
     config = load_config(preset)
     written = tomllib.loads(preset.read_text(encoding="utf-8"))["model"]
-    assert type(config.model) is {"transformer": TransformerConfig, "rnn": RNNConfig,
-                                  "encoder": EncoderConfig}[written["family"]]
+    assert type(config.model) is {"transformer": TransformerConfig, "rnn": RNNConfig, "encoder": EncoderConfig,
+                                  "mlp": MLPConfig, "conv": ConvConfig}[written["family"]]
     assert config.family == written["family"]
     assert all(getattr(config.model, name) == value for name, value in written.items() if name != "family")
 
@@ -145,7 +145,8 @@ def test_a_run_folders_config_loads_and_is_written_back_in_the_same_shape(tmp_pa
     assert isinstance(config.model, RNNConfig) and (config.model.cell, config.model.n_hidden) == ("gru", 64)
     assert config.model.n_layer == RNNConfig().n_layer  # what the file leaves out takes its default
     raw = config_to_dict(config)
-    assert list(raw) == ["name", "runs_dir", "init_from", "data", "tokenizer", "model", "optim", "schedule", "train"]
+    assert list(raw) == ["name", "runs_dir", "init_from", "task", "data", "tokenizer", "model", "optim", "schedule",
+                         "train", "distill", "classify"]
     assert list(raw["model"])[:3] == ["family", "cell", "n_layer"] and raw["model"]["family"] == "rnn"
     assert "vocab_size" not in raw["model"]  # the tokenizer tells it
     save_config(config, tmp_path / "again.toml")
@@ -228,7 +229,7 @@ def test_every_range_written_on_a_setting_is_the_one_validate_checks(key, when, 
     raw.setdefault(section, {})[name] = _past(bound, f.metadata[bound], kind)
     if section == "model":
         raw["model"]["family"] = when.split('"')[1]
-        if name == "n_hidden":
+        if name == "n_hidden" and raw["model"]["family"] == "rnn":  # tied, the RNN's sizes must agree
             raw["model"]["tie_embeddings"] = False
     if section == "tokenizer":
         raw["tokenizer"]["kind"] = next(k for k, used in KIND_SETTINGS.items() if name in used)

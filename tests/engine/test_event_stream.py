@@ -29,6 +29,7 @@ SAMPLES = [
     ev.Started(Path("runs/x"), "CPU", 14_784, 100, 0, 128, 1e5),
     ev.StepMetrics(3, 384, 2.5, 1e-3, 0.9, 5e4, 0.25),
     ev.EvalMetrics(10, 1280, 1.5, 2.4, 11.0, None, True),
+    ev.ClassifyMetrics(10, 0.75, 0.7, ["neg", "pos"], [0.8, 0.7], [0.6, 0.9], [[3, 2], [1, 9]]),
     ev.CheckpointSaved(10, Path("runs/x/checkpoints/last.safetensors"), "last"),
     ev.AttentionSaved(12, Path("runs/x/attention/step-0000012.npy"), "saliency"),
     ev.Paused(7),

@@ -1,6 +1,6 @@
 """Special tokens for the encoder ([CLS], [SEP], [MASK], [PAD]): appended after a tokenizer's own vocabulary, they
 leave its ids, its files and its fingerprint alone; tokenizer.json files written before they existed load as
-before. The files in data/tokenizers-v1 were written by lmcore before special tokens existed."""
+before (named tokenizer.json then, now lmcore-tokenizer.json). The files in data/tokenizers-v1 were written by lmcore before special tokens existed."""
 import json
 import shutil
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lmcore.errors import TokenizerError
-from lmcore.tokenizers import MLM_SPECIAL_TOKENS, TOKENIZER_JSON, load_tokenizer
+from lmcore.tokenizers import LEGACY_TOKENIZER_FILE, MLM_SPECIAL_TOKENS, TOKENIZER_FILE, load_tokenizer
 
 OLD = Path(__file__).resolve().parent / "data" / "tokenizers-v1"
 EXPECTED = json.loads((OLD / "expected.json").read_text(encoding="utf-8"))
@@ -25,7 +25,8 @@ def test_tokenizer_files_written_before_special_tokens_load_and_save_unchanged(k
     assert ids == expected["ids"] and tokenizer.decode(ids) == expected["decoded"]
     assert (tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id, tokenizer.pad_id) == (None, None, None, None)
     tokenizer.save(tmp_path)
-    assert (tmp_path / TOKENIZER_JSON).read_bytes() == (OLD / kind / TOKENIZER_JSON).read_bytes()
+    # saved under the new name (lmcore-tokenizer.json), with the very bytes of the old file
+    assert (tmp_path / TOKENIZER_FILE).read_bytes() == (OLD / kind / LEGACY_TOKENIZER_FILE).read_bytes()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -45,7 +46,7 @@ def test_special_tokens_come_after_the_vocabulary_and_change_no_other_id(kind, t
     assert tokenizer.fingerprint() != plain.fingerprint()
 
     tokenizer.save(tmp_path)
-    doc = json.loads((tmp_path / TOKENIZER_JSON).read_text(encoding="utf-8"))
+    doc = json.loads((tmp_path / TOKENIZER_FILE).read_text(encoding="utf-8"))
     assert doc["special_tokens"] == list(MLM_SPECIAL_TOKENS)
     again = load_tokenizer(tmp_path)
     assert again.special_tokens == MLM_SPECIAL_TOKENS and again.fingerprint() == tokenizer.fingerprint()
@@ -65,8 +66,8 @@ def test_special_tokens_are_added_once_and_damaged_lists_are_refused(tmp_path):
         tokenizer.with_special_tokens()
     folder = tmp_path / "tok"
     shutil.copytree(OLD / "char", folder)
-    doc = json.loads((folder / TOKENIZER_JSON).read_text(encoding="utf-8"))
+    doc = json.loads((folder / LEGACY_TOKENIZER_FILE).read_text(encoding="utf-8"))
     for bad in (["[MASK]", "[MASK]"], "[MASK]", [1, 2]):
-        (folder / TOKENIZER_JSON).write_text(json.dumps({**doc, "special_tokens": bad}), encoding="utf-8")
+        (folder / LEGACY_TOKENIZER_FILE).write_text(json.dumps({**doc, "special_tokens": bad}), encoding="utf-8")
         with pytest.raises(TokenizerError, match="damaged"):
             load_tokenizer(folder)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from lmcore.errors import ConfigError, TokenizerError
 from lmcore.tokenizers import (
     SPM_MODEL_FILE,
-    TOKENIZER_JSON,
+    TOKENIZER_FILE,
     SentencePieceTokenizer,
     TokenizerConfig,
     WordTokenizer,
@@ -375,7 +375,7 @@ def test_save_load_is_identical(all_kinds: list, english: str, tmp_path: Path) -
         assert loaded.encode(sample) == ids
         assert loaded.decode(ids) == tok.decode(ids)
         assert [loaded.token_text(i) for i in range(20)] == [tok.token_text(i) for i in range(20)]
-        doc = json.loads((folder / TOKENIZER_JSON).read_text(encoding="utf-8"))
+        doc = json.loads((folder / TOKENIZER_FILE).read_text(encoding="utf-8"))
         assert (doc["format"], doc["version"], doc["kind"]) == ("lmcore-tokenizer", 1, tok.kind)
         assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]  # no temp files left behind
     assert (tmp_path / "sentencepiece" / SPM_MODEL_FILE).is_file()
@@ -414,7 +414,7 @@ def test_load_missing_folder(tmp_path: Path) -> None:
 def test_load_missing_json(tmp_path: Path) -> None:
     with pytest.raises(TokenizerError, match="missing") as err:
         load_tokenizer(tmp_path)
-    assert TOKENIZER_JSON in str(err.value)
+    assert TOKENIZER_FILE in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -432,10 +432,10 @@ def test_load_missing_json(tmp_path: Path) -> None:
     ],
 )
 def test_load_bad_json(tmp_path: Path, content: bytes, expected: str) -> None:
-    (tmp_path / TOKENIZER_JSON).write_bytes(content)
+    (tmp_path / TOKENIZER_FILE).write_bytes(content)
     with pytest.raises(TokenizerError, match=expected) as err:
         load_tokenizer(tmp_path)
-    assert TOKENIZER_JSON in str(err.value)
+    assert TOKENIZER_FILE in str(err.value)
 
 
 def test_load_missing_or_corrupt_spm_model(spm_bpe: SentencePieceTokenizer, tmp_path: Path) -> None:
@@ -449,9 +449,9 @@ def test_load_missing_or_corrupt_spm_model(spm_bpe: SentencePieceTokenizer, tmp_
     assert SPM_MODEL_FILE in str(err.value)
 
     # A model whose checksum was "fixed up" by hand is still caught when sentencepiece cannot parse it.
-    doc = json.loads((tmp_path / TOKENIZER_JSON).read_text(encoding="utf-8"))
+    doc = json.loads((tmp_path / TOKENIZER_FILE).read_text(encoding="utf-8"))
     doc["model_sha256"] = hashlib.sha256(b"junk").hexdigest()
-    (tmp_path / TOKENIZER_JSON).write_text(json.dumps(doc), encoding="utf-8")
+    (tmp_path / TOKENIZER_FILE).write_text(json.dumps(doc), encoding="utf-8")
     model.write_bytes(b"junk")
     with pytest.raises(TokenizerError, match="not a usable SentencePiece model"):
         load_tokenizer(tmp_path)
@@ -519,7 +519,7 @@ def test_the_jieba_segmenter_without_jieba_says_what_to_install(monkeypatch):
 
 def test_a_whitespace_word_tokenizer_file_has_no_segmenter_key(tmp_path):
     train_tokenizer(TokenizerConfig(kind="word"), "a b c d\n" * 5).save(tmp_path)
-    assert "segmenter" not in (tmp_path / "tokenizer.json").read_text()
+    assert "segmenter" not in (tmp_path / TOKENIZER_FILE).read_text()
 
 
 def test_with_the_real_jieba_chinese_is_cut_into_its_words(tmp_path):

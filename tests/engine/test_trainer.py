@@ -39,7 +39,7 @@ def test_loss_falls_and_the_run_folder_holds_everything(tmp_path, corpus, family
     assert evals[-1].val_loss < evals[0].val_loss < math.log(trainer.tokenizer.vocab_size)
     assert evals[-1].val_bits_per_char == pytest.approx(evals[-1].val_loss / math.log(2), rel=1e-6)
     assert isinstance(seen[-1], ev.Finished) and seen[-1].best_val_loss == min(e.val_loss for e in evals)
-    assert (folder.path / "config.toml").is_file() and (folder.tokenizer_dir / "tokenizer.json").is_file()
+    assert (folder.path / "config.toml").is_file() and (folder.tokenizer_dir / "lmcore-tokenizer.json").is_file()
     assert folder.checkpoint_path("best").is_file() and folder.checkpoint_path("last").is_file()
     records = folder.read_metrics()
     assert [r["step"] for r in records if r["kind"] == "eval"] == [20, 40, 60]

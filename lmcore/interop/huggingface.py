@@ -1,0 +1,162 @@
+"""Hugging Face GPT-2 folders in and out.
+
+In: config.json, model.safetensors (or its shards) and tokenizer.json (or GPT-2's vocab.json + merges.txt)
+become a run of ours: GPT-2's Conv1D weights transposed, biases on, learned positions, GELU with the tanh
+approximation, LayerNorm eps 1e-5, the output layer tied to the token embedding. Out: a GPT-family run becomes a
+GPT2LMHeadModel folder that `transformers` loads, with a tokenizer.json its tokenizer classes read.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import InteropError
+from ..models import LanguageModel, TransformerConfig, TransformerLM
+from ..tokenizers import CharTokenizer, HuggingFaceTokenizer, Tokenizer, tokenizers_library
+from .gpt2_layout import gpt2_weights, load_gpt2_weights
+from .imported import save_imported_run
+
+# config.json's activation_function -> ours; "gelu_new" is GPT-2's tanh approximation under its old name
+ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
+LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, and GPT-2's
+WEIGHTS_FILE = "model.safetensors"
+SHARD_INDEX = "model.safetensors.index.json"
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InteropError(f"{folder} has no config.json; give the folder of a Hugging Face model (config.json, "
+                           "model.safetensors, tokenizer.json).") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InteropError(f"{path} cannot be read as JSON ({exc}); copy the model's folder again.") from None
+    if not isinstance(config, dict):
+        raise InteropError(f"{path} is not a model config (a JSON object); copy the model's folder again.")
+    return config
+
+
+def gpt2_config(hf: dict[str, Any], source: Path) -> TransformerConfig:
+    """Our TransformerConfig for a GPT-2 config.json; InteropError for another architecture, or for a GPT-2
+    variant we do not compute the same way."""
+    model_type = hf.get("model_type")
+    if model_type != "gpt2":
+        raise InteropError(f"{source} describes a {model_type!r} model ({', '.join(hf.get('architectures', []))}); "
+                           "LM Workbench imports GPT-2 models (model_type 'gpt2': gpt2, gpt2-medium, gpt2-large, "
+                           "gpt2-xl, distilgpt2 and GPT-2 fine-tunes) and nanoGPT checkpoints.")
+    activation = hf.get("activation_function", "gelu_new")
+    n_embd, n_inner = hf.get("n_embd", 768), hf.get("n_inner")
+    unsupported = [(activation not in ACTIVATIONS, f"activation_function = {activation!r}"),
+                   (n_inner not in (None, 4 * n_embd), f"n_inner = {n_inner} (not 4 x n_embd)"),
+                   (abs(hf.get("layer_norm_epsilon", LAYER_NORM_EPS) - LAYER_NORM_EPS) > 1e-12,
+                    f"layer_norm_epsilon = {hf.get('layer_norm_epsilon')}"),
+                   (not hf.get("scale_attn_weights", True), "scale_attn_weights = false"),
+                   (hf.get("scale_attn_by_inverse_layer_idx", False), "scale_attn_by_inverse_layer_idx = true"),
+                   (hf.get("add_cross_attention", False), "add_cross_attention = true")]
+    reasons = [reason for bad, reason in unsupported if bad]
+    if reasons:
+        raise InteropError(f"{source}: this GPT-2 variant has {', '.join(reasons)}, which LM Workbench's model "
+                           "does not compute; only standard GPT-2 models can be imported.")
+    return TransformerConfig(vocab_size=hf.get("vocab_size", 50257), n_layer=hf.get("n_layer", 12),
+                             n_head=hf.get("n_head", 12), n_embd=n_embd, context_length=hf.get("n_positions", 1024),
+                             dropout=0.0, bias=True, positional="learned",
+                             tie_embeddings=hf.get("tie_word_embeddings", True), activation=ACTIVATIONS[activation])
+
+
+def read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """model.safetensors, or every shard its index names. A pytorch_model.bin (a pickle) is not read."""
+    try:
+        if (folder / WEIGHTS_FILE).is_file():
+            return load_file(folder / WEIGHTS_FILE)
+        if (folder / SHARD_INDEX).is_file():
+            shards = sorted(set(json.loads((folder / SHARD_INDEX).read_text(encoding="utf-8"))["weight_map"].values()))
+            return {name: t for shard in shards for name, t in load_file(folder / shard).items()}
+    except (SafetensorError, OSError, ValueError, KeyError) as exc:
+        raise InteropError(f"the weights in {folder} cannot be read ({exc}); copy the model's folder again.") from None
+    pickled = " It has pytorch_model.bin, a pickle, which is never loaded here" if (
+        folder / "pytorch_model.bin").is_file() else ""
+    raise InteropError(f"{folder} has no {WEIGHTS_FILE}.{pickled}. Save the model with safetensors "
+                       "(model.save_pretrained(folder, safe_serialization=True)) and import that folder.")
+
+
+def read_tokenizer(path: Path) -> HuggingFaceTokenizer:
+    """A tokenizer.json, or a folder with tokenizer.json or GPT-2's vocab.json + merges.txt."""
+    path = Path(path)
+    if path.is_file():
+        return HuggingFaceTokenizer.from_file(path)
+    if (path / "tokenizer.json").is_file():
+        return HuggingFaceTokenizer.from_file(path / "tokenizer.json")
+    if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
+        return HuggingFaceTokenizer.from_vocab_and_merges(path / "vocab.json", path / "merges.txt")
+    raise InteropError(f"{path} has no tokenizer: it needs tokenizer.json, or GPT-2's vocab.json and merges.txt. "
+                       "Copy them from the model's folder, or point to a folder that has them.")
+
+
+def import_huggingface(folder: str | Path, runs_dir: str | Path, name: str | None = None,
+                       tokenizer: str | Path | None = None) -> Path:
+    """Import the GPT-2 model in `folder` as a new run in `runs_dir` (named after the folder unless `name`), with
+    the tokenizer in `folder` (or `tokenizer`, a file or folder). Returns the run folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InteropError(f"{folder} is not a folder; give the folder of a Hugging Face model.")
+    config = gpt2_config(read_config(folder), folder / "config.json")
+    hf_tokenizer = read_tokenizer(Path(tokenizer) if tokenizer else folder)
+    if hf_tokenizer.vocab_size != config.vocab_size:
+        raise InteropError(f"the tokenizer has {hf_tokenizer.vocab_size:,} tokens but the model in {folder} predicts "
+                           f"{config.vocab_size:,}; use the tokenizer that came with the model.")
+    model = TransformerLM(config)
+    load_gpt2_weights(model, read_weights(folder), conv1d=True, source=str(folder))
+    return save_imported_run(model, hf_tokenizer, name or folder.name, runs_dir, f"Hugging Face {folder}")
+
+
+# ---- export -----------------------------------------------------------------------------------------------------
+def export_huggingface(model: LanguageModel, tokenizer: Tokenizer, out: Path) -> None:
+    """Write a GPT2LMHeadModel folder: config.json, model.safetensors, tokenizer.json and tokenizer_config.json."""
+    if not isinstance(model, TransformerLM):
+        raise InteropError(f"a {model.family} run has no Hugging Face architecture to export to here: only GPT-family "
+                           "(Transformer) runs export to Hugging Face; use --to onnx or --to safetensors.")
+    config = model.config
+    if config.positional == "rotary":
+        raise InteropError("this run uses rotary positions (model.positional = 'rotary'), which GPT-2 does not have; "
+                           "runs with learned or sinusoidal positions export to Hugging Face. Use --to onnx or "
+                           "--to safetensors for this one.")
+    tokenizer_json = hf_tokenizer_document(tokenizer)  # before anything is written: it may refuse
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(gpt2_weights(model), out / WEIGHTS_FILE, metadata={"format": "pt"})
+    gelu = {"gelu": "gelu", "gelu_tanh": "gelu_new"}[config.activation]
+    hf_config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": config.vocab_size,
+                 "n_positions": config.context_length, "n_embd": config.n_embd, "n_layer": config.n_layer,
+                 "n_head": config.n_head, "n_inner": None, "activation_function": gelu,
+                 "layer_norm_epsilon": LAYER_NORM_EPS, "resid_pdrop": config.dropout, "embd_pdrop": config.dropout,
+                 "attn_pdrop": config.dropout, "tie_word_embeddings": config.tie_embeddings,
+                 "bos_token_id": tokenizer.eos_id, "eos_token_id": tokenizer.eos_id, "torch_dtype": "float32"}
+    (out / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
+    (out / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+    special = {"unk_token": tokenizer.token_text(tokenizer.unk_id) if tokenizer.unk_id is not None else None,
+               "eos_token": tokenizer.token_text(tokenizer.eos_id) if tokenizer.eos_id is not None else None}
+    (out / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": config.context_length,
+         **{k: v for k, v in special.items() if v is not None}}, indent=2) + "\n", encoding="utf-8")
+
+
+def hf_tokenizer_document(tokenizer: Tokenizer) -> str:
+    """The tokenizer as a Hugging Face tokenizer.json: an imported one as it came; a character tokenizer as a BPE
+    without merges (every character a token, <unk> for the others), decoded by joining the pieces."""
+    if isinstance(tokenizer, HuggingFaceTokenizer):
+        return tokenizer.document
+    if not isinstance(tokenizer, CharTokenizer) or tokenizer.special_tokens:
+        raise InteropError(f"this run's {tokenizer.kind} tokenizer has no Hugging Face equivalent here: character "
+                           "tokenizers and imported (Hugging Face) ones export. Use --to onnx or --to safetensors, "
+                           "which keep the tokenizer in LM Workbench's format.")
+    tokenizers = tokenizers_library()
+    vocab = {tokenizer.token_text(i): i for i in range(tokenizer.vocab_size)}
+    hf = tokenizers.Tokenizer(tokenizers.models.BPE(vocab=vocab, merges=[], unk_token=tokenizer.token_text(0)))
+    hf.decoder = tokenizers.decoders.Fuse()
+    return hf.to_str()
+
