@@ -57,8 +57,8 @@ CURVE_PLOTS = {"raw_loss": "loss_plot", "smoothed_loss": "loss_plot", "text_loss
                "teacher_loss": "loss_plot", "val_loss": "loss_plot",
                "lr": "lr_plot", "grad_norm": "grad_plot", "tokens_per_s": "speed_plot", "val_accuracy": "accuracy_plot"}
 EVERY_CURVE = frozenset(CURVES)
-PART_STYLES = {"text_loss": Qt.PenStyle.DashLine, "teacher_loss": Qt.PenStyle.DotLine}  # series.LOSS_PARTS' lines
 LOSS_CURVES = EVERY_CURVE - frozenset(DETAIL_CURVES)  # what a refresh without the small plots draws
+PART_STYLES = {"text_loss": Qt.PenStyle.DashLine, "teacher_loss": Qt.PenStyle.DotLine}  # series.LOSS_PARTS' lines
 
 
 @dataclass

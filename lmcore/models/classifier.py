@@ -40,9 +40,8 @@ class TextClassifier(LanguageModel):
     class_weights: Tensor | None
 
     def __init__(self, body: LanguageModel, n_labels: int, pooling: str = "auto"):
-        super().__init__()
+        super().__init__(body.config)  # checkpoints and run lists describe a classifier by its body
         self.body = body
-        self.config = body.config  # checkpoints and run lists describe a classifier by its body
         self.pooling = check_pooling(pooling, body.family)
         self.head = nn.Linear(body.hidden_size, n_labels)
         nn.init.normal_(self.head.weight, std=0.02)

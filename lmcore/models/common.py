@@ -83,6 +83,11 @@ class LanguageModel(nn.Module):
     config: TransformerConfig | RNNConfig | MLPConfig | ConvConfig
     output: SoftmaxOutput | AdaptiveSoftmaxOutput
 
+    def __init__(self, config: TransformerConfig | RNNConfig | MLPConfig | ConvConfig):
+        super().__init__()
+        config.validate()  # ConfigError naming the field, before any tensor is made
+        self.config = config
+
     def init_state(self, batch_size: int, device) -> Any:
         """What a forward pass carries from one call to the next: the RNN's hidden state, a Transformer's KV cache,
         the MLP's last embeddings, the CNN's last inputs to each block; nothing (None) for the encoder, which reads

@@ -85,9 +85,7 @@ class ConvLM(LanguageModel):
     config: ConvConfig
 
     def __init__(self, config: ConvConfig):
-        super().__init__()
-        config.validate()
-        self.config = config
+        super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(GatedBlock(config, dilation) for dilation in config.dilations())

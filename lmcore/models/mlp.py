@@ -53,9 +53,7 @@ class MLPLM(LanguageModel):
     output: SoftmaxOutput
 
     def __init__(self, config: MLPConfig):
-        super().__init__()
-        config.validate()
-        self.config = config
+        super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.pad = nn.Parameter(torch.randn(config.n_embd))  # what a position before the text reads
         n_in = (config.n_gram - 1) * config.n_embd

@@ -66,9 +66,7 @@ class RNNLM(LanguageModel):
     config: RNNConfig
 
     def __init__(self, config: RNNConfig):
-        super().__init__()
-        config.validate()
-        self.config = config
+        super().__init__(config)
         self.drop = nn.Dropout(config.dropout)
         self.encoder = nn.Embedding(config.vocab_size, config.n_embd)
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN}[config.cell]

@@ -191,9 +191,7 @@ class TransformerBase(LanguageModel):
     rope_sin: Tensor
 
     def __init__(self, config: TransformerConfig):
-        super().__init__()
-        config.validate()
-        self.config = config
+        super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         head_size = config.n_embd // config.n_head
         if config.positional == "learned":
