@@ -487,6 +487,11 @@ class SentencePieceTokenizer(Tokenizer):
     def text_vocab_size(self) -> int:
         return self._sp.get_piece_size()
 
+    @property
+    def model(self) -> bytes:
+        """The SentencePiece model file (tokenizer.model) as bytes."""
+        return self._model
+
     def encode(self, text: str, unknown: str = "error") -> list[int]:
         # Byte fallback means every text is encodable, so `unknown` has nothing to do here.
         _check_unknown_mode(unknown)

@@ -17,8 +17,9 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import InteropError
 from ..models import LanguageModel, TransformerConfig, TransformerLM
-from ..tokenizers import CharTokenizer, HuggingFaceTokenizer, Tokenizer, tokenizers_library
+from ..tokenizers import HuggingFaceTokenizer, Tokenizer
 from .gpt2_layout import gpt2_weights, load_gpt2_weights
+from .hf_tokenizer import hf_special_tokens, hf_tokenizer_document
 from .imported import save_imported_run
 
 # config.json's activation_function -> ours; "gelu_new" is GPT-2's tanh approximation under its old name
@@ -138,25 +139,9 @@ def export_huggingface(model: LanguageModel, tokenizer: Tokenizer, out: Path) ->
                  "bos_token_id": tokenizer.eos_id, "eos_token_id": tokenizer.eos_id, "torch_dtype": "float32"}
     (out / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
     (out / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
-    special = {"unk_token": tokenizer.token_text(tokenizer.unk_id) if tokenizer.unk_id is not None else None,
-               "eos_token": tokenizer.token_text(tokenizer.eos_id) if tokenizer.eos_id is not None else None}
+    special = hf_special_tokens(tokenizer_json, {"unk_token": tokenizer.unk_id, "eos_token": tokenizer.eos_id})
     (out / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": config.context_length,
-         **{k: v for k, v in special.items() if v is not None}}, indent=2) + "\n", encoding="utf-8")
-
-
-def hf_tokenizer_document(tokenizer: Tokenizer) -> str:
-    """The tokenizer as a Hugging Face tokenizer.json: an imported one as it came; a character tokenizer as a BPE
-    without merges (every character a token, <unk> for the others), decoded by joining the pieces."""
-    if isinstance(tokenizer, HuggingFaceTokenizer):
-        return tokenizer.document
-    if not isinstance(tokenizer, CharTokenizer) or tokenizer.special_tokens:
-        raise InteropError(f"this run's {tokenizer.kind} tokenizer has no Hugging Face equivalent here: character "
-                           "tokenizers and imported (Hugging Face) ones export. Use --to onnx or --to safetensors, "
-                           "which keep the tokenizer in LM Workbench's format.")
-    tokenizers = tokenizers_library()
-    vocab = {tokenizer.token_text(i): i for i in range(tokenizer.vocab_size)}
-    hf = tokenizers.Tokenizer(tokenizers.models.BPE(vocab=vocab, merges=[], unk_token=tokenizer.token_text(0)))
-    hf.decoder = tokenizers.decoders.Fuse()
-    return hf.to_str()
+         "clean_up_tokenization_spaces": False,  # its decoder already gives our text: no " ." -> "." on top
+         **special}, indent=2) + "\n", encoding="utf-8")
 

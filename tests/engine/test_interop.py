@@ -20,7 +20,8 @@ from lmcore.interop import export_run, import_huggingface, import_nanogpt
 from lmcore.interop.imported import save_imported_run
 from lmcore.models import RNNConfig, TransformerConfig, build_model
 from lmcore.runs import list_runs
-from lmcore.tokenizers import CharTokenizer, HuggingFaceTokenizer, load_tokenizer
+from lmcore.tokenizers import (CharTokenizer, HuggingFaceTokenizer, SentencePieceTokenizer, Tokenizer, TokenizerConfig,
+                               WordTokenizer, load_tokenizer)
 
 pytest.importorskip("transformers")
 
@@ -209,9 +210,11 @@ def test_a_checkpoint_holding_a_python_object_is_refused_without_running_it(tmp_
 
 
 # ---- export ------------------------------------------------------------------------------------------------------
-def our_run(tmp_path: Path, config, name: str = "ours") -> tuple[Path, torch.nn.Module]:
-    """A run folder holding a random model of `config` with a character tokenizer (export needs no training)."""
-    tokenizer = CharTokenizer.train(TEXT)
+def our_run(tmp_path: Path, config, name: str = "ours", tokenizer: Tokenizer | None = None
+            ) -> tuple[Path, torch.nn.Module]:
+    """A run folder holding a random model of `config` with `tokenizer` (a character one by default): export needs
+    no training."""
+    tokenizer = tokenizer or CharTokenizer.train(TEXT)
     torch.manual_seed(1)
     model = build_model(type(config)(**{**config.__dict__, "vocab_size": tokenizer.vocab_size}))
     with torch.no_grad():
@@ -236,6 +239,46 @@ def test_a_gpt_run_exports_to_transformers_with_equal_logits(tmp_path, positiona
     assert theirs(TEXT)["input_ids"] == tokenizer.encode(TEXT) and theirs.decode(tokenizer.encode(TEXT)) == TEXT
 
 
+# Spaces in runs, tabs, line breaks (\r\n too), characters outside the vocabulary, separators str.split() splits at
+# but Unicode does not call whitespace (\x1c), literal special tokens and "▁" (SentencePiece's space).
+VARIED = (TEXT + "  two  spaces,\ttabs\r\nand lines\n\nnaïve café — 日本語 🎉 \u200b x\x1cy unseenword <eos> x<eos>y "
+          "<unk> ▁ ▁▁a <0x41> 0x41 1234\n")
+SPM_CORPUS = TEXT * 4 + "<b>naïve café</b> — 日本語 0x41 1234\n"
+
+
+def word_tokenizer(**settings) -> WordTokenizer:
+    return WordTokenizer.train(TEXT, TokenizerConfig(kind="word", **settings))
+
+
+def sentencepiece_tokenizer(model_type: str) -> SentencePieceTokenizer:
+    return SentencePieceTokenizer.train(SPM_CORPUS, TokenizerConfig(kind="sentencepiece", vocab_size=310,
+                                                                   model_type=model_type))
+
+
+@pytest.mark.parametrize("make_tokenizer", [word_tokenizer, lambda: word_tokenizer(lowercase=True),
+                                            lambda: sentencepiece_tokenizer("bpe"),
+                                            lambda: sentencepiece_tokenizer("unigram")],
+                         ids=["word", "word-lowercase", "sentencepiece-bpe", "sentencepiece-unigram"])
+def test_word_and_sentencepiece_runs_export_with_a_tokenizer_giving_our_ids(tmp_path, make_tokenizer):
+    from transformers import AutoTokenizer
+
+    tokenizer = make_tokenizer()
+    run, model = our_run(tmp_path, TransformerConfig(n_layer=1, n_head=2, n_embd=32, context_length=32),
+                         tokenizer=tokenizer)
+    export_run(run, "hf", tmp_path / "hf")
+    theirs = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    ids = tokenizer.encode(VARIED, unknown="replace")
+    assert theirs(VARIED)["input_ids"] == ids
+    assert theirs.decode(ids) == tokenizer.decode(ids)
+    if tokenizer.kind == "sentencepiece":  # byte fallback: any text comes back as it was
+        assert theirs.decode(ids) == VARIED
+    else:  # a word tokenizer's own text, words between single spaces, round-trips
+        assert theirs.decode(theirs(TEXT)["input_ids"]) == tokenizer.decode(tokenizer.encode(TEXT)) == (
+            TEXT.lower() if tokenizer.lowercase else TEXT)
+    window = torch.tensor([ids[:32]])
+    assert torch.allclose(logits(load_hf_model(tmp_path / "hf"), window), logits(model, window), atol=TOLERANCE)
+
+
 def test_an_imported_gpt2_exports_back_to_the_same_model(hf_folder, imported, tmp_path):
     export_run(imported, "hf", tmp_path / "back")
     ids = random_ids(300)
@@ -252,6 +295,10 @@ def test_what_gpt2_cannot_hold_is_refused_before_anything_is_written(tmp_path):
     rnn, _ = our_run(tmp_path, RNNConfig(n_layer=1, n_embd=32, n_hidden=32, dropout=0.0), "rnn")
     with pytest.raises(InteropError, match="only GPT-family"):
         export_run(rnn, "hf", tmp_path / "out")
+    jieba, _ = our_run(tmp_path, TransformerConfig(n_layer=1, n_head=2, n_embd=32, context_length=16), "jieba",
+                       tokenizer=WordTokenizer(["我们", "喜欢", "语言"], segmenter="jieba"))
+    with pytest.raises(InteropError, match="cuts words with jieba.*--to onnx"):
+        export_run(jieba, "hf", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
