@@ -293,7 +293,7 @@ def test_the_scores_add_up_to_the_logit_less_the_baselines(config, tmp_path):
     tokenizer = WordTokenizer([f"w{i}" for i in range(18)])
     if config.family == "encoder":
         tokenizer = tokenizer.with_special_tokens()
-    model = TextClassifier(build_model(config), 2)
+    model = TextClassifier(build_model(config), 2, "mean")  # every token reaches the logits directly
     for weight in (model.head.weight, model.token_embedding.weight):  # logits far apart: the sum is a real test
         torch.nn.init.normal_(weight, std=1.0)
     classifier = Classifier(model, tokenizer, ["a", "b"], 12, tmp_path, torch.device("cpu"))
