@@ -463,8 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="a run's model for another tool (hf, onnx, safetensors), or its metrics for TensorBoard",
         usage="lmcore export RUN --to {hf,onnx,safetensors} DIR\n       lmcore export tensorboard RUN [RUN ...] "
               "[--replace]",
-        description="lmcore export RUN --to hf DIR: a Hugging Face GPT2LMHeadModel folder (GPT runs with learned or "
-                    "sinusoidal positions, character or imported tokenizers); --to onnx: DIR/model.onnx, input_ids "
+        description="lmcore export RUN --to hf DIR: a Hugging Face folder for a GPT run, a GPT2LMHeadModel (learned or "
+                    "sinusoidal positions) or a GPTNeoXForCausalLM (rotary positions), with its tokenizer; --to onnx: DIR/model.onnx, input_ids "
                     "to logits, checked with onnxruntime (pip install 'lm-workbench[onnx]'); --to safetensors: the "
                     "weights alone with the model config and the tokenizer, no optimizer state.\n\n"
                     "lmcore export tensorboard RUN...: TensorBoard event files in RUN/tensorboard/ for runs trained "
@@ -487,8 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
                                               "it then generates, evaluates, shows its attention and fine-tunes "
                                               "(init_from) like any other.")
     import_kinds = imports.add_subparsers(dest="kind", required=True)
-    hf = import_kinds.add_parser("hf", help="a Hugging Face GPT-2 folder: config.json, model.safetensors, "
-                                            "tokenizer.json (or vocab.json + merges.txt)")
+    hf = import_kinds.add_parser("hf", help="a Hugging Face GPT-2 or GPT-NeoX folder (of the shape lmcore exports): "
+                                            "config.json, model.safetensors, tokenizer.json (or vocab.json + "
+                                            "merges.txt)")
     hf.add_argument("source", metavar="DIR", help="the model's folder")
     nanogpt = import_kinds.add_parser("nanogpt", help="a nanoGPT checkpoint (ckpt.pt), read without unpickling code")
     nanogpt.add_argument("source", metavar="CKPT", help="nanoGPT's ckpt.pt (or a saved state dict)")

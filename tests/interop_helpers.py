@@ -50,6 +50,7 @@ def gpt2_folder(folder: Path, activation: str = "gelu_new", files: str = "tokeni
 
 
 def load_hf_model(folder: Path):
-    from transformers import GPT2LMHeadModel
+    """The model in `folder` as `transformers` loads it, whichever architecture its config.json names."""
+    from transformers import AutoModelForCausalLM
 
-    return GPT2LMHeadModel.from_pretrained(folder).eval()
+    return AutoModelForCausalLM.from_pretrained(folder).eval()

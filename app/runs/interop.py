@@ -17,7 +17,7 @@ from ..common.style import set_tone
 from ..common.widgets import row
 
 HUGGING_FACE, NANOGPT = "hf", "nanogpt"
-EXPORT_CHOICES = (("hf", "Hugging Face (GPT2LMHeadModel folder)"), ("onnx", "ONNX (model.onnx, checked with "
+EXPORT_CHOICES = (("hf", "Hugging Face (GPT-2 or, rotary, GPT-NeoX folder)"), ("onnx", "ONNX (model.onnx, checked with "
                   "onnxruntime)"), ("safetensors", "Weights only (safetensors + config + tokenizer)"))
 
 
@@ -136,7 +136,7 @@ class ImportDialog(BackgroundDialog):
         super().__init__("Import model", "Import", parent)
         self.runs_dir = Path(runs_dir)
         self.kind = QComboBox()
-        self.kind.addItem("Hugging Face GPT-2 folder", HUGGING_FACE)
+        self.kind.addItem("Hugging Face GPT-2 or GPT-NeoX folder", HUGGING_FACE)
         self.kind.addItem("nanoGPT checkpoint (ckpt.pt)", NANOGPT)
         self.source = PathField("config.json, model.safetensors, tokenizer.json", True, "The model's folder")
         self.corpus = PathField("a character model's input.txt", False, "The corpus the model was trained on")

@@ -1,6 +1,6 @@
 """A run's model out to other tools: `lmcore export RUN --to hf|onnx|safetensors DIR`.
 
-- hf: a GPT2LMHeadModel folder (huggingface.py);
+- hf: a GPT2LMHeadModel or (rotary positions) GPTNeoXForCausalLM folder (huggingface.py);
 - onnx: model.onnx mapping input_ids [batch, tokens] to logits [batch, tokens, vocab], checked with onnxruntime
   against our model before the export is reported done;
 - safetensors: the weights alone (no optimizer state) with the model config in the file's header and beside it

@@ -6,6 +6,7 @@ one: Hugging Face stores the four projections as Conv1D weights [in, out], nanoG
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -43,28 +44,44 @@ def strip_prefixes(name: str) -> str:
 def load_gpt2_weights(model: TransformerLM, tensors: dict[str, Tensor], conv1d: bool, source: str) -> None:
     """Copy GPT-2-layout `tensors` into `model`, transposing Conv1D weights when `conv1d`. Every tensor the model
     needs must be there with its shape; InteropError names the first that is not, and `source` the file."""
-    wanted = model.state_dict()
-    found: dict[str, Tensor] = {}
+    renamed = []
     for name, tensor in tensors.items():
         name = strip_prefixes(name)
-        if MASK_BUFFER.search(name) or (name == OUTPUT_NAME and model.config.tie_embeddings):
-            continue  # a tied output layer is the token embedding, which is loaded under its own name
+        if MASK_BUFFER.search(name):
+            continue
         if conv1d and CONV1D_WEIGHT.search(name):
             tensor = tensor.t()
-        ours = ours_from_gpt2(name)
-        if ours not in wanted:
-            raise InteropError(f"{source} holds tensor {name!r}, which a GPT-2 model of this config does not have; "
-                               "the file is not a GPT-2 model (or its config.json does not describe it).")
+        renamed.append((name, ours_from_gpt2(name), tensor))
+    copy_weights(model, renamed, "GPT-2", gpt2_from_ours, source)
+
+
+def copy_weights(model: TransformerLM, renamed: Sequence[tuple[str, str | None, Tensor]], architecture: str,
+                 theirs_from_ours: Callable[[str], str], source: str, zeros: re.Pattern | None = None) -> None:
+    """Copy `renamed` (their name, ours or None, the tensor in our layout) into `model`, checking that each is a
+    tensor of the model with its shape and that none is missing (but a tied output layer, which is the token
+    embedding, and the tensors `zeros` matches, which become zeros); InteropError names the first at fault."""
+    wanted = model.state_dict()
+    tied = "output.proj.weight" if model.config.tie_embeddings else None
+    found: dict[str, Tensor] = {}
+    for name, ours, tensor in renamed:
+        if ours == tied:
+            continue
+        if ours is None or ours not in wanted:
+            raise InteropError(f"{source} holds tensor {name!r}, which a {architecture} model of this config does "
+                               f"not have; the file is not a {architecture} model (or its config.json does not "
+                               "describe it).")
         if tuple(tensor.shape) != tuple(wanted[ours].shape):
             raise InteropError(f"{source}: tensor {name!r} has shape {list(tensor.shape)}, but the config "
                                f"describes {list(wanted[ours].shape)}; the weights and the config do not belong "
                                "together.")
         found[ours] = tensor
-    missing = [name for name in wanted if name not in found and not (
-        name == "output.proj.weight" and model.config.tie_embeddings)]
+    for name in wanted:
+        if zeros is not None and zeros.search(name) and name not in found:
+            found[name] = torch.zeros_like(wanted[name])
+    missing = [name for name in wanted if name not in found and name != tied]
     if missing:
-        raise InteropError(f"{source} lacks tensor {gpt2_from_ours(missing[0])!r} (and {len(missing) - 1} more); "
-                           "the file is incomplete or not a GPT-2 model.")
+        raise InteropError(f"{source} lacks tensor {theirs_from_ours(missing[0])!r} (and {len(missing) - 1} more); "
+                           f"the file is incomplete or not a {architecture} model.")
     with torch.no_grad():
         for name, tensor in found.items():
             wanted[name].copy_(tensor)

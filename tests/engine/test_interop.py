@@ -1,6 +1,7 @@
 """Models in and out (lmcore.interop): tiny random GPT-2 models built with `transformers` import with equal logits,
 generate what `transformers` generates, and export back; nanoGPT checkpoints import without unpickling code; runs
 export to Hugging Face, ONNX and plain safetensors."""
+import dataclasses
 import json
 import pickle
 import shutil
@@ -18,7 +19,7 @@ from lmcore.errors import ConfigError, InteropError
 from lmcore.generation import SamplingSettings, generate
 from lmcore.interop import export_run, import_huggingface, import_nanogpt
 from lmcore.interop.imported import save_imported_run
-from lmcore.models import RNNConfig, TransformerConfig, build_model
+from lmcore.models import MLPConfig, RNNConfig, TransformerConfig, build_model
 from lmcore.runs import list_runs
 from lmcore.tokenizers import (CharTokenizer, HuggingFaceTokenizer, SentencePieceTokenizer, Tokenizer, TokenizerConfig,
                                WordTokenizer, load_tokenizer)
@@ -287,14 +288,86 @@ def test_an_imported_gpt2_exports_back_to_the_same_model(hf_folder, imported, tm
     assert (tmp_path / "back" / "tokenizer.json").read_bytes() == (hf_folder / "tokenizer.json").read_bytes()
 
 
-def test_what_gpt2_cannot_hold_is_refused_before_anything_is_written(tmp_path):
-    rotary, _ = our_run(tmp_path, TransformerConfig(n_layer=1, n_head=2, n_embd=32, context_length=16,
-                                                    positional="rotary"), "rotary")
-    with pytest.raises(InteropError, match="rotary positions.*--to onnx"):
-        export_run(rotary, "hf", tmp_path / "out")
-    rnn, _ = our_run(tmp_path, RNNConfig(n_layer=1, n_embd=32, n_hidden=32, dropout=0.0), "rnn")
-    with pytest.raises(InteropError, match="only GPT-family"):
-        export_run(rnn, "hf", tmp_path / "out")
+ROTARY = TransformerConfig(n_layer=2, n_head=2, n_embd=32, context_length=32, positional="rotary")
+
+
+@pytest.mark.parametrize(("bias", "activation", "make_tokenizer"), [
+    (False, "gelu", None), (True, "gelu_tanh", None), (False, "gelu", lambda: sentencepiece_tokenizer("bpe")),
+], ids=["no-bias-char", "bias-gelu-tanh-char", "sentencepiece-bpe"])
+def test_a_rotary_gpt_run_exports_as_gpt_neox_with_equal_logits_and_generation(tmp_path, bias, activation,
+                                                                                make_tokenizer):
+    from transformers import AutoTokenizer
+
+    config = dataclasses.replace(ROTARY, bias=bias, activation=activation)
+    run, model = our_run(tmp_path, config, tokenizer=make_tokenizer and make_tokenizer())
+    export_run(run, "hf", tmp_path / "hf")
+    hf = load_hf_model(tmp_path / "hf")
+    assert type(hf).__name__ == "GPTNeoXForCausalLM"
+    ids = random_ids(model.config.vocab_size, 32)
+    assert torch.allclose(logits(hf, ids), logits(model, ids), atol=TOLERANCE)
+    tokenizer = load_tokenizer(run / "tokenizer")
+    prompt = "To be, or"
+    start = torch.tensor([tokenizer.encode(prompt)])
+    assert AutoTokenizer.from_pretrained(tmp_path / "hf")(prompt)["input_ids"] == start[0].tolist()
+    ours = [t.id for t in generate(model, tokenizer, prompt, SamplingSettings(max_new_tokens=20, greedy=True))]
+    theirs = hf.generate(start, max_new_tokens=20, do_sample=False, pad_token_id=0, eos_token_id=None)
+    assert ours == theirs[0, start.shape[1]:].tolist()
+
+
+def test_a_gpt_neox_export_imports_back_to_the_same_model(tmp_path):
+    run, model = our_run(tmp_path, dataclasses.replace(ROTARY, tie_embeddings=False))
+    export_run(run, "hf", tmp_path / "hf")
+    back, _, _ = load_trained_model(import_huggingface(tmp_path / "hf", tmp_path / "imported"))
+    assert (back.config.positional, back.config.tie_embeddings) == ("rotary", False)
+    ids = random_ids(model.config.vocab_size, 32)
+    assert torch.allclose(logits(back, ids), logits(model, ids), atol=TOLERANCE)
+
+
+def neox_folder(folder: Path, **config) -> Path:
+    """A GPTNeoXForCausalLM saved by `transformers` itself (its own tensor names), with a GPT-2 tokenizer."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    folder.mkdir(parents=True)
+    tokenizer = gpt2_tokenizer()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    torch.manual_seed(0)
+    model = GPTNeoXForCausalLM(GPTNeoXConfig(**{
+        "vocab_size": tokenizer.get_vocab_size(), "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "intermediate_size": 128, "max_position_embeddings": 32, "use_parallel_residual": False, "rotary_pct": 1.0,
+        **config}))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def test_a_gpt_neox_folder_saved_by_transformers_imports_with_its_logits(tmp_path):
+    folder = neox_folder(tmp_path / "neox", attention_bias=False, hidden_act="gelu_new")
+    model, _, _ = load_trained_model(import_huggingface(folder, tmp_path / "runs"))
+    ids = random_ids(model.config.vocab_size, 32)
+    assert torch.allclose(logits(model, ids), logits(load_hf_model(folder), ids), atol=TOLERANCE)
+
+
+def test_a_pythia_shaped_gpt_neox_is_refused_naming_what_differs(tmp_path):
+    folder = neox_folder(tmp_path / "pythia", use_parallel_residual=True, rotary_pct=0.25)
+    with pytest.raises(InteropError, match="use_parallel_residual = true, rotary_pct = 0.25"):
+        import_huggingface(folder, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(("config", "formats"), [
+    (RNNConfig(n_layer=1, n_embd=32, n_hidden=32, dropout=0.0), "--to onnx or --to safetensors"),
+    (MLPConfig(n_gram=3, n_embd=8, n_hidden=16), "--to safetensors"),
+], ids=["rnn", "mlp"])
+def test_a_family_without_a_hugging_face_architecture_is_refused_naming_its_formats(tmp_path, config, formats):
+    run, _ = our_run(tmp_path, config)
+    with pytest.raises(InteropError, match=f"only GPT-family.*use {formats} for this one"):
+        export_run(run, "hf", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tokenizer_without_a_tokenizer_json_is_refused_before_anything_is_written(tmp_path):
     jieba, _ = our_run(tmp_path, TransformerConfig(n_layer=1, n_head=2, n_embd=32, context_length=16), "jieba",
                        tokenizer=WordTokenizer(["我们", "喜欢", "语言"], segmenter="jieba"))
     with pytest.raises(InteropError, match="cuts words with jieba.*--to onnx"):
