@@ -5,7 +5,7 @@
 1. Trains a small character-level LSTM to the end (the run to compare against).
 2. Starts the baby-gpt-char preset and, at --steps, saves docs/screenshots/main-window-training.png.
 3. Ticks the LSTM in the runs browser and saves docs/screenshots/compare-runs.png (both runs overlaid).
-4. Trains the sentiment-classifier preset (--classifier-steps) and saves docs/screenshots/classifier-training.png
+4. Trains the sentiment-classifier preset (as the preset has it, or for --classifier-steps) and saves docs/screenshots/classifier-training.png
    (its accuracy and F1 curves and confusion matrix), then docs/screenshots/classify-tab.png (a review classified,
    its tokens coloured by how they pushed the decision).
 5. Trains the baby-bert-char preset (--bert-steps) and saves docs/screenshots/generate-fill-mask.png (the Generate
@@ -76,7 +76,7 @@ def save(window, name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="steps of each run before its screenshot")
-    parser.add_argument("--classifier-steps", type=int, default=600, help="steps the classifier trains for")
+    parser.add_argument("--classifier-steps", type=int, help="steps the classifier trains for (default: its preset's)")
     parser.add_argument("--bert-steps", type=int, default=300, help="steps the masked language model trains for")
     parser.add_argument("--only", choices=("language-models", "classifier", "fill-mask"),
                         help="make these screenshots alone")
@@ -126,11 +126,12 @@ def language_model_shots(window, steps: int) -> None:
     browser.set_checked(lstm_run, False)
 
 
-def classifier_shots(window, steps: int) -> None:
+def classifier_shots(window, steps: int | None) -> None:
     """The sentiment classifier trained from the form, its plots, then a review in the Classify tab."""
     tab, form = window.train_tab, window.train_tab.form
     form.preset.setCurrentIndex(form.preset.findText("sentiment-classifier"))  # its labelled files come with it
-    set_fields(form, {"train.max_steps": steps, "train.eval_interval": max(steps // 6, 10)})
+    if steps:
+        set_fields(form, {"train.max_steps": steps, "train.eval_interval": max(steps // 6, 10)})
     for title in ("Corpus", "Model", "Training"):  # the task and the classifier's settings in view
         form.sections[title].header.setChecked(False)
     tab.start_button.click()

@@ -5,6 +5,9 @@ answers in Python, for each strip of the loss plot repainted at every refresh: C
 the cores (docs/performance.md, the eighth look). A plot or view box is a plain rectangle, so Qt's own C++ answers
 (for its bounds, and for its shape, which clips what it holds) are the same; an axis, whose grid lines cover its
 view, keeps its answer until either is resized (or its grid is switched).
+
+A plot's title spans the plot, its axis too, and never widens it: pyqtgraph's made the plot at least as wide as
+the title's text plus the axis, and a row of small plots then overflowed its window (docs/screenshots, issue #18).
 """
 from __future__ import annotations
 
@@ -12,9 +15,25 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QGraphicsWidget
 
 
+class TitleLabel(pg.LabelItem):
+    """A title that asks for its text's width but makes do with less (the plot clips what sticks out)."""
+
+    def updateMin(self) -> None:  # noqa: N802 - pyqtgraph's name
+        super().updateMin()
+        self.setMinimumWidth(0)
+
+
 class PlotItem(pg.PlotItem):
     boundingRect = QGraphicsWidget.boundingRect  # noqa: N815 - Qt's name
     shape = QGraphicsWidget.shape  # asked at every paint too, to clip the plot's items
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.layout.removeItem(self.titleLabel)
+        self.titleLabel.setParentItem(None)
+        self.titleLabel = TitleLabel("", size="11pt", parent=self)
+        self.layout.addItem(self.titleLabel, 0, 0, 1, 3)  # over the left axis as well as the view
+        self.setTitle(None)  # hidden until set, as pyqtgraph's
 
 
 class ViewBox(pg.ViewBox):

@@ -111,7 +111,7 @@ class TrainingPlots(QWidget):
         self._settling = 0  # refreshes to wait before reading the next run (SETTLE_REFRESHES)
         self._y_axis_chosen = False  # by the user: then the shown runs' tokenizers no longer choose it
         self._x_spans: dict[pg.PlotItem, float] = {}  # each plot's view width, to tell a zoom in
-        self._colours: dict[Path, str] = {}  # of the runs drawn (see run_colour)
+        self._colours: dict[Path, str] = {}  # of the runs shown (colour_of)
         self.curves: dict[Path, RunCurves] = {}
         self.pinned: Path | None = None
         self._compared: list[Path] = []
@@ -165,13 +165,16 @@ class TrainingPlots(QWidget):
         self.speed_plot = self._add_plot(1, 2, "Tokens per second", "")
         # In the layout only while a shown run measures accuracy (_show_accuracy_plot): else its column is empty
         self.accuracy_plot = self._add_plot(1, 3, "Validation accuracy", "")
+        self.accuracy_plot.setToolTip("A masked language model's share of masked tokens predicted right, at each "
+                                      "evaluation. A classifier's accuracy is in its own plots, below.")
         self.graphics.ci.removeItem(self.accuracy_plot)
         self._plots = (self.loss_plot, self.lr_plot, self.grad_plot, self.speed_plot, self.accuracy_plot)
         for plot in self._plots:
             self._curves_in[plot] = tuple(name for name in CURVE_PLOTS if self._plot_of(name) is plot)
         self.graphics.ci.layout.setRowStretchFactor(0, 5)
         self.graphics.ci.layout.setRowStretchFactor(1, 2)
-        self.legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="9pt", brush=(255, 255, 255, 220),
+        # Top right, where a falling loss leaves room; translucent, so that curves under it still show
+        self.legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="9pt", brush=(255, 255, 255, 170),
                                                pen=(217, 220, 227))
         self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)  # over the curves: kept as a picture
         # One entry per run (its smoothed loss), and one saying what the markers are.
@@ -232,14 +235,16 @@ class TrainingPlots(QWidget):
 
     # ---- what is shown ---------------------------------------------------------------------------
     def begin_live_run(self, run_dir: Path, history: list = (), max_steps: int = 0,
-                       tokens_per_step: int = 0) -> None:
+                       tokens_per_step: int = 0, classifier: bool = False) -> None:
         """Pin the run being trained; `history` holds its earlier metric events when it is resumed. `max_steps` and
-        `tokens_per_step` (when known) say where it will end on the steps and tokens axes."""
+        `tokens_per_step` (when known) say where it will end on the steps and tokens axes. A `classifier`'s accuracy
+        is left to the classifier's own plots (classify_plots.py)."""
         previous, self.pinned = self.pinned, Path(run_dir)
         self._planned_end = {"step": max_steps, "tokens": max_steps * tokens_per_step} if max_steps else {}
         self._live = True
         self._remove(self.pinned)
         self.series.show(self.pinned, list(history))
+        self.series[self.pinned].classifier = classifier
         self._read(self.pinned, metrics=False)  # its tokenizer: the metrics come live
         if previous not in (None, self.pinned) and previous not in self._compared:  # the resumed run stays
             self._remove(previous)
@@ -363,10 +368,16 @@ class TrainingPlots(QWidget):
     def _plot_of(self, curve: str) -> pg.PlotItem:
         return getattr(self, CURVE_PLOTS[curve])
 
+    def colour_of(self, path: Path) -> str:
+        """The run's colour in the plots (run_colour), chosen when it is first asked for, e.g. by other panels
+        that draw the run, before its curves are."""
+        if path not in self._colours:
+            self._colours[path] = run_colour(path, taken=set(self._colours.values()))
+        return self._colours[path]
+
     def _curves_for(self, path: Path) -> RunCurves:
         if path not in self.curves:
-            self._colours[path] = run_colour(path, taken={self._colours[shown] for shown in self.curves})
-            colour = QColor(self._colours[path])
+            colour = QColor(self.colour_of(path))
             faint = QColor(colour)
             faint.setAlpha(60)
             # Noisy curves: peak downsampling (the spikes stay visible), no antialiasing (invisible on noise, and
@@ -502,8 +513,8 @@ class TrainingPlots(QWidget):
             sources, curves = series.sources(self.series.val_field), self._curves_for(path)
             for name, grown in changed:
                 curve, (xs, ys, field) = getattr(curves, name), sources[name]
-                if name in LOSS_PARTS and not series.is_distilled():
-                    continue  # no parts to draw
+                if (name in LOSS_PARTS and not series.is_distilled()) or (name == "val_accuracy" and series.classifier):
+                    continue  # no parts to draw; a classifier's accuracy is in its own plots
                 if name in EVAL_CURVES:  # a few points; some may have none (bits per character, accuracy)
                     curve.replace(*_finite(xs[self.x_key], ys[field]))
                     if name == "val_loss" and self._in_bits():

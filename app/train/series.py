@@ -107,6 +107,7 @@ class RunSeries:
         self.smoothed = SmoothedLoss(smoothing)
         self.smoothed_parts = self._smoothed_parts(smoothing)
         self.classified: list[ClassifyMetrics] = []  # a classifier's evaluations (classify_plots.py draws them)
+        self.classifier = False  # then classify_plots.py draws its accuracy, beside its F1, rather than the plots
 
     @classmethod
     def from_events(cls, name: str, events: Iterable, smoothing: float = DEFAULT_SMOOTHING) -> RunSeries:
@@ -122,6 +123,7 @@ class RunSeries:
         series.add_steps(steps)
         series.add_evals([e for e in evals if isinstance(e, EvalMetrics)])
         series.classified = [e for e in evals if isinstance(e, ClassifyMetrics)]
+        series.classifier = bool(series.classified)
         return series
 
     def add_steps(self, events: list[StepMetrics]) -> None:
@@ -264,8 +266,8 @@ class ShownRuns(Mapping):
         return any(series.is_distilled() for series in self._series.values())
 
     def any_accuracy(self) -> bool:
-        """Whether a shown run measures accuracy: then the plots show it."""
-        return any(series.has_accuracy() for series in self._series.values())
+        """Whether a shown run other than a classifier measures accuracy (a masked LM's): then the plots show it."""
+        return any(series.has_accuracy() and not series.classifier for series in self._series.values())
 
     def set_val_field(self, field: str) -> None:
         self.val_field = field

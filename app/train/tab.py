@@ -285,10 +285,12 @@ class TrainTab(QWidget):
         if event.start_step:  # resumed: show what came before, up to the checkpoint it continues from
             history = [e for e in read_metric_events(RunFolder(event.run_dir).metrics_path)
                        if e.step <= event.start_step]
-        self.plots.begin_live_run(Path(event.run_dir), history, event.max_steps, event.tokens_per_step)
         config = RunFolder(event.run_dir).load_config()
-        if config.task == "classify":
-            self.classifier_plots.show_run(Path(event.run_dir), [e for e in history if isinstance(e, ClassifyMetrics)])
+        run_dir, classifier = Path(event.run_dir), config.task == "classify"
+        self.plots.begin_live_run(run_dir, history, event.max_steps, event.tokens_per_step, classifier)
+        if classifier:
+            self.classifier_plots.show_run(run_dir, [e for e in history if isinstance(e, ClassifyMetrics)],
+                                           self.plots.colour_of(run_dir), live=True)
         self._max_steps, self._tokens_per_step = event.max_steps, event.tokens_per_step
         self._flops = (event.flops_per_token, event.peak_flops)
         self._remaining = RemainingTime(event.max_steps, config.train.eval_interval)
@@ -320,10 +322,9 @@ class TrainTab(QWidget):
         return mfu(tokens_per_s, *self._flops)
 
     def _on_run_read(self, run_dir: Path, series) -> None:
-        """A ticked classifier run is drawn beside the loss, unless a classifier is training (it keeps its place)."""
-        if series.classified:
-            training_one = self.worker is not None and self.plots.pinned in self.classifier_plots.runs
-            self.classifier_plots.show_run(run_dir, series.classified, draw=not training_one)
+        """A ticked classifier run's curves join the classifier plots, in its colour in the loss plot."""
+        if series.classifier:
+            self.classifier_plots.show_run(run_dir, series.classified, self.plots.colour_of(run_dir))
 
     def _on_evals(self, events: list) -> None:
         self._remaining.evaluated(time.monotonic(), events[-1].step)

@@ -132,8 +132,10 @@ def test_a_classifier_trained_from_the_form_shows_its_curves_and_confusion_matri
     qtbot.waitUntil(lambda: not tab.is_training(), timeout=TIMEOUT)
     assert "Finished" in tab.banner.text() and "Classify tab" in tab.banner.text(), tab.banner.text()
     plots, run = tab.classifier_plots, tab.plots.pinned
-    assert plots.isVisible() and plots.run_dir == run
-    assert list(plots.accuracy_curve.getData()[0]) == [5, 10] and len(plots.f1_curve.getData()[1]) == 2
+    assert plots.isVisible() and plots.matrix_run == run
+    assert list(plots.curves[run]["accuracy"].getData()[0]) == [5, 10]
+    assert len(plots.curves[run]["macro-F1"].getData()[1]) == 2
+    assert tab.plots.accuracy_plot not in tab.plots.graphics.ci.items  # its accuracy is shown once: here
     latest = plots.runs[run][-1]
     assert plots.image.image.T.shape == (2, 2)  # neg and pos, true down and predicted across
     counts = [int(text.toPlainText()) for text in plots.cell_texts]
@@ -145,7 +147,7 @@ def test_a_classifier_trained_from_the_form_shows_its_curves_and_confusion_matri
     again.runs_browser.refresh()
     again.runs_browser.set_checked(run, True)
     replayed = again.train_tab.classifier_plots
-    qtbot.waitUntil(lambda: replayed.run_dir == run, timeout=20_000)
+    qtbot.waitUntil(lambda: replayed.matrix_run == run, timeout=20_000)
     assert replayed.runs[run] == plots.runs[run]
     again.runs_browser.set_checked(run, False)
     qtbot.waitUntil(lambda: not replayed.isVisibleTo(again), timeout=5000)
@@ -235,7 +237,7 @@ def test_a_classifier_fits_the_window_in_the_train_and_classify_tabs(qtbot, them
     qtbot.waitExposed(window)
     window.runs_browser.select_run(classifier_run)
     window.runs_browser.set_checked(classifier_run, True)
-    qtbot.waitUntil(lambda: window.train_tab.classifier_plots.run_dir == classifier_run, timeout=20_000)
+    qtbot.waitUntil(lambda: window.train_tab.classifier_plots.matrix_run == classifier_run, timeout=20_000)
     show_at(window, size)
     check_fits(window, size, "Train, a classifier's plots")
     window.tabs.setCurrentWidget(window.tabs.widget(window.tabs.count() - 1))

@@ -1,6 +1,7 @@
 """The window on small screens: at 1024x700 and at the default 1280x800 (and at scale factor 2), every tab fits
-without a horizontal scroll bar, every field and button lies inside the window at no less than its width, and the
-window is never wider than it was asked to be, whatever a tab shows."""
+without a horizontal scroll bar, every field and button lies inside the window at no less than its width, every
+plot inside its panel with its title whole, and the window is never wider than it was asked to be, whatever a tab
+shows."""
 from __future__ import annotations
 
 import json
@@ -10,12 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QComboBox, QLabel, QLineEdit,
                                QScrollBar, QSlider, QWidget)
 
 from app.generate.session import GENERATE
 from app.main_window import ATTENTION_TAB_INDEX
+from app_helpers import fake_metrics, make_run
 from engine_helpers import tiny_config
 
 SIZES = [(1024, 700), (1280, 800)]
@@ -78,12 +81,30 @@ def misplaced(window) -> list[str]:
     return problems
 
 
+def plots_cut_off(window) -> list[str]:
+    """The plots of the visible plot panels that stick out of their panel (a row of plots wider than its room), or
+    whose title is cut; with what is wrong with each."""
+    problems = []
+    for panel in window.findChildren(pg.GraphicsLayoutWidget):
+        if not panel.isVisible():
+            continue
+        for plot in [item for item in panel.ci.items if isinstance(item, pg.PlotItem)]:
+            title = plot.titleLabel
+            right = panel.mapFromScene(plot.sceneBoundingRect()).boundingRect().right()
+            if right > panel.viewport().width() + 1:
+                problems.append(f"plot {title.text!r} ends at x {right}, past {panel.viewport().width()}")
+            if title.isVisible() and title.itemRect().width() > title.width() + 1:
+                problems.append(f"title {title.text!r} needs {title.itemRect().width():.0f} px, has {title.width():.0f}")
+    return problems
+
+
 def check_fits(window, size: tuple[int, int], where: str) -> None:
     assert (window.width(), window.height()) == size, f"{where}: the window grew"
     hint = window.minimumSizeHint()
     assert hint.width() <= size[0] and hint.height() <= size[1], f"{where}: needs {hint.toTuple()}"
     assert horizontal_scroll_bars(window) == [], f"{where}: a horizontal scroll bar"
     assert misplaced(window) == [], where
+    assert plots_cut_off(window) == [], where
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -96,6 +117,25 @@ def test_the_train_tab_fits_every_section_open(make_window, size):
         section.expand()
     show_at(window, size)
     check_fits(window, size, "Train, every section open")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_train_tab_fits_with_the_accuracy_plot_shown(make_window, tmp_path, qtbot, size):
+    """A masked language model's masked-token accuracy: a fourth small plot in the row, which must fit too."""
+    metrics = fake_metrics(40)
+    for record in metrics:
+        if record["kind"] == "eval":
+            record["val_accuracy"] = record["step"] / 100
+    run = make_run(tmp_path / "runs", "masked-lm-with-accuracy", "finished", metrics=metrics)
+    window = make_window()
+    window.runs_browser.refresh()
+    window.runs_browser.set_checked(run, True)
+    plots = window.train_tab.plots
+    qtbot.waitUntil(lambda: run in plots.curves and not plots.is_loading(), timeout=10_000)
+    plots.refresh()
+    assert plots.accuracy_plot in plots.graphics.ci.items
+    show_at(window, size)
+    check_fits(window, size, "Train, a run's accuracy shown")
 
 
 def test_the_runs_list_narrows_and_keeps_its_width(make_window):
