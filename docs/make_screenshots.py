@@ -115,7 +115,8 @@ def language_model_shots(window, steps: int) -> None:
     set_fields(form, {"train.eval_interval": eval_every})
     form.sections["Tokenizer"].header.setChecked(False)
     tab.start_button.click()
-    wait_until(lambda: live_step(tab) >= steps)
+    # the finished LSTM stays pinned until the new run's process has started
+    wait_until(lambda: tab.plots.pinned not in (None, lstm_run) and live_step(tab) >= steps)
     save(window, "main-window-training.png")
 
     browser.set_checked(lstm_run, True)
