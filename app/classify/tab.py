@@ -1,5 +1,5 @@
 """The Classify tab: type a text, see a classifier run's probability for each class, and which tokens pushed the
-decision (gradient × input on the class explained: the predicted one, or one the user picks).
+decision (integrated gradients of the class explained: the predicted one, or one the user picks).
 
 The model is loaded and run by a ClassifyWorker on a thread of its own (app/common/background.py): the window never
 waits on it. The numbers are lmcore.classify.Classifier's, the same `lmcore classify` prints.

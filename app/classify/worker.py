@@ -29,7 +29,7 @@ class ClassifierSummary:
 class Classification:
     text: str
     probabilities: list[float]  # Classifier.probabilities: one per label, in label order
-    explanation: Explanation  # the tokens' gradient × input scores for explanation.label
+    explanation: Explanation  # the tokens' integrated-gradients scores for explanation.label
     unread: int  # the text's tokens past the most the classifier reads (cut off, as in training)
 
 
