@@ -36,7 +36,7 @@ PATH_STEPS = 32  # points on integrated gradients' path, one forward pass togeth
 
 @dataclass(frozen=True)
 class Explanation:
-    tokens: list[str]  # each token's text, as the tokenizer decodes it
+    tokens: list[str]  # each token's text as it reads in the decoded text, the spaces before it included
     scores: list[float]  # integrated gradients per token; positive pushed the text towards `label`
     label: int  # the label explained (by default the predicted one)
     probabilities: list[float]  # of every label, in label order
@@ -65,6 +65,18 @@ def classification_report(logits: Tensor, targets: Tensor) -> ClassificationRepo
     f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     return ClassificationReport(F.cross_entropy(logits.float(), targets).item(), right.sum().item() / len(targets),
                                 f1.mean().item(), precision.tolist(), recall.tolist(), confusion.tolist())
+
+
+def token_texts(tokenizer: Tokenizer, ids: Sequence[int]) -> list[str]:
+    """What each token adds to the decoded text. A word decoded alone has no space before it (the word tokenizer
+    puts spaces between words), so each is the difference of two decoded prefixes; where a prefix ends inside a
+    multi-byte character, the token is decoded alone."""
+    texts, before = [], ""
+    for i in range(len(ids)):
+        text = tokenizer.decode(list(ids[:i + 1]))
+        texts.append(text[len(before):] if text.startswith(before) else tokenizer.decode([ids[i]]))
+        before = text
+    return texts
 
 
 def encode_text(tokenizer: Tokenizer, text: str, family: str, max_tokens: int) -> list[int]:
@@ -184,8 +196,7 @@ class Classifier:
         scores = (gradients.mean(0) * captured[0]).sum(-1).tolist()
         if framed:
             ids, scores = ids[1:-1], scores[1:-1]
-        return Explanation([self.tokenizer.decode([i]) for i in ids], scores, chosen,
-                           logits.softmax(dim=-1).tolist())
+        return Explanation(token_texts(self.tokenizer, ids), scores, chosen, logits.softmax(dim=-1).tolist())
 
     def describe(self, probabilities: Sequence[float]) -> str:
         """'positive 0.93 (negative 0.07, ...)': the top label first, for the command line."""

@@ -111,8 +111,10 @@ class AttributionView(QTextBrowser):
         spans = []
         for i, (token, colour) in enumerate(zip(tokens, self.colours, strict=True)):
             text = TEXT_ON_DARK if colour.lightnessF() < 0.5 else TEXT_ON_LIGHT
-            spans.append(f"<a href='{i}' style='background-color:{colour.name()}; color:{text.name()}; "
-                         f"text-decoration:none'>{html.escape(token).replace(chr(10), '⏎<br>')}</a>")
+            word = token.lstrip(" ")  # the space before a word stays uncoloured, between the coloured words
+            spans.append(" " * (len(token) > len(word)) +
+                         f"<a href='{i}' style='background-color:{colour.name()}; color:{text.name()}; "
+                         f"text-decoration:none'>{html.escape(word).replace(chr(10), '⏎<br>')}</a>")
         self.setHtml(f"<div style='line-height:140%'>{''.join(spans)}</div>")
 
     def clear_scores(self) -> None:

@@ -263,7 +263,8 @@ def test_explain_scores_every_token(trained):
     trainer, _ = trained
     classifier = Classifier.load(trainer.folder.path)
     explanation = classifier.explain("it was lovely overall")
-    assert explanation.tokens == ["it", "was", "lovely", "overall"] and len(explanation.scores) == 4
+    # each token as it reads in the text, with the space before it: joined, they give the text back
+    assert explanation.tokens == ["it", " was", " lovely", " overall"] and len(explanation.scores) == 4
     assert explanation.label == classifier.labels.index("pos")
     assert explanation.probabilities == pytest.approx(classifier.probabilities(["it was lovely overall"])[0])
     assert classifier.explain("it was lovely overall", label=0).label == 0
