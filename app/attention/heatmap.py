@@ -22,6 +22,7 @@ MASK_FILL = QColor(214, 214, 214)
 MASK_HATCH = QColor(150, 150, 150)
 LABEL_CHARS = 10  # longer tokens are cut with "…" on the axes (the hover readout shows them whole)
 LABEL_MARGINS = (8, 4, 8, 2)  # the text lines above a map, off the frame of the tab they sit in
+WORDED_HEADS = 8  # with more heads the model view's columns are too narrow for "head N": numbers, titled once
 
 
 def future_mask(n: int) -> np.ndarray:
@@ -389,7 +390,11 @@ class ModelGridView(PlotCanvas):
         self.image.setImage(mosaic.rgba, autoLevels=False, levels=None)
         centres = [(i * (mosaic.side + mosaic.gap) + mosaic.side / 2) for i in range(max(mosaic.n_layer,
                                                                                            mosaic.n_head))]
-        self.axes["top"].setTicks([[(centres[h], f"head {h + 1}") for h in range(mosaic.n_head)]])
+        worded = mosaic.n_head <= WORDED_HEADS
+        self.axes["top"].setTicks([[(centres[h], f"head {h + 1}" if worded else str(h + 1))
+                                    for h in range(mosaic.n_head)]])
+        self.axes["top"].setLabel("" if worded else "head")
+        self.axes["top"].showLabel(not worded)
         self.axes["left"].setTicks([[(centres[layer], f"layer {layer + 1}") for layer in range(mosaic.n_layer)]])
         height, width = mosaic.rgba.shape[:2]
         self.plot.getViewBox().setRange(QRectF(0, 0, width, height), padding=0.02)

@@ -400,3 +400,18 @@ def test_live_refresh_shows_the_snapshots_the_training_run_writes(tab, transform
 
     tab.attach_worker(None)
     assert tab.live_status.text() == "training ended; showing step 5"
+
+
+def test_the_model_view_numbers_many_heads_under_one_title(qtbot):
+    """GPT-2 small's 12 heads leave no room for "head N" over each column: numbers, with the axis titled "head"."""
+    from app.attention.heatmap import ModelGridView
+
+    view = ModelGridView()
+    qtbot.addWidget(view)
+    rng = np.random.default_rng(2)
+    for n_head, ticks, title in ((4, ["head 1", "head 2", "head 3", "head 4"], False),
+                                 (12, [str(h) for h in range(1, 13)], True)):
+        view.show_mosaic(grid_mosaic(np.tril(rng.random((12, n_head, 8, 8), dtype=np.float32))))
+        top = view.axes["top"]
+        assert [text for _, text in top._tickLevels[0]] == ticks
+        assert top.label.isVisible() == title and (top.labelText == "head") == title
