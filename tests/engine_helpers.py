@@ -15,11 +15,15 @@ def write_corpus(folder: Path, chars: int = 20_000, name: str = "corpus.txt") ->
     return path
 
 
+TINY_MODELS = {"transformer": {"n_layer": 1, "n_head": 2, "n_embd": 32, "context_length": 16},
+               "rnn": {"cell": "lstm", "n_layer": 1, "n_embd": 32, "n_hidden": 32, "dropout": 0.0},
+               "mlp": {"n_gram": 5, "n_embd": 16, "n_hidden": 32},
+               "conv": {"n_layer": 2, "n_embd": 32, "kernel_size": 3, "dilation_cycle": 2}}
+
+
 def tiny_config(corpus: Path, runs_dir: Path, family: str = "transformer", **train) -> RunConfig:
     """A model small enough to train a few dozen steps in a second or two."""
-    model = ({"family": "transformer", "n_layer": 1, "n_head": 2, "n_embd": 32, "context_length": 16}
-             if family == "transformer" else
-             {"family": "rnn", "cell": "lstm", "n_layer": 1, "n_embd": 32, "n_hidden": 32, "dropout": 0.0})
+    model = {"family": family, **TINY_MODELS[family]}
     raw = {
         "name": f"tiny-{family}",
         "runs_dir": str(runs_dir),

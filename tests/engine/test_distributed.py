@@ -74,7 +74,8 @@ from lmcore.cli import main
 from lmcore.config import load_config
 from lmcore.trainer import Trainer
 
-assert main(["train", "transformer.toml", "--quiet"]) == 0  # `lmcore train CONFIG`, as torchrun would run it
+for family in ("transformer", "mlp", "conv"):  # `lmcore train CONFIG`, as torchrun would run it
+    assert main(["train", f"{family}.toml", "--quiet"]) == 0
 
 first = Trainer.new(load_config("rnn.toml"))
 # Only rank 1 is asked to stop: the ranks must agree, and both stop after step 4.
@@ -85,13 +86,14 @@ resumed = second.run(), second.step
 with open(f"rank{first.dist.rank}.json", "w") as f:
     json.dump({"stopped": stopped, "resumed": resumed}, f)
 """
-SETTINGS = {"transformer": dict(max_steps=STEPS, eval_interval=4), "rnn": dict(max_steps=STEPS, eval_interval=STEPS)}
+SETTINGS = {"transformer": dict(max_steps=STEPS, eval_interval=4), "rnn": dict(max_steps=STEPS, eval_interval=STEPS),
+            "mlp": dict(max_steps=STEPS, eval_interval=4), "conv": dict(max_steps=STEPS, eval_interval=4)}
 
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
-    """One torchrun launch of two gloo processes (starting them costs most of the time): a Transformer trained
-    with `lmcore train`, then an RNN stopped by one rank and resumed. Each rank has train.batch_size = 4."""
+    """One torchrun launch of two gloo processes (starting them costs most of the time): a Transformer, an MLP and a
+    CNN trained with `lmcore train`, then an RNN stopped by one rank and resumed. Each rank has train.batch_size = 4."""
     folder = tmp_path_factory.mktemp("torchrun")
     corpus = write_corpus(folder, 20_000)
     for family, settings in SETTINGS.items():
@@ -124,10 +126,11 @@ def records(run_dir, kind):
 
 
 @pytest.mark.slow
-def test_lmcore_train_under_torchrun_matches_one_process_with_the_same_global_batch(launched, tmp_path):
+@pytest.mark.parametrize("family", ["transformer", "mlp", "conv"])  # the families that train on random windows
+def test_lmcore_train_under_torchrun_matches_one_process_with_the_same_global_batch(launched, tmp_path, family):
     folder, corpus = launched
-    run = only_run(folder / "transformer")
-    reference = single_process_run(corpus, tmp_path, "transformer")
+    run = only_run(folder / family)
+    reference = single_process_run(corpus, tmp_path, family)
     steps = records(run, "step")
     assert [r["step"] for r in steps] == list(range(1, STEPS + 1))  # logged once, not once per rank
     assert steps[-1]["tokens"] == STEPS * 2 * 4 * 16  # tokens count both ranks
