@@ -114,12 +114,16 @@ class LanguageModel(nn.Module):
 
     @property
     def hidden_size(self) -> int:
-        raise NotImplementedError
+        """Width of hidden_states' vectors: the embedding width, unless a family's last layer is wider."""
+        return self.config.n_embd
 
     @property
     def token_embedding(self) -> nn.Embedding:
-        """The input embedding table (a classifier's explanations take gradients at its outputs)."""
-        raise NotImplementedError
+        """The input embedding table, `wte` unless a family names it otherwise (a classifier's explanations take
+        gradients at its outputs)."""
+        table = self.get_submodule("wte")
+        assert isinstance(table, nn.Embedding)
+        return table
 
     def flops_per_token(self) -> float:
         """Training FLOPs per token (forward and backward)."""

@@ -118,14 +118,6 @@ class ConvLM(LanguageModel):
         """The final layer norm's outputs; padding only ever follows the text, which never reads it."""
         return self._trunk(idx, None)[0]
 
-    @property
-    def hidden_size(self) -> int:
-        return self.config.n_embd
-
-    @property
-    def token_embedding(self) -> nn.Embedding:
-        return self.wte
-
     def init_state(self, batch_size: int, device) -> ConvState:
         weight = self.wte.weight
         return [torch.zeros(batch_size, history, self.config.n_embd, device=device, dtype=weight.dtype)

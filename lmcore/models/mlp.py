@@ -97,10 +97,6 @@ class MLPLM(LanguageModel):
     def hidden_size(self) -> int:
         return self.output.proj.in_features
 
-    @property
-    def token_embedding(self) -> nn.Embedding:
-        return self.wte
-
     def init_state(self, batch_size: int, device) -> Tensor:
         """n - 1 padding vectors: no token yet."""
         return self.pad.to(device).expand(batch_size, self.config.n_gram - 1, -1)

@@ -258,14 +258,6 @@ class TransformerBase(LanguageModel):
         keep = None if padding_mask is None or self.causal else ~padding_mask[:, None, None, :]
         return self.trunk(idx, None, False, keep)[0]
 
-    @property
-    def hidden_size(self) -> int:
-        return self.config.n_embd
-
-    @property
-    def token_embedding(self) -> nn.Embedding:
-        return self.wte
-
     def receptive_field(self) -> int:
         return self.config.context_length
 
