@@ -148,7 +148,8 @@ class ClassifyConfig:
     pooling: str = setting("auto", "How the body's hidden states become one vector per text. auto: [CLS] for an "
                                    "encoder, the last token for a GPT, the final hidden state for an RNN, the mean "
                                    "for an MLP or a convolutional network, whose last token reads only a window; "
-                                   "mean averages every token; cls is for encoders only.", choices=POOLINGS)
+                                   "mean averages every token; cls is for encoders only.",
+                           choices=POOLINGS)
     freeze_body: bool = setting(False, "Train the head alone, the body's weights fixed (a linear probe): fast, and "
                                        "shows what the pre-trained body already knows.")
     body_lr_scale: float = setting(0.1, "The body's learning rate as a share of optim.lr when it is fine-tuned (the "
