@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lmcore import events as ev
 from lmcore.config import RunConfig, config_from_dict
+from lmcore.runs import RunFolder, list_runs
+from lmcore.trainer import Trainer
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "resources" / "corpora" / "tinyshakespeare.txt"
 
@@ -36,3 +39,20 @@ def tiny_config(corpus: Path, runs_dir: Path, family: str = "transformer", **tra
                   "device": "cpu", **train},
     }
     return config_from_dict(raw)
+
+
+def stopped_and_resumed(config, tmp_path: Path, eval_fields: tuple[str, ...] = ("val_loss",)):
+    """config(folder) trained uninterrupted in tmp_path/a, and stopped after step 11 and resumed in tmp_path/b; each
+    run's (step losses, evaluation records' eval_fields), uninterrupted first."""
+    Trainer.new(config("a")).run()
+    first = Trainer.new(config("b"))
+    first.subscribe(lambda e: first.request_stop() if isinstance(e, ev.StepMetrics) and e.step == 11 else None)
+    assert first.run() == "stopped"
+    assert Trainer.resume(first.folder.path).run() == "finished"
+
+    def history(run_dir):
+        records = RunFolder(run_dir).read_metrics()
+        return ([r["loss"] for r in records if r["kind"] == "step"],
+                [tuple(r[f] for f in eval_fields) for r in records if r["kind"] == "eval"])
+
+    return history(list_runs(tmp_path / "a")[0].path), history(first.folder.path)

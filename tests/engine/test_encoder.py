@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine_helpers import tiny_config
+from engine_helpers import stopped_and_resumed, tiny_config
 from lmcore import events as ev
 from lmcore.checkpoint import load_trained_model
 from lmcore.config import load_config
@@ -19,7 +19,7 @@ from lmcore.masking import MaskedLM
 from lmcore.metrics import metric_event, metric_record, read_metric_events
 from lmcore.models import (IGNORE_INDEX, EncoderConfig, EncoderLM, TransformerConfig, build_model,
                            model_config_from_dict, model_config_to_dict)
-from lmcore.runs import RunFolder, list_runs
+from lmcore.runs import list_runs
 from lmcore.tokenizers import load_tokenizer
 from lmcore.trainer import Trainer
 
@@ -173,18 +173,7 @@ def test_stop_and_resume_gives_the_same_losses_as_an_uninterrupted_encoder_run(t
         c.model.dropout = 0.1  # dropout makes the RNG state part of what resume must restore
         return c
 
-    Trainer.new(config("a")).run()
-    first = Trainer.new(config("b"))
-    first.subscribe(lambda e: first.request_stop() if isinstance(e, ev.StepMetrics) and e.step == 11 else None)
-    assert first.run() == "stopped"
-    assert Trainer.resume(first.folder.path).run() == "finished"
-
-    def history(run_dir):
-        records = RunFolder(run_dir).read_metrics()
-        return ([r["loss"] for r in records if r["kind"] == "step"],
-                [(r["val_loss"], r["val_accuracy"]) for r in records if r["kind"] == "eval"])
-
-    uninterrupted, resumed = history(list_runs(tmp_path / "a")[0].path), history(first.folder.path)
+    uninterrupted, resumed = stopped_and_resumed(config, tmp_path, ("val_loss", "val_accuracy"))
     assert len(resumed[0]) == 24 and len(resumed[1]) == 3
     assert resumed[0] == pytest.approx(uninterrupted[0], abs=1e-6)
     assert resumed[1] == pytest.approx(uninterrupted[1], abs=1e-6)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from engine_helpers import tiny_config
+from engine_helpers import stopped_and_resumed, tiny_config
 from lmcore import events as ev
 from lmcore.attention import capture
 from lmcore.checkpoint import load_trained_model
@@ -20,7 +20,7 @@ from lmcore.generation import Decoder, SamplingSettings, generate, score_text
 from lmcore.models import (ConvConfig, ConvLM, MLPConfig, MLPLM, RNNConfig, TransformerConfig, build_model,
                            model_config_from_dict, model_config_to_dict)
 from lmcore.run_table import RunTable
-from lmcore.runs import RunFolder, list_runs
+from lmcore.runs import list_runs
 from lmcore.trainer import Trainer
 
 V = 23
@@ -218,18 +218,7 @@ def test_stop_and_resume_gives_the_same_losses_as_an_uninterrupted_run(family, t
         c.model.dropout = 0.1  # dropout makes the RNG state part of what resume must restore
         return c
 
-    Trainer.new(config("a")).run()
-    first = Trainer.new(config("b"))
-    first.subscribe(lambda e: first.request_stop() if isinstance(e, ev.StepMetrics) and e.step == 11 else None)
-    assert first.run() == "stopped"
-    assert Trainer.resume(first.folder.path).run() == "finished"
-
-    def history(run_dir):
-        records = RunFolder(run_dir).read_metrics()
-        return ([r["loss"] for r in records if r["kind"] == "step"],
-                [r["val_loss"] for r in records if r["kind"] == "eval"])
-
-    uninterrupted, resumed = history(list_runs(tmp_path / "a")[0].path), history(first.folder.path)
+    uninterrupted, resumed = stopped_and_resumed(config, tmp_path)
     assert len(resumed[0]) == 24 and len(resumed[1]) == 3
     assert resumed[0] == pytest.approx(uninterrupted[0], abs=1e-6)
     assert resumed[1] == pytest.approx(uninterrupted[1], abs=1e-6)
