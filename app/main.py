@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import socket
@@ -48,6 +49,13 @@ def collect_garbage_on_the_gui_thread():
     return GarbageCollector(interval=1.0)
 
 
+def leave_startup_objects_out_of_collections() -> None:
+    """Once the window is built: what exists by then (PyTorch's modules, Qt's wrappers, the window) lives as long as
+    the application. Frozen, it is left out of every later collection; the collector's full pass, every couple of
+    minutes while a run trains, went through all of it (340,000 objects) on the GUI thread in 170-190 ms."""
+    gc.freeze()
+
+
 def start_application(argv: list[str] | None = None, qt_thread_pool: bool = False) -> QApplication:
     """The process's start-up, the same for lm-workbench, the benches and docs/make_screenshots.py: painting on the
     GUI thread (set before the QApplication exists: Qt reads it once; `qt_thread_pool` leaves Qt its pool, a
@@ -73,6 +81,7 @@ def open_window(argv: list[str] | None = None):
     app = start_application()
     window = MainWindow(args.runs_dir.expanduser(), corpus=args.corpus)
     window.show()
+    leave_startup_objects_out_of_collections()
     return app, window
 
 

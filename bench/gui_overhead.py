@@ -45,9 +45,9 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QEvent, QEventLoop, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.main import start_application  # noqa: E402
+from app.main import leave_startup_objects_out_of_collections, start_application  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
-from app.train.plots import DETAILS_EVERY_TICKS  # noqa: E402
+from app.train.plots import DETAILS_INTERVAL_S, REFRESH_INTERVAL_S  # noqa: E402
 from app.common.resources import PRESETS_DIR, SAMPLE_CORPUS  # noqa: E402
 from lmcore import events as ev  # noqa: E402
 from lmcore.config import RunConfig, config_to_dict, load_config  # noqa: E402
@@ -102,6 +102,7 @@ def shown_window(runs_dir: Path, corpus: Path, work: Path):
                         user_presets_dir=work / "presets")
     window.resize(1280, 800)
     window.show()
+    leave_startup_objects_out_of_collections()  # as lm-workbench does
     try:
         yield window
     finally:
@@ -327,7 +328,7 @@ def refresh_cost(work: Path, repeat: int) -> tuple[float, float]:
         thread0, process0 = time.thread_time(), time.process_time()
         for tick in range(REFRESH_TICKS):
             plots.add_steps(steps[tick * STEPS_PER_TICK:(tick + 1) * STEPS_PER_TICK])
-            plots.refresh(details=tick % DETAILS_EVERY_TICKS == 0)
+            plots.refresh(details=tick % round(DETAILS_INTERVAL_S / REFRESH_INTERVAL_S) == 0)
             QApplication.processEvents()  # paints what the refresh changed
         thread1, process1 = time.thread_time(), time.process_time()
     return 1000 * (thread1 - thread0) / REFRESH_TICKS, 1000 * (process1 - process0) / REFRESH_TICKS

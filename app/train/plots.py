@@ -14,6 +14,7 @@ itself while the shown runs' tokenizers differ (their losses per token cannot be
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +35,11 @@ from ..common.background import BackgroundThread, report_errors, start_in_backgr
 from ..common.style import MUTED, run_colour
 from ..common.text import run_label
 
-REFRESH_INTERVAL_MS = 100  # 10 Hz: smooth to the eye; each repaint takes CPU from training
-DETAILS_EVERY_TICKS = 3  # the small plots at ~3 Hz
+REFRESH_INTERVAL_S = 0.1  # at most 10 refreshes a second: smooth to the eye; each repaint takes CPU from training
+DETAILS_INTERVAL_S = 0.3  # the small plots at most ~3 times a second
+# A refresh due within this is done at once: a training run's events arrive ten times a second (app/train/worker.py),
+# and each batch is drawn as it arrives, in the same wake-up of the window's process, not at a timer's of its own
+DUE_SLACK_S = 0.03
 # Room left past the newest point while the view follows the data, so that it moves (and the axes, the costliest
 # part of a repaint, are redrawn) only now and then: the x axis doubles (moving less often while a run with a
 # planned end trains, PLANNED_FIRST_VIEW).
@@ -116,7 +120,7 @@ class TrainingPlots(QWidget):
         self.pinned: Path | None = None
         self._compared: list[Path] = []
         self._curves_in: dict[pg.PlotItem, tuple[str, ...]] = {}  # each plot's curves (CURVE_PLOTS)
-        self._ticks = 0
+        self._last_refresh = self._last_details = 0.0  # time.monotonic() of the last refresh, and of the small plots'
         self._following: set[pg.PlotItem] = set()  # plots whose view follows the data (until the user zooms)
         self.x_key = "step"  # the x-axis choice: a column of the steps and evaluations
         self._planned_end: dict[str, float] = {}  # the live run's last step and tokens, while it trains
@@ -201,10 +205,10 @@ class TrainingPlots(QWidget):
         self._on_smoothing_changed(self.smoothing.value())
         self._on_x_axis_changed()
 
-        self._refresh_timer = QTimer(self)
-        self._refresh_timer.setInterval(REFRESH_INTERVAL_MS)
-        self._refresh_timer.timeout.connect(self._tick)
-        self._refresh_timer.start()
+        # Refreshes are asked for by what changes (ShownRuns.on_change): a window with nothing new to draw sleeps
+        self._refresh_timer = QTimer(self, singleShot=True)
+        self._refresh_timer.timeout.connect(self._on_refresh_due)
+        self.series.on_change = self._refresh_soon
 
     def _add_plot(self, row: int, col: int, title: str, y_label: str, colspan: int = 1) -> pg.PlotItem:
         plot = add_plot(self.graphics.ci, row, col, colspan)
@@ -492,22 +496,43 @@ class TrainingPlots(QWidget):
         if label is not None and label.text != text:
             label.setText(text)
 
-    def _tick(self) -> None:
-        """The 10 Hz timer. The small plots follow at a third of the rate: they change slowly, and each
-        repaint costs as much as the loss plot's, CPU time taken from training. Hidden plots (another tab is
-        shown) are left stale until they are shown again."""
-        self._ticks += 1
-        if self.isVisible():
-            self.refresh(details=self._ticks % DETAILS_EVERY_TICKS == 0)
+    def _refresh_soon(self, delay_s: float | None = None) -> None:
+        """Refresh once REFRESH_INTERVAL_S has passed since the last refresh (at once if it has), or after `delay_s`;
+        whichever is asked for first. What changes in between is drawn together."""
+        if delay_s is None:
+            delay_s = self._last_refresh + REFRESH_INTERVAL_S - time.monotonic()
+            delay_s = 0.0 if delay_s < DUE_SLACK_S else delay_s
+        delay_ms = max(0, round(delay_s * 1000))
+        if not self._refresh_timer.isActive() or self._refresh_timer.remainingTime() > delay_ms:
+            self._refresh_timer.start(delay_ms)
+
+    def _on_refresh_due(self) -> None:
+        """The small plots follow at most every DETAILS_INTERVAL_S: they change slowly, and each repaint costs as
+        much as the loss plot's, CPU time taken from training. Hidden plots (another tab is shown) are left stale
+        until they are shown again."""
+        if not self.isVisible():
+            return
+        self.refresh(details=time.monotonic() - self._last_details >= DETAILS_INTERVAL_S - DUE_SLACK_S)
+        self._refresh_what_is_left()
+
+    def _refresh_what_is_left(self) -> None:
+        if self.series.has_stale():  # the small plots, when no new steps come to bring their turn
+            self._refresh_soon(self._last_details + DETAILS_INTERVAL_S - time.monotonic())
+        elif self._settling:  # a run just read is to be painted before the next is read (_read_next)
+            self._refresh_soon()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         self.refresh()
+        self._refresh_what_is_left()
 
     def refresh(self, details: bool = True) -> None:
         """Redraw the curves that changed since they were last drawn; `details`: the small plots' too."""
+        self._last_refresh = time.monotonic()
         self._choose_y_axis()
         details = details or self._settling == SETTLE_REFRESHES  # a run just read is drawn whole, while none is read
+        if details:
+            self._last_details = self._last_refresh
         redrawn = set()
         for path, series, changed in self.series.take_stale(EVERY_CURVE if details else LOSS_CURVES):
             sources, curves = series.sources(self.series.val_field), self._curves_for(path)

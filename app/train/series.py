@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -227,6 +227,7 @@ class ShownRuns(Mapping):
         self.val_field = "val_loss"  # the validation curve's y (VAL_AXES)
         self._series: dict[Path, RunSeries] = {}
         self._stale: dict[Path, dict[str, bool]] = {}
+        self.on_change: Callable[[], None] = lambda: None  # called when a run or a curve is to be drawn again
 
     def __getitem__(self, path: Path) -> RunSeries:
         return self._series[path]
@@ -255,6 +256,7 @@ class ShownRuns(Mapping):
     def set_tokenizer(self, path: Path, tokenizer: str | None) -> None:
         if path in self._series:
             self._series[path].tokenizer = tokenizer
+            self.on_change()  # the y axis may change with it
 
     def tokenizers_differ(self) -> bool:
         """Whether the shown runs' tokens differ, as far as they are known: then their losses per token cannot be
@@ -276,6 +278,7 @@ class ShownRuns(Mapping):
     def remove(self, path: Path) -> None:
         self._series.pop(path, None)
         self._stale.pop(path, None)
+        self.on_change()
 
     def add_steps(self, path: Path, events: list[StepMetrics]) -> None:
         self._series[path].add_steps(events)
@@ -297,10 +300,14 @@ class ShownRuns(Mapping):
             stale = self._stale.setdefault(path, {})
             for name in curves:
                 stale[name] = grown and stale.get(name, True)
+        self.on_change()
 
     def mark_all_stale(self, curves: tuple[str, ...] = CURVES) -> None:
         """Every run's `curves` are to be drawn afresh (another axis, scale or zoom)."""
         self.mark_stale(*self._series, curves=curves)
+
+    def has_stale(self) -> bool:
+        return any(self._stale.values())
 
     def take_stale(self, due: frozenset[str]) -> Iterator[tuple[Path, RunSeries, list[tuple[str, bool]]]]:
         """Each run with curves among `due` to draw, and those curves with whether they only grew; taken, they

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication, QPushButton
 from lmcore import events as ev
 
 from app.train.live_curve import TAIL_PIXELS, _downsampled
+from app.train import plots as plots_module
 from app.train.plots import NOISY_POINTS_PER_PIXEL, SMOOTH_POINTS_PER_PIXEL, TrainingPlots
 from app.train.series import X_AXES, Columns, SmoothedLoss
 from app.common.text import run_label
@@ -54,14 +55,71 @@ def test_100k_points_per_curve_are_downsampled_to_the_plots_width(plots, tmp_pat
     assert len(curves.smoothed_loss.history.getData()[0]) <= SMOOTH_POINTS_PER_PIXEL * width + 4
 
 
-def test_redraws_come_from_the_timer_not_from_each_batch(plots, qtbot, tmp_path):
-    def drawn():
-        curves = plots.curves.get(tmp_path / "live")
-        return len(curves.raw_loss.data()[0]) if curves else 0
+class Clock:
+    """The plots' time.monotonic, stopped where it was and moved by hand."""
 
-    plots.add_steps(steps(1, 10))
-    assert drawn() == 0  # appending only stores the points
-    qtbot.waitUntil(lambda: drawn() == 10, timeout=2000)
+    def __init__(self):
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def drawn_steps(plots, run, curve="raw_loss") -> int:
+    curves = plots.curves.get(run)
+    return len(getattr(curves, curve).data()[0]) if curves else 0
+
+
+def test_steps_are_drawn_when_they_come_and_steps_closer_than_a_tenth_of_a_second_together(plots, qtbot, tmp_path,
+                                                                                            monkeypatch):
+    """A batch of steps is drawn in the event loop's next pass (the wake-up that brought it), not at a timer of the
+    plots' own; batches that come faster than the refresh rate wait out the rest of the interval and are drawn by
+    one refresh."""
+    qtbot.waitUntil(lambda: not plots._refresh_timer.isActive(), timeout=5000)  # the empty run drawn
+    clock = Clock()
+    monkeypatch.setattr(plots_module, "time", clock)
+    refreshes = []
+    refresh = plots.refresh
+    monkeypatch.setattr(plots, "refresh", lambda details=True: (refreshes.append(details), refresh(details)))
+
+    clock.now += 1.0
+    plots.add_steps(steps(1, 3))
+    assert drawn_steps(plots, tmp_path / "live") == 0  # appending only stores the points
+    assert plots._refresh_timer.remainingTime() == 0  # the last refresh is a second old: at once
+    qtbot.waitUntil(lambda: drawn_steps(plots, tmp_path / "live") == 3, timeout=5000)
+    assert refreshes == [True]
+
+    clock.now += 0.02
+    plots.add_steps(steps(4, 3))
+    clock.now += 0.02
+    plots.add_steps(steps(7, 3))
+    assert plots._refresh_timer.remainingTime() > 1000 * plots_module.DUE_SLACK_S  # the rest of the interval
+    qtbot.waitUntil(lambda: drawn_steps(plots, tmp_path / "live") == 9, timeout=5000)
+    assert refreshes == [True, False]  # one refresh for both; the small plots' turn had not come
+
+
+def test_the_small_plots_catch_up_when_no_more_steps_come(plots, qtbot, tmp_path, monkeypatch):
+    qtbot.waitUntil(lambda: not plots._refresh_timer.isActive(), timeout=5000)
+    clock = Clock()
+    monkeypatch.setattr(plots_module, "time", clock)
+    clock.now += 1.0
+    plots.add_steps(steps(1, 3))
+    qtbot.waitUntil(lambda: drawn_steps(plots, tmp_path / "live", "grad_norm") == 3, timeout=5000)
+    clock.now += 0.1
+    plots.add_steps(steps(4, 3))
+    qtbot.waitUntil(lambda: drawn_steps(plots, tmp_path / "live") == 6, timeout=5000)
+    assert drawn_steps(plots, tmp_path / "live", "grad_norm") == 3  # the loss at once, the small plots later
+    clock.now += plots_module.DETAILS_INTERVAL_S
+    qtbot.waitUntil(lambda: drawn_steps(plots, tmp_path / "live", "grad_norm") == 6, timeout=5000)
+
+
+def test_plots_with_nothing_new_to_draw_ask_for_no_refresh(plots, qtbot, tmp_path):
+    """An idle window sleeps: no timer of the plots' wakes it while nothing changes."""
+    plots.add_steps(steps(1, 3))
+    qtbot.waitUntil(lambda: drawn_steps(plots, tmp_path / "live", "grad_norm") == 3, timeout=5000)
+    qtbot.waitUntil(lambda: not plots._refresh_timer.isActive(), timeout=5000)
+    qtbot.wait(300)
+    assert not plots._refresh_timer.isActive()
 
 
 def test_columns_keep_their_bounds_as_rows_arrive():

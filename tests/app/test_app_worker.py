@@ -3,16 +3,18 @@ the child, and a child that dies, or is detached, is reported as such. (tests/te
 `lmcore train` child.)"""
 from __future__ import annotations
 
+import fcntl
 import json
 import sys
 import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from lmcore import events as ev
 from lmcore.runs import RunFolder
 
-from app.train.worker import RunFollower, TrainingWorker
+from app.train.worker import PIPE_BYTES, RunFollower, TrainingWorker
 
 # A child that writes the event lines of a file (argv[1]) on stdout, then does what argv[2] says.
 CHILD = textwrap.dedent("""
@@ -85,6 +87,18 @@ def test_control_lines_reach_the_child(qtbot, tmp_path):
     lines = record.read_text(encoding="utf-8").splitlines()
     assert lines[:2] == ["pause", "resume"] and lines[3:] == ["probe off", "stop"]
     assert lines[2].startswith("probe ") and json.loads(lines[2][6:]) == {"text": "To be, or not", "every": 20}
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are set on Linux only")
+def test_the_childs_output_pipe_holds_seconds_of_a_fast_models_events(qtbot, tmp_path):
+    """The reader empties the pipe ten times a second: with Linux's default 64 KiB, a model of thousands of steps
+    a second would wait for it."""
+    worker = scripted(tmp_path, [], "record-input", str(tmp_path / "input.txt"))
+    with qtbot.waitSignal(worker.done, timeout=30_000):
+        worker.start()
+        qtbot.waitUntil(lambda: fcntl.fcntl(worker.process.stdout.fileno(), fcntl.F_GETPIPE_SZ) >= PIPE_BYTES,
+                        timeout=5000)
+        worker.stop()
 
 
 def test_a_child_killed_mid_run_is_reported_failed_with_its_last_output(qtbot, tmp_path):
