@@ -44,6 +44,11 @@ class RecordingTab(QWidget):
         self.shut_down = True
 
 
+def shown(form, key: str) -> bool:
+    """Whether the form shows the field `key` (it may be hidden for the chosen family or task)."""
+    return form.editors[key].isVisibleTo(form)
+
+
 def set_field(form, key: str, value) -> None:
     """Change one form field through its widget, as a user would."""
     editor = form.editors[key]

@@ -74,6 +74,47 @@ def make_window(qtbot, themed_app, tmp_path, stub_tabs):
         window.deleteLater()
 
 
+@pytest.fixture
+def train_tab(qtbot, tmp_path, small_corpus):
+    """The Train tab on the baby-gpt-char preset and a small corpus, shown, ready to Start."""
+    from app.common.resources import PRESETS_DIR
+    from app.train.tab import TrainTab
+
+    widget = TrainTab(tmp_path / "runs", [PRESETS_DIR], tmp_path / "presets")
+    qtbot.addWidget(widget)
+    widget.form.load_preset(PRESETS_DIR / "baby-gpt-char.toml")
+    widget.form.set_corpus([str(small_corpus)])
+    widget.resize(1000, 760)
+    widget.show()
+    qtbot.waitUntil(widget.start_button.isEnabled, timeout=5000)
+    return widget
+
+
+@pytest.fixture
+def plots(qtbot):
+    """The training plots alone, shown at 900x600, with no run yet."""
+    from app.train.plots import TrainingPlots
+
+    widget = TrainingPlots()
+    qtbot.addWidget(widget)
+    widget.resize(900, 600)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+@pytest.fixture
+def attention_tab(qtbot):
+    """The Attention tab alone, shown at 1000x800."""
+    from app.attention.tab import AttentionTab
+
+    widget = AttentionTab()
+    qtbot.addWidget(widget)
+    widget.resize(1000, 800)
+    widget.show()
+    return widget
+
+
 @pytest.fixture(autouse=True, scope="module")
 def collect_garbage_on_the_main_thread_only():
     """Qt crashes when Python's cyclic GC, triggered on a worker thread, frees Qt objects there. As the app does

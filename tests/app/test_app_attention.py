@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication
 from app.attention.heatmap import COLOUR_MAP, COLOUR_TABLE, LABEL_CHARS, MASK_FILL, grid_mosaic
 from app.common.text import visible_token
 from app.attention.head_view import strong_lines
-from app.attention.tab import FOCUS, HEAD, HEATMAP, MODEL, NO_RUN_TIP, SHOW_TIP, AttentionTab
+from app.attention.tab import FOCUS, HEAD, HEATMAP, MODEL, NO_RUN_TIP, SHOW_TIP
 from lmcore.attention import capture, save_snapshot
 from lmcore.checkpoint import load_trained_model
 from lmcore.events import AttentionSaved
@@ -45,12 +45,8 @@ def rnn_run(small_corpus, tmp_path_factory):
 
 
 @pytest.fixture
-def tab(qtbot):
-    widget = AttentionTab()
-    qtbot.addWidget(widget)
-    widget.resize(1000, 800)
-    widget.show()
-    return widget
+def tab(attention_tab):
+    return attention_tab
 
 
 def show_and_wait(qtbot, tab, text):

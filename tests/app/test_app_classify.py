@@ -16,10 +16,8 @@ from lmcore.config import config_from_dict
 from lmcore.trainer import Trainer
 
 from app.classify.tab import ClassifyTab
-from app.common.resources import PRESETS_DIR
 from app.train.fields import CLASSIFIER, LANGUAGE_MODEL, MASKED_LM, TASK
-from app.train.tab import TrainTab
-from app_helpers import set_field, use_tiny_settings
+from app_helpers import set_field, shown, use_tiny_settings
 from engine_helpers import tiny_config
 
 TIMEOUT = 120_000  # ms; generous, for a busy machine
@@ -41,19 +39,8 @@ def write_labelled(path, repeat: int = 6):
 
 
 @pytest.fixture
-def tab(qtbot, tmp_path, small_corpus):
-    widget = TrainTab(tmp_path / "runs", [PRESETS_DIR], tmp_path / "presets")
-    qtbot.addWidget(widget)
-    widget.form.load_preset(PRESETS_DIR / "baby-gpt-char.toml")
-    widget.form.set_corpus([str(small_corpus)])
-    widget.resize(1000, 760)
-    widget.show()
-    qtbot.waitUntil(widget.start_button.isEnabled, timeout=5000)
-    return widget
-
-
-def shown(form, key):
-    return form.editors[key].isVisibleTo(form)
+def tab(train_tab):
+    return train_tab
 
 
 def test_the_task_choice_shows_a_classifiers_fields_and_writes_its_section(qtbot, tab, tmp_path, monkeypatch):

@@ -44,18 +44,6 @@ def student(tmp_path_factory, small_corpus):
     return trainer.folder.path
 
 
-@pytest.fixture
-def plots(qtbot):
-    from app.train.plots import TrainingPlots
-
-    widget = TrainingPlots()
-    qtbot.addWidget(widget)
-    widget.resize(900, 600)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
-
-
 def part_curves(plots, run) -> dict[str, np.ndarray]:
     """The y values drawn of each loss part's curve."""
     return {name: getattr(plots.curves[run], name).data()[1] for name in ("text_loss", "teacher_loss")}

@@ -6,10 +6,9 @@ from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QTextCursor
 
 from app.attention.head_view import strong_lines
-from app.attention.tab import FOCUS, HEAD, HEATMAP, MODEL, AttentionTab
+from app.attention.tab import FOCUS, HEAD, HEATMAP, MODEL
 from app.generate.fill_mask import Chip, filled_parts, text_chips, toggled
 from app.generate.tab import GenerateTab
-from app.train.plots import TrainingPlots
 from attention_helpers import one_torch_thread  # noqa: F401 - an autouse fixture
 from engine_helpers import tiny_config
 from lmcore import events as ev
@@ -164,15 +163,6 @@ def test_chips_follow_the_tokenizer_and_toggling_keeps_what_each_mask_hid():
 
 # ---- the Attention tab: an encoder's attention is full ----------------------------------------------------------
 
-@pytest.fixture
-def attention_tab(qtbot):
-    widget = AttentionTab()
-    qtbot.addWidget(widget)
-    widget.resize(1000, 800)
-    widget.show()
-    return widget
-
-
 def test_an_encoders_attention_is_shown_whole_in_every_view(attention_tab, encoder_run, qtbot):
     tab = attention_tab
     tab.set_run(encoder_run)
@@ -200,16 +190,6 @@ def test_an_encoders_attention_is_shown_whole_in_every_view(attention_tab, encod
 
 
 # ---- the training plots: masked-token accuracy --------------------------------------------------------------------
-
-@pytest.fixture
-def plots(qtbot, tmp_path):
-    widget = TrainingPlots()
-    qtbot.addWidget(widget)
-    widget.resize(900, 600)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
-
 
 def test_a_live_encoder_runs_accuracy_is_plotted_and_read_out(plots, tmp_path):
     live = tmp_path / "live"

@@ -27,14 +27,10 @@ def steps(first: int, count: int, tokens_per_step: int = 100):
 
 
 @pytest.fixture
-def plots(qtbot, tmp_path):
-    widget = TrainingPlots()
-    qtbot.addWidget(widget)
-    widget.resize(900, 600)
-    widget.show()
-    qtbot.waitExposed(widget)
-    widget.begin_live_run(tmp_path / "live")
-    return widget
+def plots(plots, tmp_path):
+    """conftest's plots, following a live run in tmp_path/live."""
+    plots.begin_live_run(tmp_path / "live")
+    return plots
 
 
 def compare(qtbot, plots, runs) -> None:

@@ -18,24 +18,12 @@ from app.train import form as train_form
 from app.train.fields import FIELDS, FORM_ONLY, WIDE
 from app.common.resources import PRESETS_DIR
 from app.common.text import format_count
-from app.train.tab import TrainTab
-from app_helpers import set_field, type_corpus
+from app_helpers import set_field, shown, type_corpus
 
 
 @pytest.fixture
-def tab(qtbot, tmp_path, small_corpus):
-    widget = TrainTab(tmp_path / "runs", [PRESETS_DIR], tmp_path / "presets")
-    qtbot.addWidget(widget)
-    widget.form.load_preset(PRESETS_DIR / "baby-gpt-char.toml")
-    widget.form.set_corpus([str(small_corpus)])
-    widget.resize(1000, 760)
-    widget.show()
-    qtbot.waitUntil(widget.start_button.isEnabled, timeout=5000)
-    return widget
-
-
-def shown(form, key):
-    return form.editors[key].isVisibleTo(form)
+def tab(train_tab):
+    return train_tab
 
 
 def test_every_field_says_what_it_does_and_its_range(tab):
