@@ -23,6 +23,7 @@ import torch
 
 from .corpus import resolve_corpus_files
 from .errors import CheckpointError, LMCoreError, TokenizerError
+from .evaluation import evaluating
 from .events import AttentionSaved
 from .fileio import write_atomic
 from .runs import RunFolder
@@ -55,7 +56,7 @@ def capture(model, tokenizer, text: str, step: int | None = None) -> AttentionSn
 def capture_attention(model, tokenizer, text: str, step: int | None = None) -> AttentionSnapshot:
     """Every layer's and head's attention probabilities over the last context_length tokens of `text`."""
     ids, dropped = _encode_window(tokenizer, text, model.config.context_length)
-    with _eval_mode(model), torch.no_grad():
+    with evaluating(model), torch.no_grad():
         out = model(torch.tensor([ids], device=_device(model)), capture_attention=True)
     weights = out.attention[:, 0].float().cpu().numpy()  # [L, B=1, H, T, T] -> [L, H, T, T]
     return AttentionSnapshot(_texts(tokenizer, ids), weights, "attention", dropped, step,
@@ -79,7 +80,7 @@ def gradient_saliency(model, tokenizer, text: str, window: int = SALIENCY_WINDOW
     predicted = [0] * T
     rows_per_chunk = max(1, LOGITS_BUDGET // (T * tokenizer.vocab_size))
     # cuDNN's RNN backward refuses to run in eval mode; eval mode keeps dropout off and the RNG untouched.
-    with _eval_mode(model), torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+    with evaluating(model), torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
         for start in range(0, T, rows_per_chunk):
             stop = min(T, start + rows_per_chunk)
             with _embeddings_as_leaves(model) as leaves:
@@ -190,17 +191,6 @@ def _texts(tokenizer, ids: list[int]) -> list[str]:
 
 def _device(model) -> torch.device:
     return next(model.parameters()).device
-
-
-@contextlib.contextmanager
-def _eval_mode(model):
-    """Eval mode for the block, then the mode the model had (the trainer's model is in train mode)."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 @contextlib.contextmanager

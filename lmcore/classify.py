@@ -25,7 +25,8 @@ from torch import Tensor
 
 from .checkpoint import build_checkpoint_classifier, checkpoint_tokenizer, load_checkpoint, resolve_checkpoint
 from .errors import LMCoreError
-from .labelled import LabelledRow
+from .evaluation import evaluating
+from .labelled import LabelledRow, label_ids
 from .models.classifier import PAD, TextClassifier
 from .tokenizers import Tokenizer
 
@@ -106,17 +107,10 @@ def pad(rows: Sequence[Sequence[int]]) -> Tensor:
 def classifier_logits(model: TextClassifier, rows: Sequence[Sequence[int]], device: torch.device | str,
                       autocast: torch.dtype | None = None) -> Tensor:
     """Logits [N, n_labels] (fp32, on the CPU) of encoded texts, in batches of BATCH_SIZE, in eval mode."""
-    was_training = model.training
-    model.eval()
-    device = torch.device(device)
     out = []
-    try:
+    with evaluating(model, device, autocast):
         for start in range(0, len(rows), BATCH_SIZE):
-            batch = pad(rows[start:start + BATCH_SIZE]).to(device)
-            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                out.append(model(batch).logits.float().cpu())
-    finally:
-        model.train(was_training)
+            out.append(model(pad(rows[start:start + BATCH_SIZE]).to(device)).logits.float().cpu())
     return torch.cat(out) if out else torch.zeros(0, model.n_labels)
 
 
@@ -152,8 +146,7 @@ class Classifier:
 
     def evaluate(self, rows: Sequence[LabelledRow]) -> ClassificationReport:
         """The metrics of labelled rows (their labels must be this classifier's: lmcore.labelled.check_labels)."""
-        index = {label: i for i, label in enumerate(self.labels)}
-        targets = torch.tensor([index[row.label] for row in rows], dtype=torch.long)
+        targets = torch.tensor(label_ids(list(rows), self.labels), dtype=torch.long)
         return classification_report(self.logits([row.text for row in rows]), targets)
 
     def explain(self, text: str, label: int | None = None) -> Explanation:
@@ -162,7 +155,7 @@ class Classifier:
         encoder's [CLS] and [SEP] keep their embeddings all along the path, being no part of the text: their
         scores are zero and are left out."""
         ids = self.encode(text)
-        logits = self.logits([text])[0]
+        logits = classifier_logits(self.model, [ids], self.device)[0]
         chosen = int(logits.argmax()) if label is None else label
         if not 0 <= chosen < len(self.labels):
             raise LMCoreError(f"label {label} is not one of this classifier's {len(self.labels)} labels (0 to "

@@ -17,7 +17,7 @@ from .config import RunConfig
 from .corpus import CorpusText
 from .evaluation import EvalResult
 from .fileio import write_atomic
-from .labelled import load_labelled
+from .labelled import label_ids, load_labelled
 from .models import LanguageModel
 from .models.classifier import TextClassifier
 from .tokenizers import Tokenizer
@@ -84,8 +84,8 @@ class ClassifyTask:
         self.max_tokens = min(context, getattr(body.config, "context_length", context))
         self.encoded = {name: [encode_text(tokenizer, row.text, body.family, self.max_tokens) for row in rows]
                         for name, rows in (("train", data.train), ("val", data.val))}
-        self.train_labels = data.label_ids(data.train)
-        self.val_labels = torch.tensor(data.label_ids(data.val))
+        self.train_labels = label_ids(data.train, data.labels)
+        self.val_labels = torch.tensor(label_ids(data.val, data.labels))
         if c.freeze_body:
             model.freeze_body()
         model.body_lr_scale = c.body_lr_scale

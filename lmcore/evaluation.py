@@ -54,7 +54,7 @@ def evaluate_ids(model, ids: np.ndarray, context: int, device: torch.device,
     batch = eval_batch_size(family)
     hidden = model.init_state(batch, device) if family == "rnn" else None
     total, count = torch.zeros((), device=device, dtype=torch.float64), 0
-    with _evaluating(model, device, autocast):
+    with evaluating(model, device, autocast):
         for x, y in evaluation_batches(ids, family, context, batch, max_batches):
             x, y = x.to(device), y.to(device)
             out = model(x, targets=y, state=hidden)
@@ -74,7 +74,7 @@ def evaluate_masked(model, ids: np.ndarray, context: int, device: torch.device, 
     total = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     count = 0
-    with _evaluating(model, device, autocast):
+    with evaluating(model, device, autocast):
         for windows, _ in evaluation_batches(ids, "encoder", context, EVAL_WINDOWS_PER_BATCH, max_batches):
             x, y = mlm.mask(mlm.frame(windows), generator)
             chosen = y != IGNORE_INDEX
@@ -88,12 +88,13 @@ def evaluate_masked(model, ids: np.ndarray, context: int, device: torch.device, 
 
 
 @contextlib.contextmanager
-def _evaluating(model, device: torch.device, autocast: torch.dtype | None):
-    """Eval mode (and autocast, if given) for the block, then the mode the model had."""
+def evaluating(model, device: torch.device | str = "cpu", autocast: torch.dtype | None = None):
+    """Eval mode (and autocast on `device`, if given) for the block, then the mode the model had (the trainer's model
+    is in train mode)."""
     was_training = model.training
     model.eval()
     try:
-        with torch.autocast(device.type, dtype=autocast) if autocast else contextlib.nullcontext():
+        with torch.autocast(torch.device(device).type, dtype=autocast) if autocast else contextlib.nullcontext():
             yield
     finally:
         model.train(was_training)

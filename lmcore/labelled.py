@@ -2,7 +2,7 @@
 and the seeded, stratified split that holds out validation rows when no validation file is given.
 
     data = load_labelled(config.data, config.classify, seed=config.train.seed)
-    data.labels, data.train[0].text, data.label_ids(data.val)
+    data.labels, data.train[0].text, label_ids(data.val, data.labels)
 
 A .tsv or .csv file names its columns in a header row (classify.text_field and classify.label_field) or, without
 one, holds the text and then the label. A .tsv splits at tabs only (no quoting: quotes are part of the text); a
@@ -44,9 +44,11 @@ class LabelledData:
     val: list[LabelledRow]
     test: list[LabelledRow]
 
-    def label_ids(self, rows: list[LabelledRow]) -> list[int]:
-        index = {label: i for i, label in enumerate(self.labels)}
-        return [index[row.label] for row in rows]
+
+def label_ids(rows: list[LabelledRow], labels: list[str]) -> list[int]:
+    """Each row's label as its index in `labels`."""
+    index = {label: i for i, label in enumerate(labels)}
+    return [index[row.label] for row in rows]
 
 
 class _Problems:

@@ -15,6 +15,7 @@ import contextlib
 import copy
 import shutil
 import warnings
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,14 +53,20 @@ def quantize_model(model: LanguageModel) -> LanguageModel:
     return model
 
 
+def _int8_layers(model: nn.Module) -> Iterator[tuple[str, Int8Linear | Int8RNN]]:
+    """Each int8 layer of a quantized model, with the prefix of its parameters' names ("" or "path.")."""
+    for path, module in model.named_modules():
+        if isinstance(module, (Int8Linear, Int8RNN)):
+            yield (f"{path}." if path else ""), module
+
+
 def _quantized_weights(model: nn.Module) -> dict[str, Tensor]:
     """The int8 (torch.qint8) weights of a quantized model's layers, by their float model's parameter names."""
     found: dict[str, Tensor] = {}
-    for path, module in model.named_modules():
-        prefix = f"{path}." if path else ""
+    for prefix, module in _int8_layers(model):
         if isinstance(module, Int8Linear):
             found[prefix + "weight"] = module.weight()
-        elif isinstance(module, Int8RNN):
+        else:
             found.update({prefix + name: w for name, w in module._weight_bias()["weight"].items()})
     return found
 
@@ -110,11 +117,10 @@ def build_int8_model(checkpoint: Checkpoint) -> LanguageModel:
                                                        int(stored[name + ZERO_POINT]))
 
     with _torch_quantization():
-        for path, module in model.named_modules():
-            prefix = f"{path}." if path else ""
+        for prefix, module in _int8_layers(model):
             if isinstance(module, Int8Linear):
                 module.set_weight_bias(weight(prefix + "weight"), module.bias())
-            elif isinstance(module, Int8RNN):
+            else:
                 current = module._weight_bias()
                 module.set_weight_bias({**{name: weight(prefix + name) for name in current["weight"]},
                                         **current["bias"]})
@@ -154,4 +160,4 @@ def quantize_run(run: Path, out: Path | None = None, which: str = "best") -> Pat
 
 def is_int8(model: nn.Module) -> bool:
     """Whether a loaded model is an int8 copy (which runs on the CPU only)."""
-    return any(isinstance(m, (Int8Linear, Int8RNN)) for m in model.modules())
+    return next(_int8_layers(model), None) is not None

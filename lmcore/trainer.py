@@ -560,16 +560,18 @@ class Trainer:
         log and emit them."""
         if not pending:
             return since
-        stacked = torch.stack([torch.stack([loss.float(), norm.float()]) for _, _, loss, norm, _ in pending])
-        values = self.dist.mean(stacked).tolist()  # the grad norm is already the same on every rank
-        parts = self.dist.mean(torch.stack([p for *_, p in pending])).tolist() if self.teacher else None
+        # Each row: loss, grad norm (already the same on every rank), and a distilled run's two loss parts
+        stacked = torch.stack([torch.stack([loss.float(), norm.float(), *(() if parts is None else parts.float())])
+                               for _, _, loss, norm, parts in pending])
+        rows = self.dist.mean(stacked).tolist()
+        values, parts = [row[:2] for row in rows], [row[2:] for row in rows]
         now = time.perf_counter()
         self.elapsed += now - since
         rate = len(pending) * self.tokens_per_step / max(now - since, 1e-9)
         first_tokens = self.tokens_seen - (len(pending) - 1) * self.tokens_per_step
         bad = next((i for i, (loss, _) in enumerate(values) if not math.isfinite(loss)), None)
         events = [ev.StepMetrics(step, first_tokens + i * self.tokens_per_step, loss, lr, norm, rate, self.elapsed,
-                                 *(parts[i] if parts else ()))
+                                 *parts[i])
                   for i, ((step, lr, *_), (loss, norm)) in enumerate(zip(pending[:bad], values[:bad], strict=True))]
         self._record(metrics, events)
         if bad is not None:
