@@ -28,7 +28,7 @@ from .focus import TokenFocusView
 from .head_view import HeadView
 from .heatmap import Axis, HeatmapView, ModelGridView, Mosaic, future_mask
 from .worker import AttentionWorker, Capture
-from ..common.background import start_in_background, stop_background
+from ..common.background import WorkerOwner, start_in_background
 from ..common.style import set_tone
 from ..common.text import FAMILY_NAMES
 from ..common.widgets import button, row, text_editor
@@ -57,7 +57,7 @@ class Request:
     live_run: Path | None = None  # the training run that wrote it
 
 
-class AttentionTab(QWidget):
+class AttentionTab(WorkerOwner, QWidget):
     # Requests to the worker thread (queued connections: the GUI thread never waits on the model).
     _capture_requested = Signal(int, object, str, str)  # request id, run dir, checkpoint, text
     _snapshot_requested = Signal(int, object)  # request id, path of a snapshot the training run wrote
@@ -158,14 +158,6 @@ class AttentionTab(QWidget):
         self.worker.captured.connect(self._on_captured)
         self.worker.failed.connect(self._on_failed)
         self._thread = start_in_background(self.worker, "attention-worker")
-
-    def shutdown(self) -> None:
-        """End the worker thread (on close; background.py does it when the application quits)."""
-        stop_background(self._thread)
-
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        self.shutdown()
-        super().closeEvent(event)
 
     def is_busy(self) -> bool:
         """Whether an answer from the worker is still to come."""

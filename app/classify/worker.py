@@ -20,14 +20,12 @@ from ..common.background import report_errors
 
 @dataclass
 class ClassifierSummary:
-    run_dir: Path
     labels: list[str]
     description: str  # one line on the model and where it runs
 
 
 @dataclass
 class Classification:
-    text: str
     probabilities: list[float]  # Classifier.probabilities: one per label, in label order
     explanation: Explanation  # the tokens' integrated-gradients scores for explanation.label
     unread: int  # the text's tokens past the most the classifier reads (cut off, as in training)
@@ -49,7 +47,7 @@ class ClassifyWorker(QObject):
 
         def work():
             self.classifier = Classifier.load(run_dir, device=str(self.device))
-            self.loaded.emit(request_id, summarize(self.classifier, run_dir, self.device))
+            self.loaded.emit(request_id, summarize(self.classifier, self.device))
         report_errors(work, lambda message: self.failed.emit(request_id, message))
 
     @Slot(int, str, int)
@@ -58,18 +56,15 @@ class ClassifyWorker(QObject):
         def work():
             if self.classifier is None:
                 raise LMCoreError("No classifier is loaded; pick a classifier run in the runs list first.")
-            classifier = self.classifier
-            probabilities = classifier.probabilities([text])[0]
-            explanation = classifier.explain(text, None if label < 0 else label)
-            framing = 2 if classifier.model.body.family == "encoder" else 0  # [CLS] and [SEP]
-            unread = len(classifier.tokenizer.encode(text, unknown="replace")) - (len(classifier.encode(text)) - framing)
-            self.classified.emit(request_id, Classification(text, probabilities, explanation, unread))
+            explanation = self.classifier.explain(text, None if label < 0 else label)
+            unread = len(self.classifier.tokenizer.encode(text, unknown="replace")) - len(explanation.tokens)
+            self.classified.emit(request_id, Classification(explanation.probabilities, explanation, unread))
         report_errors(work, lambda message: self.failed.emit(request_id, message))
 
 
-def summarize(classifier: Classifier, run_dir: Path, device) -> ClassifierSummary:
+def summarize(classifier: Classifier, device) -> ClassifierSummary:
     model, tokenizer = classifier.model, classifier.tokenizer
-    millions = sum(p.numel() for p in model.parameters()) / 1e6
+    millions = model.num_parameters() / 1e6
     description = (f"{len(classifier.labels)} classes · {millions:.2f} M parameters · {tokenizer.kind} tokenizer · "
                    f"on {describe_device(device)}")
-    return ClassifierSummary(run_dir, list(classifier.labels), description)
+    return ClassifierSummary(list(classifier.labels), description)

@@ -431,5 +431,5 @@ class GenerationSession:
                        stop=self.job == GENERATE, choose_checkpoint=chosen, reload=chosen and not busy,
                        send_output=not busy and bool(self.generated), copy=bool(self.output_text()),
                        send_chat=ready, side_by_side=not busy,
-                       fill=not busy and self.summaries[0] is not None and self.summaries[0].fills_blanks,
+                       fill=ready and self.summaries[0].fills_blanks,
                        ensemble=ready and not self.summaries[0].fills_blanks)

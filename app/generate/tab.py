@@ -14,16 +14,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QLayout,
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QLayout,
                                QLineEdit, QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from lmcore.errors import LMCoreError
 from lmcore.runs import list_runs
 
-from ..common.background import start_in_background, stop_background
-from ..common.style import ACCENT, BORDER, PANEL, set_tone
+from ..common.background import WorkerOwner, start_in_background
+from ..common.style import ACCENT, BORDER, PANEL
 from ..common.text import run_label
-from ..common.widgets import button, row, text_editor
+from ..common.widgets import banner, button, row, run_header, text_editor
 from .chat import DEFAULT_BOT, DEFAULT_USER, Speakers
 from .controls import SamplingControls
 from .ensemble import EnsembleDialog, ScoreTable, ensemble_candidates, score_rows
@@ -46,7 +46,7 @@ def _probability(token: TokenInfo) -> float | None:
     return token.probability
 
 
-class GenerateTab(QWidget):
+class GenerateTab(WorkerOwner, QWidget):
     send_to_attention = Signal(str)  # prompt + output, for the Attention tab
     # Requests to the worker thread (queued connections: the GUI thread never waits on the model).
     _load_requested = Signal(int, object, str)  # slot, run folder, checkpoint
@@ -71,12 +71,7 @@ class GenerateTab(QWidget):
         self.setStyleSheet(f"QTextBrowser {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: 6px; }}"
                            f" QPushButton#mode:checked {{ background: {ACCENT}; color: white; border-color: {ACCENT};"
                            " font-weight: 600; }")
-        self.message = QLabel()
-        self.message.setObjectName("banner")
-        set_tone(self.message, "error")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message.hide()
+        self.message = banner("error")
         root.addWidget(self.message)
 
         self.body = QSplitter()
@@ -100,14 +95,7 @@ class GenerateTab(QWidget):
             QShortcut(QKeySequence(keys), self, action, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
     def _build_header(self) -> QWidget:
-        header = QFrame()
-        header.setObjectName("summary")
-        layout = QVBoxLayout(header)
-        layout.setContentsMargins(10, 6, 10, 6)
-        layout.setSpacing(2)
-        self.run_title = QLabel()
-        self.run_title.setObjectName("runTitle")
-        self.run_title.setMinimumWidth(60)  # a long run name is cut, rather than widening the tab
+        header, layout, self.run_title = run_header()
         self.checkpoint_combo = _checkpoint_combo(lambda: self._load(0))
         self.reload_button = QToolButton()
         self.reload_button.setText("↻")
@@ -271,14 +259,6 @@ class GenerateTab(QWidget):
         self.worker.filled.connect(self._on_filled)
         self.worker.failed.connect(self._on_failed)
         self._thread = start_in_background(self.worker, "generate-worker", interrupt=self.worker.stop_requested.set)
-
-    def shutdown(self) -> None:
-        """Stop generating and end the worker thread (on close; background.py does it when the application quits)."""
-        stop_background(self._thread)
-
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        self.shutdown()
-        super().closeEvent(event)
 
     # ---- runs and checkpoints -----------------------------------------------------------------
     def set_run(self, run_dir: Path | None) -> None:

@@ -9,7 +9,6 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMessageBox, QPushButton, QScrollArea, QSplitter, QVBoxLayout,
                                QWidget)
 
-from lmcore.events import ClassifyMetrics
 from lmcore.metrics import read_metric_events
 from lmcore.progress import RemainingTime, mfu
 from lmcore.runs import RunFolder
@@ -18,6 +17,7 @@ from .classify_plots import ClassifierPlots
 from .plots import TrainingPlots
 from ..common.style import ACCENT, BORDER, PANEL, TEXT, WINDOW, set_tone
 from ..common.text import format_duration, run_label
+from ..common.widgets import banner
 from .form import TrainForm
 from .worker import RunFollower, TrainingWorker
 
@@ -102,11 +102,7 @@ class TrainTab(QWidget):
         self.state_label = QLabel()
         self.state_label.setObjectName("hint")
         self.progress = RunProgress()
-        self.banner = QLabel()
-        self.banner.setObjectName("banner")
-        self.banner.setWordWrap(True)
-        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.banner.hide()
+        self.banner = banner("info")  # _show_banner sets the tone of each message
 
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -289,8 +285,8 @@ class TrainTab(QWidget):
         run_dir, classifier = Path(event.run_dir), config.task == "classify"
         self.plots.begin_live_run(run_dir, history, event.max_steps, event.tokens_per_step, classifier)
         if classifier:
-            self.classifier_plots.show_run(run_dir, [e for e in history if isinstance(e, ClassifyMetrics)],
-                                           self.plots.colour_of(run_dir), live=True)
+            self.classifier_plots.show_run(run_dir, self.plots.series[run_dir].classified, self.plots.colour_of(run_dir),
+                                           live=True)
         self._max_steps, self._tokens_per_step = event.max_steps, event.tokens_per_step
         self._flops = (event.flops_per_token, event.peak_flops)
         self._remaining = RemainingTime(event.max_steps, config.train.eval_interval)
