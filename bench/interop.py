@@ -24,6 +24,7 @@ from bench.train_throughput import parse_with_torch_options  # noqa: E402
 from lmcore.device import describe_device, pick_device  # noqa: E402
 from lmcore.generation import Decoder  # noqa: E402
 from lmcore.interop.gpt2_layout import gpt2_weights  # noqa: E402
+from lmcore.interop.huggingface import gpt2_hf_config  # noqa: E402
 from lmcore.models import TransformerConfig, TransformerLM  # noqa: E402
 
 GPT2_SMALL = TransformerConfig(vocab_size=50257, n_layer=12, n_head=12, n_embd=768, context_length=1024, bias=True,
@@ -71,12 +72,10 @@ def compare(tokens: int, device: torch.device) -> Speeds:
 
     torch.manual_seed(0)
     ours = TransformerLM(GPT2_SMALL).to(device).eval()
-    c = GPT2_SMALL
-    theirs = GPT2LMHeadModel(GPT2Config(vocab_size=c.vocab_size, n_positions=c.context_length, n_embd=c.n_embd,
-                                        n_layer=c.n_layer, n_head=c.n_head, activation_function="gelu_new"))
+    theirs = GPT2LMHeadModel(GPT2Config.from_dict(gpt2_hf_config(GPT2_SMALL)))  # as `lmcore export --to hf` writes it
     theirs.load_state_dict(gpt2_weights(ours), strict=False)  # the causal-mask buffers are its own
     theirs = theirs.to(device).eval()
-    prompt = torch.randint(0, c.vocab_size, (PROMPT_TOKENS,)).tolist()
+    prompt = torch.randint(0, GPT2_SMALL.vocab_size, (PROMPT_TOKENS,)).tolist()
     our_rate(ours, prompt, 4, device)  # warm-up
     transformers_rate(theirs, prompt, 4, device)
     return Speeds(our_rate(ours, prompt, tokens, device), transformers_rate(theirs, prompt, tokens, device),

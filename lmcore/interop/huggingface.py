@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import InteropError
 from ..models import LanguageModel, TransformerConfig, TransformerLM
-from ..tokenizers import HuggingFaceTokenizer, Tokenizer
+from ..tokenizers import HF_TOKENIZER_FILE, HuggingFaceTokenizer, Tokenizer
 from .gpt2_layout import gpt2_weights, load_gpt2_weights
 from .hf_tokenizer import hf_special_tokens, hf_tokenizer_document
 from .imported import save_imported_run
@@ -123,8 +123,8 @@ def read_tokenizer(path: Path) -> HuggingFaceTokenizer:
     path = Path(path)
     if path.is_file():
         return HuggingFaceTokenizer.from_file(path)
-    if (path / "tokenizer.json").is_file():
-        return HuggingFaceTokenizer.from_file(path / "tokenizer.json")
+    if (path / HF_TOKENIZER_FILE).is_file():
+        return HuggingFaceTokenizer.from_file(path / HF_TOKENIZER_FILE)
     if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
         return HuggingFaceTokenizer.from_vocab_and_merges(path / "vocab.json", path / "merges.txt")
     raise InteropError(f"{path} has no tokenizer: it needs tokenizer.json, or GPT-2's vocab.json and merges.txt. "
@@ -177,7 +177,7 @@ def export_huggingface(model: LanguageModel, tokenizer: Tokenizer, out: Path) ->
     hf_config.update(tie_word_embeddings=config.tie_embeddings, bos_token_id=tokenizer.eos_id,
                      eos_token_id=tokenizer.eos_id, torch_dtype="float32")
     (out / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
-    (out / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+    (out / HF_TOKENIZER_FILE).write_text(tokenizer_json, encoding="utf-8")
     special = hf_special_tokens(tokenizer_json, {"unk_token": tokenizer.unk_id, "eos_token": tokenizer.eos_id})
     (out / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": config.context_length,

@@ -29,8 +29,8 @@ EMBEDDING_NAMES = ("wte.weight", "lm_head.weight")  # the rows a vocabulary chan
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """(state dict, model_args) of a ckpt.pt; a bare state dict (torch.save(model.state_dict())) has no
-    model_args."""
+    """(state dict, model_args) of a ckpt.pt, the tensors' names without torch.compile's and the GPT's prefixes
+    (gpt2_layout.strip_prefixes); a bare state dict (torch.save(model.state_dict())) has no model_args."""
     try:
         with warnings.catch_warnings():  # torch's remark on a pickle protocol it may not read: we say what failed
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
@@ -46,28 +46,31 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
         raise InteropError(f"{path} cannot be read as a PyTorch checkpoint ({exc}); copy it again.") from None
     if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict):
         args = loaded.get("model_args")
-        return loaded["model"], args if isinstance(args, dict) else {}
+        return _stripped(loaded["model"]), args if isinstance(args, dict) else {}
     if isinstance(loaded, dict) and loaded and all(isinstance(t, Tensor) for t in loaded.values()):
-        return loaded, {}
+        return _stripped(loaded), {}
     raise InteropError(f"{path} is not a nanoGPT checkpoint: it holds neither a 'model' state dict nor tensors.")
+
+
+def _stripped(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {strip_prefixes(name): t for name, t in tensors.items()}
 
 
 def nanogpt_config(tensors: dict[str, Tensor], args: dict[str, Any], n_head: int | None, path: Path
                    ) -> TransformerConfig:
     """The model config from model_args (n_layer, n_head, n_embd, block_size, bias, vocab_size, dropout), the
     sizes checked against the tensors; a bare state dict's from its tensors' shapes, with `n_head` given."""
-    names = {strip_prefixes(name): t for name, t in tensors.items()}
-    if "wte.weight" not in names or "wpe.weight" not in names:
+    if "wte.weight" not in tensors or "wpe.weight" not in tensors:
         raise InteropError(f"{path} has no transformer.wte / transformer.wpe tensors: it is not a nanoGPT GPT model.")
-    vocab_size, n_embd = names["wte.weight"].shape
-    n_layer = 1 + max((int(m[1]) for name in names if (m := re.match(r"h\.(\d+)\.", name))), default=-1)
+    vocab_size, n_embd = tensors["wte.weight"].shape
+    n_layer = 1 + max((int(m[1]) for name in tensors if (m := re.match(r"h\.(\d+)\.", name))), default=-1)
     heads = args.get("n_head", n_head)
     if heads is None:
         raise InteropError(f"{path} is a bare state dict without nanoGPT's model_args, which alone say how many "
                            "heads the model has; give the number (--n-head).")
     return TransformerConfig(vocab_size=vocab_size, n_layer=n_layer, n_head=int(heads), n_embd=n_embd,
-                             context_length=names["wpe.weight"].shape[0], dropout=float(args.get("dropout", 0.0)),
-                             bias="ln_f.bias" in names, positional="learned", tie_embeddings=True, activation="gelu")
+                             context_length=tensors["wpe.weight"].shape[0], dropout=float(args.get("dropout", 0.0)),
+                             bias="ln_f.bias" in tensors, positional="learned", tie_embeddings=True, activation="gelu")
 
 
 def renumber_vocabulary(tensors: dict[str, Tensor], tokenizer: Tokenizer, model_vocab: int, path: Path
@@ -80,12 +83,12 @@ def renumber_vocabulary(tensors: dict[str, Tensor], tokenizer: Tokenizer, model_
             raise InteropError(f"the corpus has {tokenizer.vocab_size - 1} distinct characters but the model in {path} "
                                f"has {model_vocab} tokens; give the corpus it was trained on (nanoGPT's input.txt).")
         grow = lambda t: torch.cat((t.new_zeros(1, t.shape[1]), t))  # noqa: E731
-        return {name: grow(t) if strip_prefixes(name) in EMBEDDING_NAMES else t for name, t in tensors.items()}
+        return {name: grow(t) if name in EMBEDDING_NAMES else t for name, t in tensors.items()}
     if model_vocab < tokenizer.vocab_size:
         raise InteropError(f"the tokenizer has {tokenizer.vocab_size:,} tokens but the model in {path} only "
                            f"{model_vocab:,}; give the tokenizer it was trained with.")
     keep = tokenizer.vocab_size
-    return {name: t[:keep] if strip_prefixes(name) in EMBEDDING_NAMES else t for name, t in tensors.items()}
+    return {name: t[:keep] if name in EMBEDDING_NAMES else t for name, t in tensors.items()}
 
 
 def import_nanogpt(path: str | Path, runs_dir: str | Path, name: str | None = None, corpus: str | Path | None = None,
