@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.train_throughput import parse_with_torch_options, preset_config, use_bench_cache  # noqa: E402
+from bench.train_throughput import (parse_with_torch_options, preset_config, train_to_end,  # noqa: E402
+                                   use_bench_cache)
 from lmcore.config import RunConfig  # noqa: E402
-from lmcore.trainer import Trainer  # noqa: E402
 
 STUDENT = {"n_layer": 2, "n_head": 2, "n_embd": 64}
 
@@ -32,14 +32,6 @@ class Outcome:
     alone_loss: float
     distilled_loss: float
     seconds: float
-
-
-def train(config: RunConfig, steps: int, runs_dir: Path) -> Trainer:
-    config.train.max_steps, config.train.eval_interval = steps, steps  # one evaluation, at the end
-    trainer = Trainer.new(config, runs_dir=runs_dir)
-    if trainer.run() != "finished":
-        raise SystemExit(f"the trainer failed: {trainer.folder.read_status().get('message')}")
-    return trainer
 
 
 def student_config(device: str, steps: int) -> RunConfig:
@@ -53,12 +45,12 @@ def student_config(device: str, steps: int) -> RunConfig:
 def compare(teacher_steps: int, steps: int, alpha: float, temperature: float, device: str, runs_dir: Path
             ) -> Outcome:
     begin = time.perf_counter()
-    teacher = train(preset_config("baby-gpt-char", device), teacher_steps, runs_dir)
-    alone = train(student_config(device, steps), steps, runs_dir)
+    teacher = train_to_end(preset_config("baby-gpt-char", device), teacher_steps, runs_dir)
+    alone = train_to_end(student_config(device, steps), steps, runs_dir)
     config = student_config(device, steps)
     config.distill = dataclasses.replace(config.distill, teacher=str(teacher.folder.path), alpha=alpha,
                                          temperature=temperature)
-    distilled = train(config, steps, runs_dir)
+    distilled = train_to_end(config, steps, runs_dir)
     losses = [t.best_val_loss for t in (teacher, alone, distilled)]
     assert all(loss is not None for loss in losses)
     return Outcome(*losses, time.perf_counter() - begin)  # type: ignore[arg-type]

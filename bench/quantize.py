@@ -25,12 +25,12 @@ from safetensors.torch import save_model
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.train_throughput import parse_with_torch_options, preset_config, use_bench_cache  # noqa: E402
+from bench.train_throughput import (parse_with_torch_options, preset_config, train_to_end,  # noqa: E402
+                                   use_bench_cache)
 from lmcore.checkpoint import checkpoint_path, load_trained_model  # noqa: E402
 from lmcore.evaluation import evaluate_ids  # noqa: E402
 from lmcore.generation import PRESETS, generate  # noqa: E402
 from lmcore.quantize import quantize_run  # noqa: E402
-from lmcore.trainer import Trainer  # noqa: E402
 
 
 @dataclass
@@ -52,11 +52,7 @@ def generation_rate(model, tokenizer, tokens: int) -> float:
 
 def compare(steps: int, tokens: int, runs_dir: Path) -> tuple[Figures, Figures]:
     """(original, int8 copy)."""
-    config = preset_config("baby-gpt-char", "cpu")
-    config.train.max_steps, config.train.eval_interval = steps, steps
-    trainer = Trainer.new(config, runs_dir=runs_dir)
-    if trainer.run() != "finished":
-        raise SystemExit(f"the trainer failed: {trainer.folder.read_status().get('message')}")
+    trainer = train_to_end(preset_config("baby-gpt-char", "cpu"), steps, runs_dir)
     copy = quantize_run(trainer.folder.path)
     figures = []
     for run in (trainer.folder.path, copy):
@@ -67,7 +63,7 @@ def compare(steps: int, tokens: int, runs_dir: Path) -> tuple[Figures, Figures]:
             weights = Path(runs_dir) / "weights.safetensors"
             save_model(model, str(weights))  # tied weights once, as in a checkpoint
             size = weights.stat().st_size
-        loss = evaluate_ids(model, trainer.val_ids, config.train.context, torch.device("cpu")).loss
+        loss = evaluate_ids(model, trainer.val_ids, trainer.config.train.context, torch.device("cpu")).loss
         figures.append(Figures(size, generation_rate(model, tokenizer, tokens), math.exp(loss)))
     return figures[0], figures[1]
 

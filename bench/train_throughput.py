@@ -67,6 +67,15 @@ def preset_config(name: str, device: str) -> RunConfig:
     return config
 
 
+def train_to_end(config: RunConfig, steps: int, runs_dir: Path) -> Trainer:
+    """The Trainer after `steps` steps of `config`, with one evaluation, at the end; SystemExit if the run fails."""
+    config.train.max_steps, config.train.eval_interval = steps, steps
+    trainer = Trainer.new(config, runs_dir=runs_dir)
+    if trainer.run() != "finished":
+        raise SystemExit(f"the trainer failed: {trainer.folder.read_status().get('message')}")
+    return trainer
+
+
 def trainer_throughput(config: RunConfig, steps: int, runs_dir: Path) -> tuple[Trainer, float]:
     """The Trainer after `steps` steps, and its tokens/s after warm-up (evaluation excluded). Metrics arrive at
     each read-back (every train.log_interval steps on a GPU), so the timing runs between the first read-back

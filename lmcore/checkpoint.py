@@ -47,18 +47,26 @@ class Checkpoint:
     path: Path | None = None  # the file it was loaded from, for messages
 
 
-def save_checkpoint(path: Path, checkpoint: Checkpoint, summary: dict[str, Any] | None = None) -> None:
-    """Write `path` (.safetensors) and, if given, a summary `path.with_suffix('.json')` (see read_summary)."""
+def unique_tensors(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors of a state dict with tied weights once (safetensors refuses two names for one memory), and the
+    names left out, each with the name kept for it."""
     tensors: dict[str, torch.Tensor] = {}
     aliases: dict[str, str] = {}
     seen: dict[tuple, str] = {}
-    for name, tensor in checkpoint.model.items():
+    for name, tensor in state.items():
         key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
-        if key in seen:  # tied weights are stored once; safetensors refuses shared memory
+        if key in seen:
             aliases[name] = seen[key]
-            continue
-        seen[key] = name
-        tensors[f"model.{name}"] = tensor
+        else:
+            seen[key] = name
+            tensors[name] = tensor
+    return tensors, aliases
+
+
+def save_checkpoint(path: Path, checkpoint: Checkpoint, summary: dict[str, Any] | None = None) -> None:
+    """Write `path` (.safetensors) and, if given, a summary `path.with_suffix('.json')` (see read_summary)."""
+    model, aliases = unique_tensors(checkpoint.model)
+    tensors = {f"model.{name}": tensor for name, tensor in model.items()}
     tensors.update({f"optim.{k}": v for k, v in checkpoint.optimizer.items()})
     tensors.update({f"extra.{k}": v for k, v in checkpoint.extra.items()})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}

@@ -20,7 +20,7 @@ from typing import cast
 import torch
 from safetensors.torch import save_file
 
-from ..checkpoint import TOKENIZER_DIR, load_trained_model, resolve_checkpoint
+from ..checkpoint import TOKENIZER_DIR, load_trained_model, resolve_checkpoint, unique_tensors
 from ..errors import InteropError
 from ..models import LanguageModel, model_config_to_dict
 from .huggingface import export_huggingface
@@ -53,14 +53,9 @@ def export_weights(model: LanguageModel, tokenizer_dir: Path, out: Path) -> None
     """model.safetensors (our tensor names; a tied weight once), config.json and tokenizer/."""
     out.mkdir(parents=True, exist_ok=True)
     config = model_config_to_dict(model.config)
-    tensors, seen = {}, set()
-    for name, tensor in model.state_dict().items():
-        if tensor.data_ptr() not in seen:  # safetensors refuses two names for one tensor: the tied one goes once
-            seen.add(tensor.data_ptr())
-            tensors[name] = tensor.detach().cpu().contiguous()
-    save_file(tensors, out / "model.safetensors",
-              metadata={"format": WEIGHTS_FORMAT, "model": json.dumps(config),
-                        "tied": json.dumps(sorted(set(model.state_dict()) - set(tensors)))})
+    tensors, tied = unique_tensors(model.state_dict())
+    save_file({name: t.detach().cpu().contiguous() for name, t in tensors.items()}, out / "model.safetensors",
+              metadata={"format": WEIGHTS_FORMAT, "model": json.dumps(config), "tied": json.dumps(sorted(tied))})
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     shutil.copytree(tokenizer_dir, out / TOKENIZER_DIR, dirs_exist_ok=True)
 
