@@ -49,6 +49,13 @@ def describe_device(device: torch.device) -> str:
     return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
 
 
+def host_threads(device: torch.device, processes: int = 1) -> int:
+    """Threads of the machine's CPU that training keeps busy: PyTorch's intra-op threads when it trains on the CPU
+    (all the cores, by default), one a process when each drives a GPU. A window drawing beside it takes from it
+    what it takes from these (app/train/plots.py, Pace)."""
+    return processes * (torch.get_num_threads() if device.type == "cpu" else 1)
+
+
 def memory_bytes(device: torch.device) -> int | None:
     """The most memory a run on `device` can have: the GPU's own on CUDA, else the machine's (MPS shares it);
     None where the system does not tell."""

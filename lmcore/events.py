@@ -63,6 +63,8 @@ class Started(Event):
     flops_per_token: float  # training FLOPs per token (forward and backward)
     # FLOP/s all the run's devices can do together, MFU's denominator (lmcore.device.run_peak_flops); None: unknown
     peak_flops: float | None = None
+    # Threads of this machine's CPU the run keeps busy (lmcore.device.host_threads); 0: not said (an older writer)
+    host_threads: int = 0
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from .config import RunConfig, apply_override, config_from_dict, config_to_dict
 from .corpus import encode_cached, load_corpus
 from .classify_task import ClassifyTask, LabelledBatches
 from .distill import Teacher
-from .device import describe_device, device_features, pick_device, run_peak_flops
+from .device import describe_device, device_features, host_threads, pick_device, run_peak_flops
 from .evaluation import EvalResult, eval_batch_size, evaluate_ids
 from .errors import CheckpointError, ConfigError, LMCoreError, TokenizerError, TrainingError
 from .fileio import remove_temp_files
@@ -455,7 +455,8 @@ class Trainer:
                      max_steps=self.max_steps, tokens_per_step=self.tokens_per_step, device=device)
         self._emit(ev.Started(self.folder.path, device, self.model.num_parameters(), self.max_steps, self.step,
                               self.tokens_per_step, self.model.flops_per_token(),
-                              run_peak_flops(self.device, self.dist.world_size)))
+                              run_peak_flops(self.device, self.dist.world_size),
+                              host_threads(self.device, self.dist.world_size)))
         # Reading a metric back makes the host wait for the GPU's queue: batch them, except on the CPU.
         read_every = 1 if self.features.cheap_readback else cfg.log_interval
         pending: list[tuple[int, float, Tensor, Tensor, Tensor | None]] = []  # step, lr, loss, grad norm, parts

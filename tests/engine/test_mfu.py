@@ -8,7 +8,7 @@ import torch
 
 from lmcore import device as device_module
 from lmcore import events as ev
-from lmcore.device import matmul_peak_flops, run_peak_flops
+from lmcore.device import host_threads, matmul_peak_flops, run_peak_flops
 from lmcore.progress import ProgressBar, eval_text, mfu
 from lmcore.trainer import Trainer
 from engine_helpers import tiny_config
@@ -46,11 +46,12 @@ def test_a_redrawn_line_is_padded_over_the_last_not_erased_with_escape_codes():
                     + "\r    \r" + "step 10: val loss 2.0000 ppl 7.39 (best)\n")
 
 
-def test_started_carries_the_peak_and_reads_lines_without_it():
+def test_started_carries_the_peak_and_host_threads_and_reads_lines_without_them():
     assert ev.event_from_line(ev.event_to_line(STARTED)) == STARTED
     old = json.loads(ev.event_to_line(STARTED))
-    del old["peak_flops"]  # a writer from before the field
+    del old["peak_flops"], old["host_threads"]  # a writer from before the fields
     assert ev.event_from_line(json.dumps(old)).peak_flops is None
+    assert ev.event_from_line(json.dumps(old)).host_threads == 0  # not said
 
 
 def test_the_peak_is_measured_once_without_touching_the_global_rng(monkeypatch):
@@ -66,12 +67,18 @@ def test_the_peak_is_measured_once_without_touching_the_global_rng(monkeypatch):
     assert matmul_peak_flops(torch.device("cpu"), size=64, repeats=2, warmup=1) > 0
 
 
-def test_a_run_reports_its_peak_in_started(tmp_path, small_corpus):
+def test_a_run_reports_its_peak_and_the_cpu_threads_it_keeps_busy_in_started(tmp_path, small_corpus):
     trainer = Trainer.new(tiny_config(small_corpus, tmp_path, max_steps=2, eval_interval=2))
     started = []
     trainer.subscribe(lambda e: started.append(e) if isinstance(e, ev.Started) else None)
     assert trainer.run() == "finished"
     assert started[0].peak_flops == run_peak_flops(torch.device("cpu")) > 0
+    assert started[0].host_threads == torch.get_num_threads()  # on the CPU: PyTorch's intra-op threads
+
+
+def test_a_run_on_gpus_keeps_a_cpu_thread_busy_per_process():
+    assert host_threads(torch.device("cuda"), processes=4) == 4
+    assert host_threads(torch.device("cpu"), processes=2) == 2 * torch.get_num_threads()
 
 
 def test_an_evaluation_line_shows_what_the_model_was_measured_by():
