@@ -1,9 +1,10 @@
 """Live training plots: loss (raw and smoothed) with validation markers, learning rate, gradient norm, tokens/s;
 for a distilled run also the two parts of its loss, dashed and dotted.
 
-Data arrives in batches and is only copied into growing numpy columns (series.py); a timer redraws at a steady
-10 Hz whatever the step rate, and pyqtgraph's peak downsampling and clip-to-view keep 100,000+ points smooth. Each
-curve is a LiveCurve, so that new points repaint only a strip at its end. The crosshair's readout is in
+Data arrives in batches and is only copied into growing numpy columns (series.py); the plots redraw at most ten
+times a second whatever the step rate (twice, while a run trains on every core: Pace), and pyqtgraph's peak
+downsampling and clip-to-view keep 100,000+ points smooth. Each curve is a LiveCurve, so that new points repaint
+only a strip at its end. The crosshair's readout is in
 plot_readout.py, the Export button and the CSV table in plot_export.py.
 
 Runs ticked for comparison are read back from their run folders by a SeriesLoader on a thread of its own
@@ -14,6 +15,7 @@ itself while the shown runs' tokenizers differ (their losses per token cannot be
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +37,30 @@ from ..common.background import BackgroundThread, report_errors, start_in_backgr
 from ..common.style import MUTED, run_colour
 from ..common.text import run_label
 
-REFRESH_INTERVAL_S = 0.1  # at most 10 refreshes a second: smooth to the eye; each repaint takes CPU from training
-DETAILS_INTERVAL_S = 0.3  # the small plots at most ~3 times a second
-# A refresh due within this is done at once: a training run's events arrive ten times a second (app/train/worker.py),
-# and each batch is drawn as it arrives, in the same wake-up of the window's process, not at a timer's of its own
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How often the plots redraw: the loss plot at most every `refresh_s`, the small plots (which change slowly)
+    every `details_s`. A live run's events reach the window as often as its loss plot redraws (worker.py)."""
+    refresh_s: float
+    details_s: float
+
+
+LIVELY = Pace(0.1, 0.3)  # ten times a second: smooth to the eye
+# While a run trains on every core of the machine (on the CPU: host_threads, lmcore.device), each millisecond the
+# window draws is taken from training, twice over: the run's threads meet at a barrier after every operation, and
+# one that the window holds up holds up the others (docs/performance.md, the twelfth look).
+SPARING = Pace(0.5, 2.0)
+
+
+def pace_beside(host_threads: int) -> Pace:
+    """The pace for plots of a run that keeps `host_threads` of this machine's CPU busy (0: unknown)."""
+    return SPARING if host_threads >= (os.cpu_count() or 1) else LIVELY
+
+
+# A refresh due within this is done at once: a training run's events arrive as often as the loss plot refreshes
+# (app/train/worker.py), and each batch is drawn as it arrives, in the same wake-up of the window's process
 DUE_SLACK_S = 0.03
 # Room left past the newest point while the view follows the data, so that it moves (and the axes, the costliest
 # part of a repaint, are redrawn) only now and then: the x axis doubles (moving less often while a run with a
@@ -121,6 +143,7 @@ class TrainingPlots(QWidget):
         self._compared: list[Path] = []
         self._curves_in: dict[pg.PlotItem, tuple[str, ...]] = {}  # each plot's curves (CURVE_PLOTS)
         self._last_refresh = self._last_details = 0.0  # time.monotonic() of the last refresh, and of the small plots'
+        self.pace = LIVELY  # SPARING while a run trains on every core (begin_live_run)
         self._following: set[pg.PlotItem] = set()  # plots whose view follows the data (until the user zooms)
         self.x_key = "step"  # the x-axis choice: a column of the steps and evaluations
         self._planned_end: dict[str, float] = {}  # the live run's last step and tokens, while it trains
@@ -239,11 +262,12 @@ class TrainingPlots(QWidget):
 
     # ---- what is shown ---------------------------------------------------------------------------
     def begin_live_run(self, run_dir: Path, history: list = (), max_steps: int = 0,
-                       tokens_per_step: int = 0, classifier: bool = False) -> None:
+                       tokens_per_step: int = 0, classifier: bool = False, pace: Pace = LIVELY) -> None:
         """Pin the run being trained; `history` holds its earlier metric events when it is resumed. `max_steps` and
         `tokens_per_step` (when known) say where it will end on the steps and tokens axes. A `classifier`'s accuracy
-        is left to the classifier's own plots (classify_plots.py)."""
+        is left to the classifier's own plots (classify_plots.py). `pace`: how often to redraw while it trains."""
         previous, self.pinned = self.pinned, Path(run_dir)
+        self.pace = pace
         self._planned_end = {"step": max_steps, "tokens": max_steps * tokens_per_step} if max_steps else {}
         self._live = True
         self._remove(self.pinned)
@@ -497,27 +521,27 @@ class TrainingPlots(QWidget):
             label.setText(text)
 
     def _refresh_soon(self, delay_s: float | None = None) -> None:
-        """Refresh once REFRESH_INTERVAL_S has passed since the last refresh (at once if it has), or after `delay_s`;
+        """Refresh once the pace's refresh_s has passed since the last refresh (at once if it has), or after `delay_s`;
         whichever is asked for first. What changes in between is drawn together."""
         if delay_s is None:
-            delay_s = self._last_refresh + REFRESH_INTERVAL_S - time.monotonic()
+            delay_s = self._last_refresh + self.pace.refresh_s - time.monotonic()
             delay_s = 0.0 if delay_s < DUE_SLACK_S else delay_s
         delay_ms = max(0, round(delay_s * 1000))
         if not self._refresh_timer.isActive() or self._refresh_timer.remainingTime() > delay_ms:
             self._refresh_timer.start(delay_ms)
 
     def _on_refresh_due(self) -> None:
-        """The small plots follow at most every DETAILS_INTERVAL_S: they change slowly, and each repaint costs as
+        """The small plots follow at most every pace.details_s: they change slowly, and each repaint costs as
         much as the loss plot's, CPU time taken from training. Hidden plots (another tab is shown) are left stale
         until they are shown again."""
         if not self.isVisible():
             return
-        self.refresh(details=time.monotonic() - self._last_details >= DETAILS_INTERVAL_S - DUE_SLACK_S)
+        self.refresh(details=time.monotonic() - self._last_details >= self.pace.details_s - DUE_SLACK_S)
         self._refresh_what_is_left()
 
     def _refresh_what_is_left(self) -> None:
         if self.series.has_stale():  # the small plots, when no new steps come to bring their turn
-            self._refresh_soon(self._last_details + DETAILS_INTERVAL_S - time.monotonic())
+            self._refresh_soon(self._last_details + self.pace.details_s - time.monotonic())
         elif self._settling:  # a run just read is to be painted before the next is read (_read_next)
             self._refresh_soon()
 
@@ -602,7 +626,7 @@ class TrainingPlots(QWidget):
 
     def end_live_run(self) -> None:
         """Training ended: the plots that follow the data drop the room they kept for new points."""
-        self._planned_end, self._live = {}, False
+        self._planned_end, self._live, self.pace = {}, False, LIVELY
         self.refresh()
         for plot in self._plots:
             self._keep_in_view(plot, tight=True)  # if it follows

@@ -14,7 +14,7 @@ from lmcore.progress import RemainingTime, mfu
 from lmcore.runs import RunFolder
 
 from .classify_plots import ClassifierPlots
-from .plots import TrainingPlots
+from .plots import TrainingPlots, pace_beside
 from ..common.style import ACCENT, BORDER, PANEL, TEXT, WINDOW, set_tone
 from ..common.text import format_duration, run_label
 from ..common.widgets import banner
@@ -283,7 +283,10 @@ class TrainTab(QWidget):
                        if e.step <= event.start_step]
         config = RunFolder(event.run_dir).load_config()
         run_dir, classifier = Path(event.run_dir), config.task == "classify"
-        self.plots.begin_live_run(run_dir, history, event.max_steps, event.tokens_per_step, classifier)
+        pace = pace_beside(event.host_threads)
+        self.plots.begin_live_run(run_dir, history, event.max_steps, event.tokens_per_step, classifier, pace)
+        if self.worker is not None:
+            self.worker.deliver_every(pace.refresh_s)
         if classifier:
             self.classifier_plots.show_run(run_dir, self.plots.series[run_dir].classified, self.plots.colour_of(run_dir),
                                            live=True)

@@ -34,7 +34,7 @@ from lmcore.runs import LIVE_STATUSES, RunFolder, is_alive
 
 from ..common.background import start_in_background, stop_background
 
-BATCH_INTERVAL_S = 0.1  # events reach the GUI at most 10 times a second, and the plots draw each batch as it comes
+BATCH_INTERVAL_S = 0.1  # events reach the GUI at most 10 times a second (until deliver_every says otherwise)
 PIPE_BYTES = 1 << 20  # about a second of events at 4,500 steps a second (a step's line is ~230 bytes)
 STDERR_LINES = 12  # the last lines of the child's error output shown when it dies
 FOLLOW_INTERVAL_S = 0.5  # how often a followed run's files are read again
@@ -137,6 +137,12 @@ class TrainingWorker(QObject):
     def clear_probe(self) -> None:
         self._send("probe off")
 
+    def deliver_every(self, seconds: float) -> None:
+        """Send the child's events on at most every `seconds`: the plots' pace, as they draw each batch as it comes.
+        A followed run's files are read at a pace of their own (FOLLOW_INTERVAL_S)."""
+        if isinstance(self._reader, StreamReader):
+            self._reader.interval_s = seconds
+
     def detach(self) -> None:
         """Let the run train on after the window has gone: the child stops listening and writes to its train.log."""
         self._send("detach")
@@ -218,7 +224,8 @@ class TrainingWorker(QObject):
 
 def _make_roomy(fd: int) -> None:
     """Give the pipe room for PIPE_BYTES: the child blocks when it is full, and this reader empties it only ten times
-    a second. Linux's default of 64 KiB fills in 0.1 s at 2,800 steps a second. Elsewhere it is left as it is."""
+    a second, or twice (deliver_every). Linux's default of 64 KiB fills in 0.1 s at 2,800 steps a second. Elsewhere it
+    is left as it is."""
     try:
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     except (AttributeError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
@@ -237,6 +244,7 @@ class StreamReader(QObject):
         super().__init__()
         self.process = process
         self.detached = False  # set from the GUI thread: the child trains on, nobody waits for its exit
+        self.interval_s = BATCH_INTERVAL_S  # the least time between batches, set from the GUI thread (deliver_every)
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
 
     @Slot()
@@ -248,11 +256,11 @@ class StreamReader(QObject):
         while selector.get_map():
             # What came since the last batch, or else the next line to come: after a quiet spell (starting,
             # evaluating, paused) an event goes on at once, and while steps stream in, this thread wakes (and
-            # takes a core from training) once a batch, ten times a second, not once a step.
+            # takes a core from training) once a batch, ten times a second or fewer, not once a step.
             events = self._read(selector, selector.select(0) or selector.select())
             if events:
                 self.batch.emit(events)
-                time.sleep(BATCH_INTERVAL_S)
+                time.sleep(self.interval_s)
         while (code := self.process.poll()) is None and not self.detached:
             time.sleep(0.02)  # its streams have closed: it is about to exit
         self.exited.emit(0 if code is None else code, list(self.stderr_tail))

@@ -105,8 +105,34 @@ def test_the_small_plots_catch_up_when_no_more_steps_come(plots, qtbot, tmp_path
     plots.add_steps(steps(4, 3))
     qtbot.waitUntil(lambda: drawn_steps(plots, tmp_path / "live") == 6, timeout=5000)
     assert drawn_steps(plots, tmp_path / "live", "grad_norm") == 3  # the loss at once, the small plots later
-    clock.now += plots_module.DETAILS_INTERVAL_S
+    clock.now += plots.pace.details_s
     qtbot.waitUntil(lambda: drawn_steps(plots, tmp_path / "live", "grad_norm") == 6, timeout=5000)
+
+
+def test_a_run_training_on_every_core_is_drawn_at_the_sparing_pace(plots, qtbot, tmp_path, monkeypatch):
+    """Each redraw takes CPU from a run that keeps every core busy: its steps wait out SPARING's longer interval."""
+    plots.begin_live_run(tmp_path / "live", pace=plots_module.SPARING)
+    qtbot.waitUntil(lambda: not plots._refresh_timer.isActive(), timeout=5000)
+    clock = Clock()
+    monkeypatch.setattr(plots_module, "time", clock)
+    clock.now += 10.0
+    plots.add_steps(steps(1, 3))
+    qtbot.waitUntil(lambda: drawn_steps(plots, tmp_path / "live") == 3, timeout=5000)
+    clock.now += plots_module.LIVELY.refresh_s  # a lively run's next refresh would be due now
+    plots.add_steps(steps(4, 3))
+    wait_ms = 1000 * (plots_module.SPARING.refresh_s - plots_module.LIVELY.refresh_s)
+    assert plots._refresh_timer.remainingTime() > wait_ms - 1000 * plots_module.DUE_SLACK_S
+    plots.end_live_run()
+    assert plots.pace is plots_module.LIVELY  # runs shown after it are drawn at once again
+
+
+def test_the_pace_is_sparing_beside_a_run_that_keeps_every_core_busy(monkeypatch):
+    monkeypatch.setattr(plots_module.os, "cpu_count", lambda: 8)
+    assert plots_module.pace_beside(8) is plots_module.SPARING  # training on the CPU, a thread a core
+    assert plots_module.pace_beside(1) is plots_module.LIVELY  # one process driving a GPU
+    assert plots_module.pace_beside(0) is plots_module.LIVELY  # not said (an older lmcore)
+    assert plots_module.SPARING.refresh_s > plots_module.LIVELY.refresh_s
+    assert plots_module.SPARING.details_s > plots_module.LIVELY.details_s
 
 
 def test_plots_with_nothing_new_to_draw_ask_for_no_refresh(plots, qtbot, tmp_path):

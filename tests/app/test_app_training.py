@@ -8,6 +8,7 @@ import os
 import signal
 import time
 
+import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
@@ -16,6 +17,7 @@ from lmcore.runs import RunFolder
 from lmcore.trainer import Trainer
 
 from app.common.text import run_label
+from app.train.plots import LIVELY, pace_beside
 from app.train.worker import TrainingWorker
 from app_helpers import set_field, use_tiny_settings
 from engine_helpers import tiny_config
@@ -59,6 +61,10 @@ def test_start_watch_pause_resume_stop(make_window, qtbot, small_corpus, monkeyp
     assert tab.form.summary.values["Time / step"].text() != "–"
     qtbot.waitUntil(lambda: " left" in tab.progress.text, timeout=TIMEOUT)  # from the run's pace, evaluations counted
     assert not tab.form.sections["Model"].isEnabled()  # settings are locked while training
+    # The run keeps this machine's CPU threads busy (as many as PyTorch's here): the plots, and the reader that
+    # brings them its events, keep the pace for that (SPARING where that is every core)
+    pace = pace_beside(torch.get_num_threads())
+    assert tab.plots.pace is pace and worker._reader.interval_s == pace.refresh_s
 
     qtbot.mouseClick(tab.pause_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: tab.state == "paused", timeout=TIMEOUT)
@@ -78,6 +84,7 @@ def test_start_watch_pause_resume_stop(make_window, qtbot, small_corpus, monkeyp
     assert json.loads((run / "status.json").read_text())["status"] == "stopped"
     assert window.attention_tab.workers == [worker, None]
     assert tab.start_button.isEnabled() and tab.form.sections["Model"].isEnabled()
+    assert tab.plots.pace is LIVELY  # nothing trains
 
 
 def test_resume_a_stopped_run_from_the_runs_browser(make_window, qtbot, small_corpus, tmp_path):

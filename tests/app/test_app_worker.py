@@ -14,6 +14,7 @@ import pytest
 from lmcore import events as ev
 from lmcore.runs import RunFolder
 
+from app.train import worker as worker_module
 from app.train.worker import PIPE_BYTES, RunFollower, TrainingWorker
 
 # A child that writes the event lines of a file (argv[1]) on stdout, then does what argv[2] says.
@@ -99,6 +100,30 @@ def test_the_childs_output_pipe_holds_seconds_of_a_fast_models_events(qtbot, tmp
         qtbot.waitUntil(lambda: fcntl.fcntl(worker.process.stdout.fileno(), fcntl.F_GETPIPE_SZ) >= PIPE_BYTES,
                         timeout=5000)
         worker.stop()
+
+
+def test_the_reader_waits_between_batches_as_long_as_it_is_told(qtbot, tmp_path, monkeypatch):
+    """deliver_every sets how long the reader sleeps after each batch: the plots' pace (app/train/plots.py)."""
+    slept = []
+
+    class Clock:
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def sleep(seconds):
+            slept.append(seconds)
+            time.sleep(seconds)
+
+    monkeypatch.setattr(worker_module, "time", Clock)
+    worker = scripted(tmp_path, [step(1), step(2)], "record-input", str(tmp_path / "input.txt"))
+    batches = []
+    worker.steps.connect(batches.append)
+    with qtbot.waitSignal(worker.done, timeout=30_000):
+        worker.start()
+        worker.deliver_every(0.4)
+        qtbot.waitUntil(lambda: len(batches) == 1, timeout=10_000)
+        worker.stop()
+    assert slept[0] == 0.4 and len(batches[0]) == 2
 
 
 def test_a_child_killed_mid_run_is_reported_failed_with_its_last_output(qtbot, tmp_path):
