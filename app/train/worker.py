@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from itertools import groupby
 from pathlib import Path
@@ -35,6 +36,7 @@ from lmcore.runs import LIVE_STATUSES, RunFolder, is_alive
 from ..common.background import start_in_background, stop_background
 
 BATCH_INTERVAL_S = 0.1  # events reach the GUI at most 10 times a second (until deliver_every says otherwise)
+PROMPT_S = 2.0  # after a control line, how long batches go every BATCH_INTERVAL_S, for its answer (StreamReader.hurry)
 PIPE_BYTES = 1 << 20  # about a second of events at 4,500 steps a second (a step's line is ~230 bytes)
 STDERR_LINES = 12  # the last lines of the child's error output shown when it dies
 FOLLOW_INTERVAL_S = 0.5  # how often a followed run's files are read again
@@ -123,13 +125,13 @@ class TrainingWorker(QObject):
 
     # ---- control lines, answered by the child within one step ----------------------------------
     def pause(self) -> None:
-        self._send("pause")
+        self._ask("pause")
 
     def resume(self) -> None:
-        self._send("resume")
+        self._ask("resume")
 
     def stop(self) -> None:
-        self._send("stop")
+        self._ask("stop")
 
     def set_probe(self, text: str, every: int) -> None:
         self._send("probe " + json.dumps({"text": text, "every": every}))
@@ -150,6 +152,13 @@ class TrainingWorker(QObject):
         self._detached = True
         if self._reader is not None:
             self._reader.detached = True
+
+    def _ask(self, line: str) -> None:
+        """A control line whose answer the user waits to see (Paused, Resumed, a stop's checkpoint): the reader
+        sends it on within BATCH_INTERVAL_S, whatever the pace."""
+        self._send(line)
+        if isinstance(self._reader, StreamReader):
+            self._reader.hurry()
 
     def _send(self, line: str) -> None:
         if self.process is None:
@@ -245,6 +254,8 @@ class StreamReader(QObject):
         self.process = process
         self.detached = False  # set from the GUI thread: the child trains on, nobody waits for its exit
         self.interval_s = BATCH_INTERVAL_S  # the least time between batches, set from the GUI thread (deliver_every)
+        self._hurried = threading.Event()  # set from the GUI thread: a control line went to the child (hurry)
+        self._prompt_until = 0.0  # time.monotonic() until which batches go every BATCH_INTERVAL_S
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
 
     @Slot()
@@ -260,10 +271,21 @@ class StreamReader(QObject):
             events = self._read(selector, selector.select(0) or selector.select())
             if events:
                 self.batch.emit(events)
-                time.sleep(self.interval_s)
+                self._wait()
         while (code := self.process.poll()) is None and not self.detached:
             time.sleep(0.02)  # its streams have closed: it is about to exit
         self.exited.emit(0 if code is None else code, list(self.stderr_tail))
+
+    def hurry(self) -> None:
+        """A control line went to the child: end the wait for the next batch, and for PROMPT_S wait no longer than
+        BATCH_INTERVAL_S, so that the child's answer shows within that however sparing the pace."""
+        self._prompt_until = time.monotonic() + PROMPT_S
+        self._hurried.set()
+
+    def _wait(self) -> None:
+        prompt = time.monotonic() < self._prompt_until
+        self._hurried.wait(min(self.interval_s, BATCH_INTERVAL_S) if prompt else self.interval_s)
+        self._hurried.clear()
 
     def _read(self, selector: selectors.BaseSelector, ready: list) -> list:
         """The events among the lines now readable (all that the pipe holds); error output goes to the tail kept for

@@ -7,6 +7,7 @@ import fcntl
 import json
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from app.train.worker import PIPE_BYTES, RunFollower, TrainingWorker
 
 # A child that writes the event lines of a file (argv[1]) on stdout, then does what argv[2] says.
 CHILD = textwrap.dedent("""
-    import os, signal, sys, time
+    import json, os, signal, sys, time
     sys.stdout.write(open(sys.argv[1]).read())
     sys.stdout.flush()
     then = sys.argv[2]
@@ -30,6 +31,12 @@ CHILD = textwrap.dedent("""
                 out.flush()
                 if line.strip() == "stop":
                     break
+    elif then == "answer":  # as lmcore does: "pause" is answered by Paused, "stop" ends the run
+        for line in sys.stdin:
+            if line.strip() == "pause":
+                print(json.dumps({"event": "Paused", "v": 1, "step": 2}), flush=True)
+            elif line.strip() == "stop":
+                break
     elif then == "die":
         print("CUDA error: an illegal memory access was encountered", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -102,28 +109,38 @@ def test_the_childs_output_pipe_holds_seconds_of_a_fast_models_events(qtbot, tmp
         worker.stop()
 
 
-def test_the_reader_waits_between_batches_as_long_as_it_is_told(qtbot, tmp_path, monkeypatch):
-    """deliver_every sets how long the reader sleeps after each batch: the plots' pace (app/train/plots.py)."""
-    slept = []
+class RecordedWaits(threading.Event):
+    """The reader's waits between batches, with how long each was to be at most."""
 
-    class Clock:
-        monotonic = staticmethod(time.monotonic)
+    def __init__(self):
+        super().__init__()
+        self.timeouts = []
 
-        @staticmethod
-        def sleep(seconds):
-            slept.append(seconds)
-            time.sleep(seconds)
+    def wait(self, timeout=None):
+        self.timeouts.append(timeout)
+        return super().wait(timeout)
 
-    monkeypatch.setattr(worker_module, "time", Clock)
-    worker = scripted(tmp_path, [step(1), step(2)], "record-input", str(tmp_path / "input.txt"))
-    batches = []
+
+def test_the_reader_waits_between_batches_as_long_as_it_is_told_but_hurries_for_an_answer(qtbot, tmp_path,
+                                                                                       monkeypatch):
+    """deliver_every sets how long the reader waits after each batch (the plots' pace, app/train/plots.py); a
+    control line ends the wait, and the child's answer goes on within BATCH_INTERVAL_S."""
+    monkeypatch.setattr(worker_module, "PROMPT_S", 600.0)  # however slowly a busy machine lets the child answer
+    worker = scripted(tmp_path, [step(1), step(2)], "answer")
+    batches, paused = [], []
     worker.steps.connect(batches.append)
+    worker.paused.connect(paused.append)
     with qtbot.waitSignal(worker.done, timeout=30_000):
         worker.start()
         worker.deliver_every(0.4)
+        waits = worker._reader._hurried = RecordedWaits()  # before the child, still starting, has written
         qtbot.waitUntil(lambda: len(batches) == 1, timeout=10_000)
+        qtbot.waitUntil(lambda: waits.timeouts == [0.4], timeout=10_000)  # the pace's wait, begun
+        worker.pause()
+        qtbot.waitUntil(lambda: bool(paused), timeout=10_000)
         worker.stop()
-    assert slept[0] == 0.4 and len(batches[0]) == 2
+    assert len(batches[0]) == 2 and paused == [ev.Paused(2)]
+    assert waits.timeouts[:2] == [0.4, worker_module.BATCH_INTERVAL_S]  # after the answer: a short wait
 
 
 def test_a_child_killed_mid_run_is_reported_failed_with_its_last_output(qtbot, tmp_path):
